@@ -1,0 +1,106 @@
+"""Atomic file writes and an advisory lock, so nothing is ever half-written or lost.
+
+Every output goes to a temporary file in the same folder, is fsynced, then moved into place
+with ``os.replace``: a reader sees the old file or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+    """Open a temporary sibling of ``path`` for writing; on success, replace ``path`` with it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    binary = "b" in mode
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
+    try:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_open(path, "w") as fh:
+        fh.write(text)
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_open(path, "wb", encoding=None) as fh:
+        fh.write(data)
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write one JSON object per line, atomically. Returns the number of lines."""
+    n = 0
+    with atomic_open(path, "w") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def write_frame_csv(path: str | Path, frame: Any) -> None:
+    """Write a pandas DataFrame as CSV, atomically."""
+    with atomic_open(path, "w") as fh:
+        frame.to_csv(fh, index=False)
+
+
+def write_frame_parquet(path: str | Path, frame: Any) -> None:
+    with atomic_open(path, "wb", encoding=None) as fh:
+        frame.to_parquet(fh, index=False)
+
+
+def append_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+    """Append records to a JSONL file by rewriting it atomically (old lines + new lines).
+
+    Callers hold :func:`locked` on the file so that concurrent appenders lose nothing.
+    """
+    path = Path(path)
+    old = path.read_bytes() if path.exists() else b""
+    if old and not old.endswith(b"\n"):
+        old += b"\n"
+    new = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode("utf-8")
+    with atomic_open(path, "wb", encoding=None) as fh:
+        fh.write(old)
+        fh.write(new)
+
+
+@contextlib.contextmanager
+def locked(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` (through a ``.lock`` sibling)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = path.with_name(path.name + ".lock")
+    with open(lock_path, "a+b") as fh:
+        _lock(fh)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _lock(fh: BinaryIO) -> None:
+    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)

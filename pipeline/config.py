@@ -1,0 +1,213 @@
+"""Paths anchored at the repository root, and typed, frozen parameters from ``params.yaml``."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The project root: $FORCECOV_ROOT, else the nearest folder up from cwd with params.yaml.
+
+    Falls back to the folder above the package, so an installed tool still finds its data.
+    """
+    env = os.environ.get("FORCECOV_ROOT")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "params.yaml").is_file() and (folder / "pipeline").is_dir():
+            return folder
+    return Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Paths:
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def labelled(self) -> Path:
+        return self.root / "data" / "labelled"
+
+    @property
+    def interim(self) -> Path:
+        return self.root / "data" / "interim"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def params(self) -> Path:
+        return self.root / "params.yaml"
+
+    @property
+    def reviewed(self) -> Path:
+        return self.labelled / "reviewed.jsonl"
+
+
+def paths(root: Path | None = None) -> Paths:
+    return Paths(root or find_root())
+
+
+@dataclass(frozen=True)
+class IngestParams:
+    pdf_engine: str = "pdfium"
+    max_pages: int = 2000
+    timeout_seconds: float = 120
+    max_file_mb: float = 200
+    docx_max_uncompressed_mb: float = 300
+    docx_max_ratio: float = 100
+    furniture_min_fraction: float = 0.5
+    furniture_edge_lines: int = 3
+    paragraph_gap: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.pdf_engine not in ("pdfium", "plumber"):
+            raise ValueError(f"ingest.pdf_engine must be pdfium or plumber, not {self.pdf_engine!r}")
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    max_words: int = 150
+    min_chars: int = 3
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    word_ngram_max: int = 2
+    char_ngram_min: int = 2
+    char_ngram_max: int = 5
+    min_df: int = 2
+    max_features_word: int = 40000
+    max_features_char: int = 80000
+    sublinear_tf: bool = True
+    heading_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    kind: str = "tfidf_lr"
+    C: float = 8.0
+    class_weight: str | None = "balanced"
+    max_iter: int = 2000
+    calibration: str = "sigmoid"
+
+
+@dataclass(frozen=True)
+class CVParams:
+    n_splits: int = 5
+    group_by: str = "voice"
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class ThresholdParams:
+    policy: str = "cv_f1"
+    fixed: float = 0.5
+    grid_min: float = 0.15
+    grid_max: float = 0.85
+    grid_step: float = 0.01
+
+
+@dataclass(frozen=True)
+class EchoParams:
+    similarity: float = 0.45
+    max_words: int = 70
+
+
+@dataclass(frozen=True)
+class CoverageParams:
+    saturation: float = 1.5
+    evidence_min: float = 0.5
+    addressed_min: float = 0.5
+    top_evidence: int = 5
+    review_margin: float = 0.15
+
+
+@dataclass(frozen=True)
+class ReviewParams:
+    strategy: str = "uncertainty"
+    n: int = 50
+    dedup_similarity: float = 0.8
+
+
+@dataclass(frozen=True)
+class PromoteParams:
+    max_macro_f1_drop: float = 0.01
+    max_category_f1_drop: float = 0.03
+    eval_fraction: float = 0.2
+    eval_seed: int = 7
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    jobs: int = 1
+    backend: str = "local"
+    cache: bool = True
+
+
+@dataclass(frozen=True)
+class Params:
+    ingest: IngestParams = field(default_factory=IngestParams)
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    features: FeatureParams = field(default_factory=FeatureParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    cv: CVParams = field(default_factory=CVParams)
+    thresholds: ThresholdParams = field(default_factory=ThresholdParams)
+    echo: EchoParams = field(default_factory=EchoParams)
+    coverage: CoverageParams = field(default_factory=CoverageParams)
+    review: ReviewParams = field(default_factory=ReviewParams)
+    promote: PromoteParams = field(default_factory=PromoteParams)
+    score: ScoreParams = field(default_factory=ScoreParams)
+
+    def override(self, section: str, **values: Any) -> Params:
+        """A copy with some values of one section replaced (None values are ignored)."""
+        values = {k: v for k, v in values.items() if v is not None}
+        if not values:
+            return self
+        return replace(self, **{section: replace(getattr(self, section), **values)})
+
+    def as_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: {g.name: getattr(getattr(self, f.name), g.name) for g in fields(getattr(self, f.name))}
+            for f in fields(self)
+        }
+
+
+def parse_params(raw: dict[str, Any] | None) -> Params:
+    """Build :class:`Params` from a mapping, refusing unknown sections and keys."""
+    raw = raw or {}
+    sections = {}
+    for f in fields(Params):
+        section_cls = type(getattr(Params(), f.name))
+        given = raw.get(f.name) or {}
+        known = {g.name for g in fields(section_cls)}
+        unknown = set(given) - known
+        if unknown:
+            raise ValueError(f"params.yaml: unknown key(s) in '{f.name}': {sorted(unknown)}")
+        sections[f.name] = section_cls(**given)
+    unknown_sections = set(raw) - {f.name for f in fields(Params)}
+    if unknown_sections:
+        raise ValueError(f"params.yaml: unknown section(s): {sorted(unknown_sections)}")
+    return Params(**sections)
+
+
+def load_params(path: Path | None = None) -> Params:
+    """Read ``params.yaml`` (the project's by default); defaults where the file is absent."""
+    path = path or paths().params
+    if not path.is_file():
+        return Params()
+    return parse_params(yaml.safe_load(path.read_text(encoding="utf-8")))

@@ -1,0 +1,140 @@
+"""Ingestion: one function, :func:`read_document`, for every supported format.
+
+The format is decided by the file's magic bytes, not its extension, so a Word document
+renamed ``.pdf`` is still read (with a warning), and a ``.pdf`` that is not a PDF is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+from ..config import IngestParams
+from ..errors import IngestError
+from ..forces import resolve_force
+from ..records import Block, Document
+from .docx import read_docx
+from .layout import build_lines, lines_to_blocks, remove_furniture
+from .pdf import page_ranges, read_pages
+from .text import decode_text, text_to_blocks
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_EXTENSIONS = (".pdf", ".docx", ".txt", ".md")
+_TEXT_EXTENSIONS = {".txt", ".md", ".text", ".markdown"}
+
+
+def detect_format(path: Path, head: bytes) -> str:
+    """'pdf', 'docx' or 'text' from the first bytes, falling back on the extension for text."""
+    ext = path.suffix.lower()
+    if b"%PDF-" in head[:1024]:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04"):
+        if ext in (".docx", ".pdf") or _is_word_zip(path):
+            return "docx"
+        raise IngestError(path, f"unsupported file type '{ext}' (a zip archive that is not a "
+                                f"Word document): forcecov reads {', '.join(SUPPORTED_EXTENSIONS)}")
+    if head.startswith(b"\xd0\xcf\x11\xe0"):
+        raise IngestError(path, "legacy or password-protected Word file (OLE format): save it as "
+                                "an unprotected .docx")
+    if ext in _TEXT_EXTENSIONS:
+        return "text"
+    if ext == ".pdf":
+        raise IngestError(path, "corrupt PDF: no %PDF header, the file is not a PDF")
+    if ext == ".docx":
+        raise IngestError(path, "corrupt DOCX: not a zip archive")
+    shown = ext or "(no extension)"
+    raise IngestError(path, f"unsupported file type '{shown}': forcecov reads "
+                            f"{', '.join(SUPPORTED_EXTENSIONS)}")
+
+
+def _is_word_zip(path: Path) -> bool:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "word/document.xml" in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_document(path: str | Path, *, params: IngestParams | None = None,
+                  manifest: dict[str, str] | None = None) -> Document:
+    """Extract one file into a :class:`Document`, or raise :class:`IngestError` with a reason."""
+    params = params or IngestParams()
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise IngestError(path, f"cannot read file ({e.strerror})") from e
+    if size == 0:
+        raise IngestError(path, "empty file (0 bytes)")
+    if size > params.max_file_mb * 1024 * 1024:
+        raise IngestError(path, f"file is {size / 1e6:.0f} MB, over the limit of "
+                                f"{params.max_file_mb:g} MB (ingest.max_file_mb)")
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    fmt = detect_format(path, head)
+    warnings: list[str] = []
+    ext = path.suffix.lower()
+    if fmt == "docx" and ext != ".docx":
+        warnings.append(f"named '{ext}' but is a Word document; read as DOCX")
+    if fmt == "pdf" and ext != ".pdf":
+        warnings.append(f"named '{ext}' but is a PDF; read as PDF")
+
+    if fmt == "pdf":
+        blocks, pages = _read_pdf(path, params, warnings)
+    elif fmt == "docx":
+        blocks, pages = read_docx(path, max_uncompressed_mb=params.docx_max_uncompressed_mb,
+                                  max_ratio=params.docx_max_ratio, max_pages=params.max_pages)
+    else:
+        text, warning = decode_text(path, path.read_bytes())
+        if warning:
+            warnings.append(warning)
+        blocks, pages = text_to_blocks(text, markdown=ext in (".md", ".markdown"),
+                                       min_fraction=params.furniture_min_fraction,
+                                       edge_lines=params.furniture_edge_lines)
+    blocks = [b for b in blocks if b.text.strip()]
+    if not any(b.kind != "heading" for b in blocks):
+        raise IngestError(path, "no text found: the document is empty after removing page furniture")
+    offset = 0
+    for b in blocks:
+        b.char_start = offset
+        offset += len(b.text) + 1
+    sha = sha256_file(path)
+    first_page = " ".join(b.text for b in blocks if b.page == 1)
+    force = resolve_force(path, first_page, manifest)
+    if force == "unknown":
+        warnings.append("force not recognised from manifest, file name or first page")
+    return Document(doc_id=sha[:16], path=str(path), sha256=sha, format=fmt, force=force,
+                    pages=pages, blocks=blocks, warnings=warnings)
+
+
+def _read_pdf(path: Path, params: IngestParams, warnings: list[str]) -> tuple[list[Block], int]:
+    pages = read_pages(path, engine=params.pdf_engine, max_pages=params.max_pages,
+                       timeout=params.timeout_seconds)
+    if not pages:
+        raise IngestError(path, "PDF has no pages")
+    image_only = [p.number for p in pages if p.n_chars == 0 and p.n_images > 0]
+    with_text = [p for p in pages if p.n_chars > 0]
+    if not with_text:
+        if image_only:
+            raise IngestError(path, f"image-only PDF with no text layer (pages {page_ranges(image_only)}): "
+                                    "OCR needed; forcecov does not OCR, ask for a text PDF")
+        raise IngestError(path, "no text found: every page is blank")
+    if image_only:
+        warnings.append(f"image-only pages with no text layer (OCR needed): {page_ranges(image_only)}")
+    line_pages = [build_lines(p.segments) for p in pages]
+    line_pages = remove_furniture(line_pages, min_fraction=params.furniture_min_fraction,
+                                  edge_lines=params.furniture_edge_lines,
+                                  page_heights=[p.height for p in pages])
+    return lines_to_blocks(line_pages, paragraph_gap=params.paragraph_gap), len(pages)

@@ -1,0 +1,124 @@
+"""Load and validate the recommendation taxonomy (``taxonomy.yaml``).
+
+The taxonomy is the only place the categories are defined. Everything else (training,
+coverage, the report) asks it for category ids, display names, sub-points and wording.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
+
+
+class TaxonomyError(ValueError):
+    """The taxonomy file is missing a field or contradicts itself."""
+
+
+@dataclass(frozen=True)
+class Category:
+    id: str
+    display: str
+    recommendation: str
+    subpoints: tuple[str, ...]
+    description: str
+    keywords: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Taxonomy:
+    name: str
+    categories: tuple[Category, ...]
+    subpoints: dict[str, str]
+    recommendation_texts: tuple[str, ...]
+    complaint_concerns: tuple[str, ...]
+    practice_terms: dict[str, dict[str, tuple[str, ...]]]
+
+    @property
+    def labels(self) -> list[str]:
+        """Category ids in file order: the column order of every label matrix."""
+        return [c.id for c in self.categories]
+
+    def category(self, category_id: str) -> Category:
+        for c in self.categories:
+            if c.id == category_id:
+                return c
+        raise KeyError(category_id)
+
+    def category_of_subpoint(self, subpoint: str) -> str | None:
+        for c in self.categories:
+            if subpoint in c.subpoints:
+                return c.id
+        return None
+
+    @property
+    def echo_texts(self) -> list[str]:
+        """Recommendation wording plus complaint concerns: what an echo restates."""
+        return list(self.recommendation_texts) + list(self.complaint_concerns)
+
+
+def _require(mapping: dict, key: str, where: str):
+    if key not in mapping or mapping[key] in (None, ""):
+        raise TaxonomyError(f"{where}: missing '{key}'")
+    return mapping[key]
+
+
+def parse_taxonomy(raw: dict) -> Taxonomy:
+    """Validate a taxonomy mapping (as read from YAML) and build a :class:`Taxonomy`."""
+    if not isinstance(raw, dict):
+        raise TaxonomyError("taxonomy must be a mapping")
+    cats = []
+    seen: set[str] = set()
+    for i, c in enumerate(_require(raw, "categories", "taxonomy")):
+        where = f"categories[{i}]"
+        cid = str(_require(c, "id", where))
+        if cid in seen:
+            raise TaxonomyError(f"{where}: duplicate category id '{cid}'")
+        seen.add(cid)
+        cats.append(
+            Category(
+                id=cid,
+                display=str(c.get("display", cid)),
+                recommendation=str(c.get("recommendation", "")),
+                subpoints=tuple(str(s) for s in c.get("subpoints", [])),
+                description=str(c.get("description", "")),
+                keywords=tuple(str(k).lower() for k in c.get("keywords", [])),
+            )
+        )
+    if len(cats) < 2:
+        raise TaxonomyError("taxonomy needs at least two categories")
+    subpoints = {str(k): str(v) for k, v in (raw.get("subpoints") or {}).items()}
+    for c in cats:
+        for s in c.subpoints:
+            if subpoints and s not in subpoints:
+                raise TaxonomyError(f"category '{c.id}' names unknown sub-point '{s}'")
+    practice = {}
+    for cid, groups in (raw.get("practice_terms") or {}).items():
+        if cid not in seen:
+            raise TaxonomyError(f"practice_terms names unknown category '{cid}'")
+        practice[cid] = {str(g): tuple(str(t) for t in terms) for g, terms in groups.items()}
+    return Taxonomy(
+        name=str(raw.get("name", "")),
+        categories=tuple(cats),
+        subpoints=subpoints,
+        recommendation_texts=tuple(raw.get("recommendation_texts") or ()),
+        complaint_concerns=tuple(raw.get("complaint_concerns") or ()),
+        practice_terms=practice,
+    )
+
+
+@lru_cache(maxsize=8)
+def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
+    """Read and validate a taxonomy file (the packaged one by default)."""
+    path = Path(path) if path else DEFAULT_TAXONOMY
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as e:
+        raise TaxonomyError(f"{path}: taxonomy file not found") from e
+    except yaml.YAMLError as e:
+        raise TaxonomyError(f"{path}: not valid YAML ({e})") from e
+    return parse_taxonomy(raw)

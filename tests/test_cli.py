@@ -1,0 +1,47 @@
+"""End-to-end tests of the real command line."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, timeout=600)
+
+
+def test_extract_handles_a_folder_of_good_and_bad_files(tmp_path, bad_inputs, realistic_pdf):
+    folder = bad_inputs["corrupt"].parent
+    (folder / "good.pdf").write_bytes(realistic_pdf.read_bytes())
+    out = tmp_path / "out"
+    proc = run_cli("extract", folder, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    docs = pd.read_csv(out / "documents.csv")
+    by_name = {p.split("/")[-1]: row for p, row in zip(docs["path"], docs.to_dict("records"))}
+    assert by_name["good.pdf"]["status"] == "ok"
+    assert by_name["corrupt.pdf"]["status"] == "error"
+    assert "encrypted" in by_name["encrypted.pdf"]["reason"]
+    assert "OCR" in by_name["scanned letter.pdf"]["reason"]
+    assert by_name["renamed.pdf"]["status"] == "warning"
+    assert by_name["latin1.txt"]["status"] == "warning"
+    # Each bad file gets its own one-line message on stderr, naming the file.
+    assert "corrupt.pdf: corrupt PDF" in proc.stderr
+    passages = [json.loads(line) for line in (out / "passages.jsonl").read_text().splitlines()]
+    good = [p for p in passages if p["source_path"].endswith("good.pdf")]
+    assert good and all(p["page"] >= 1 for p in good)
+    assert set(passages[0]) >= {"passage_id", "doc_id", "force", "source_path", "page", "heading", "text",
+                                "rec_refs", "char_start", "char_end"}
+
+
+def test_extract_exits_1_when_nothing_could_be_read(tmp_path):
+    (tmp_path / "a.xyz").write_text("x")
+    proc = run_cli("extract", tmp_path, "--out", tmp_path / "out")
+    assert proc.returncode == 1
+    assert "unsupported file type" in proc.stderr
+
+
+def test_usage_errors_exit_2(tmp_path):
+    proc = run_cli("extract", "--bogus-flag")
+    assert proc.returncode == 2

@@ -1,0 +1,182 @@
+import re
+
+import pytest
+
+from pipeline.config import IngestParams
+from pipeline.errors import IngestError
+from pipeline.ingest import read_document
+from pipeline.ingest.cleanup import join_lines, normalise_chars
+from tests.conftest import make_canvas_pdf
+
+ENGINES = ["pdfium", "plumber"]
+
+
+def _doc(path, engine="pdfium"):
+    return read_document(path, params=IngestParams(pdf_engine=engine))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_realistic_report_pdf_leaves_no_page_furniture(realistic_pdf, engine):
+    doc = _doc(realistic_pdf, engine)
+    assert doc.pages >= 3
+    texts = [b.text for b in doc.blocks]
+    assert not any(t.strip() in {"OFFICIAL", "OFFICIAL-SENSITIVE"} for t in texts)
+    assert not any(re.fullmatch(r"(Page )?\d+( of \d+)?", t.strip()) for t in texts)
+    assert not any("(cid:" in t for t in texts)
+    assert all(b.page >= 1 for b in doc.blocks)
+    assert doc.force == "Avon and Somerset"
+    # The marking is gone from inside blocks too, not only as whole lines.
+    assert "OFFICIAL" not in doc.text
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_headings_bullets_and_table_cells_are_recognised(realistic_pdf, engine):
+    doc = _doc(realistic_pdf, engine)
+    headings = [b.text for b in doc.blocks if b.kind == "heading"]
+    assert "Recommendation 2g: the statutory defence" in headings
+    bullets = [b for b in doc.blocks if b.kind == "bullet"]
+    assert len(bullets) == 3 and bullets[0].text.startswith("signs of control")
+    cells = [b for b in doc.blocks if b.kind == "table_cell" and b.context]
+    assert any(c.text.startswith("Officers carry a leaflet") and c.context.startswith("2e")
+               for c in cells)
+    pip2 = next(b for b in doc.blocks if "PIP2" in b.text)
+    assert pip2.heading == "Recommendation 3: investigation"
+
+
+def test_engines_agree_on_the_words(realistic_pdf):
+    """Parity: the plumber engine recovers at least 99% of pdfium's tokens and vice versa."""
+    a = _doc(realistic_pdf, "pdfium").text.split()
+    b = _doc(realistic_pdf, "plumber").text.split()
+    from collections import Counter
+
+    ca, cb = Counter(a), Counter(b)
+    recall_b = sum((ca & cb).values()) / sum(ca.values())
+    recall_a = sum((ca & cb).values()) / sum(cb.values())
+    assert recall_b >= 0.99 and recall_a >= 0.99
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_hyphenation_repaired_and_real_hyphens_kept(tmp_path, engine):
+    lines = [(100, "The Exploitation Team leads every investi-"), (114, "gation and works with multi-"),
+             (128, "agency partners in a well-established way.")]
+    path = tmp_path / "Kent hyphens.pdf"
+    path.write_bytes(make_canvas_pdf([lines]))
+    text = _doc(path, engine).text
+    assert "investigation" in text
+    assert "multi-agency" in text
+    assert "well-established" in text
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_paragraph_broken_across_pages_is_rejoined(tmp_path, engine):
+    p1 = [(60, "OFFICIAL"), (100, "Kent Police response"), (140, "Officers who find a possible victim make"),
+          (154, "an immediate referral to the single point of"), (800, "Page 1 of 2")]
+    p2 = [(60, "OFFICIAL"), (100, "contact, who arranges a place of safety."), (140, "Next paragraph here."),
+          (800, "Page 2 of 2")]
+    path = tmp_path / "broken.pdf"
+    path.write_bytes(make_canvas_pdf([p1, p2]))
+    doc = _doc(path, engine)
+    joined = [b for b in doc.blocks if "single point of contact, who arranges" in b.text]
+    assert len(joined) == 1 and joined[0].page == 1
+    assert "OFFICIAL" not in doc.text and "Page 1" not in doc.text
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_running_header_recurring_on_most_pages_is_removed(tmp_path, engine):
+    pages = [[(50, f"Surrey Police - Hidden Victims response - version {i}"),
+              (140, f"Paragraph {i} explains how officers refer victims to the NRM."),
+              (154, "Each referral is checked by the coordinator."),
+              (800, f"{i}")] for i in range(1, 5)]
+    path = tmp_path / "surrey.pdf"
+    path.write_bytes(make_canvas_pdf(pages))
+    doc = _doc(path, engine)
+    assert "Hidden Victims response" not in doc.text
+    assert doc.text.count("refer victims to the NRM") == 4
+
+
+def test_glyphs_ligatures_and_spaces_are_normalised():
+    assert normalise_chars("(cid:127) ﬁrst\u00a0responders") == "• first responders"
+    assert normalise_chars("\uf0b7 item") == "• item"
+    assert normalise_chars("referrals\u00b2 were made") == "referrals were made"
+
+
+def test_join_lines_respects_hyphenated_words_elsewhere_in_document():
+    assert join_lines(["the follow-", "up meeting"], {"follow-up"}) == "the follow-up meeting"
+    assert join_lines(["an investi-", "gation"]) == "an investigation"
+
+
+def test_docx_reads_body_in_order_and_leaves_out_headers_and_footers(realistic_docx):
+    doc = _doc(realistic_docx)
+    assert doc.format == "docx"
+    assert "Portishead" not in doc.text  # letterhead lives in the page header
+    kinds = {b.kind for b in doc.blocks}
+    assert {"heading", "paragraph", "bullet", "table_cell"} <= kinds
+    cell = next(b for b in doc.blocks if b.text.startswith("Every referral is quality assured"))
+    assert cell.context.startswith("2f")
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
+def test_text_files_decode_in_common_encodings(tmp_path, encoding):
+    text = "RECOMMENDATION 4\r\n\r\nWe fund a victim navigator \u2013 \u201cNavigate\u201d \u2013 for \u00a3500.\r\n"
+    path = tmp_path / "Essex response.txt"
+    path.write_bytes(text.encode(encoding))
+    doc = _doc(path)
+    assert 'We fund a victim navigator \u2013 "Navigate" \u2013 for \u00a3500.' in doc.text
+    assert "\r" not in doc.text
+    assert doc.blocks[0].kind == "heading"
+    assert doc.force == "Essex"
+
+
+@pytest.mark.parametrize("kind, reason", [
+    ("corrupt", "corrupt PDF"),
+    ("encrypted", "encrypted PDF"),
+    ("image_only", "OCR needed"),
+    ("empty", "empty file"),
+    ("wrong_ext", "unsupported file type '.xlsx'"),
+    ("undecodable", "undecodable text"),
+])
+def test_bad_inputs_raise_one_line_reasons(bad_inputs, kind, reason):
+    with pytest.raises(IngestError) as info:
+        _doc(bad_inputs[kind])
+    assert reason in info.value.reason
+    assert "\n" not in str(info.value)
+    assert str(bad_inputs[kind]) in str(info.value)
+
+
+def test_image_only_reason_names_the_pages(bad_inputs):
+    with pytest.raises(IngestError, match=r"pages 1-2"):
+        _doc(bad_inputs["image_only"])
+
+
+def test_mixed_pdf_warns_about_its_image_only_pages(tmp_path):
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(make_canvas_pdf([[(100, "Page one has real text about the NRM.")], []], images={2}))
+    doc = _doc(path)
+    assert any("image-only pages" in w and "2" in w for w in doc.warnings)
+
+
+def test_docx_renamed_pdf_is_read_by_its_magic_bytes(bad_inputs):
+    doc = _doc(bad_inputs["docx_as_pdf"])
+    assert doc.format == "docx"
+    assert any("Word document" in w for w in doc.warnings)
+
+
+def test_latin1_text_falls_back_to_windows_1252(bad_inputs):
+    doc = _doc(bad_inputs["latin1"])
+    assert "Café workers" in doc.text
+    assert any("Windows-1252" in w for w in doc.warnings)
+
+
+def test_page_cap_refuses_long_documents(realistic_pdf):
+    with pytest.raises(IngestError, match="ingest.max_pages"):
+        read_document(realistic_pdf, params=IngestParams(max_pages=1))
+
+
+def test_docx_zip_bomb_is_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "bomb.docx"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", b"<w:document/>" + b"\x00" * (20 * 1024 * 1024))
+    with pytest.raises(IngestError, match="zip bomb"):
+        _doc(path)
