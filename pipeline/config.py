@@ -124,8 +124,10 @@ class ThresholdParams:
 
 @dataclass(frozen=True)
 class EchoParams:
-    similarity: float = 0.45
-    max_words: int = 70
+    similarity: float = 0.5
+    max_words: int = 90
+    cue_similarity: float = 0.05
+    own_voice_similarity: float = 0.75
 
 
 @dataclass(frozen=True)

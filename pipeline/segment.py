@@ -31,6 +31,7 @@ def sentencizer():
 
     nlp = spacy.blank("en")
     nlp.add_pipe("sentencizer")
+    nlp.max_length = 50_000_000  # only the tokenizer and sentencizer run: no parser memory to fear
     return nlp
 
 

@@ -37,6 +37,9 @@ class Taxonomy:
     recommendation_texts: tuple[str, ...]
     complaint_concerns: tuple[str, ...]
     practice_terms: dict[str, dict[str, tuple[str, ...]]]
+    subpoint_terms: dict[str, tuple[str, ...]]
+    echo_cues: tuple[str, ...] = ()
+    own_voice_cues: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -101,6 +104,11 @@ def parse_taxonomy(raw: dict) -> Taxonomy:
         if cid not in seen:
             raise TaxonomyError(f"practice_terms names unknown category '{cid}'")
         practice[cid] = {str(g): tuple(str(t) for t in terms) for g, terms in groups.items()}
+    subpoint_terms = {str(k): tuple(str(t).lower() for t in v)
+                      for k, v in (raw.get("subpoint_terms") or {}).items()}
+    for s in subpoint_terms:
+        if subpoints and s not in subpoints:
+            raise TaxonomyError(f"subpoint_terms names unknown sub-point '{s}'")
     return Taxonomy(
         name=str(raw.get("name", "")),
         categories=tuple(cats),
@@ -108,7 +116,22 @@ def parse_taxonomy(raw: dict) -> Taxonomy:
         recommendation_texts=tuple(raw.get("recommendation_texts") or ()),
         complaint_concerns=tuple(raw.get("complaint_concerns") or ()),
         practice_terms=practice,
+        subpoint_terms=subpoint_terms,
+        echo_cues=_patterns(raw, "echo_cues"),
+        own_voice_cues=_patterns(raw, "own_voice_cues"),
     )
+
+
+def _patterns(raw: dict, key: str) -> tuple[str, ...]:
+    import re
+
+    out = tuple(str(p) for p in (raw.get(key) or ()))
+    for p in out:
+        try:
+            re.compile(p)
+        except re.error as e:
+            raise TaxonomyError(f"{key}: bad regular expression {p!r} ({e})") from e
+    return out
 
 
 @lru_cache(maxsize=8)

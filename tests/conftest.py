@@ -132,3 +132,47 @@ def bad_inputs(tmp_path, realistic_docx) -> dict[str, Path]:
     files["latin1"] = tmp_path / "latin1.txt"
     files["latin1"].write_bytes("Caf\u00e9 workers were safeguarded by Kent Police \u00a3500.".encode("latin-1"))
     return files
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def small_corpus(per_voice: int = 45, seed: int = 0):
+    """A code-built subset of the shipped labelled corpus: quick to train on."""
+    from pipeline.corpus import load_corpus
+    from pipeline.taxonomy import load_taxonomy
+
+    corpus = load_corpus(REPO / "data" / "labelled", load_taxonomy(), validate=False)
+    return corpus.groupby("voice").sample(n=per_voice, random_state=seed).reset_index(drop=True)
+
+
+def fast_params():
+    """Real parameters, with the slow parts turned down for tests."""
+    from pipeline.config import load_params
+
+    params = load_params(REPO / "params.yaml")
+    params = params.override("cv", n_splits=3)
+    return params.override("features", max_features_char=20000, max_features_word=10000)
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory) -> Path:
+    """A throwaway project root (params, labelled subset, models/) with a trained model."""
+    import json
+    import shutil
+
+    from pipeline.modelstore import save_model
+    from pipeline.taxonomy import load_taxonomy
+    from pipeline.train import train
+
+    root = tmp_path_factory.mktemp("project")
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "data" / "labelled").mkdir(parents=True)
+    corpus = small_corpus()
+    keep = ["id", "text", "labels", "voice", "source", "author", "created", "heading", "kind"]
+    with open(root / "data" / "labelled" / "subset.jsonl", "w") as fh:
+        for rec in corpus[keep].to_dict("records"):
+            fh.write(json.dumps(rec) + "\n")
+    result = train(corpus, load_taxonomy(), fast_params(), version="vtest")
+    save_model(result.model, root / "models", {"cv_metrics": result.cv_metrics})
+    return root

@@ -45,3 +45,36 @@ def test_extract_exits_1_when_nothing_could_be_read(tmp_path):
 def test_usage_errors_exit_2(tmp_path):
     proc = run_cli("extract", "--bogus-flag")
     assert proc.returncode == 2
+
+
+def run_in_project(project, *args):
+    import os
+
+    env = {**os.environ, "FORCECOV_ROOT": str(project)}
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], capture_output=True,
+                          text=True, env=env, timeout=600)
+
+
+def test_score_writes_every_output_with_evidence(project, tmp_path, realistic_pdf, bad_inputs):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "Avon and Somerset response.pdf").write_bytes(realistic_pdf.read_bytes())
+    (folder / "broken.pdf").write_bytes(bad_inputs["corrupt"].read_bytes())
+    out = tmp_path / "run"
+    proc = run_in_project(project, "score", folder, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("coverage.csv", "coverage_matrix.csv", "passages.parquet", "documents.csv",
+                 "summary.json", "report.html", "practices.csv", "figures/heatmap.png"):
+        assert (out / name).is_file(), name
+    cov = pd.read_csv(out / "coverage.csv")
+    assert list(cov.columns)[:8] == ["level", "force", "doc_id", "category", "score", "addressed",
+                                     "n_evidence", "top_evidence_ids"]
+    doc_rows = cov[cov.level == "document"]
+    # The realistic report speaks to all five categories, with pages behind each.
+    assert doc_rows["addressed"].all(), doc_rows[["category", "score"]]
+    assert (doc_rows["n_evidence"] > 0).all() and doc_rows["pages"].notna().all()
+    passages = pd.read_parquet(out / "passages.parquet")
+    assert {"p_nrm", "labels", "echo", "confidence", "needs_review"} <= set(passages.columns)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_forces_responded"] == 1 and "Kent" in summary["forces_not_responded"]
+    assert "broken.pdf: corrupt PDF" in proc.stderr

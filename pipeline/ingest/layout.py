@@ -160,9 +160,13 @@ def remove_furniture(pages: list[list[Line]], *, min_fraction: float, edge_lines
             cand = [ln for ln in cand if ln.top < margin * h or ln.bottom > (1 - margin) * h]
         return cand
 
-    counts: Counter[str] = Counter()
+    def key(ln: Line) -> tuple[str, int]:
+        # Running headers sit at the same height on every page; body text drifts.
+        return furniture_key(ln.text), round(ln.top / 6)
+
+    counts: Counter[tuple[str, int]] = Counter()
     for i, lines in enumerate(pages):
-        counts.update({furniture_key(ln.text) for ln in edge(i, lines)})
+        counts.update({key(ln) for ln in edge(i, lines)})
     needed = max(2, int(min_fraction * n + 0.999))
     running = {k for k, c in counts.items() if c >= needed} if n >= 2 else set()
     out = []
@@ -172,7 +176,7 @@ def remove_furniture(pages: list[list[Line]], *, min_fraction: float, edge_lines
         for ln in lines:
             if is_furniture(ln.text):
                 continue
-            if id(ln) in edge_ids and furniture_key(ln.text) in running:
+            if id(ln) in edge_ids and key(ln) in running:
                 continue
             kept.append(ln)
         out.append(kept)

@@ -58,7 +58,10 @@ def text_to_blocks(text: str, *, markdown: bool, min_fraction: float, edge_lines
     pages = []
     for page in raw_pages:
         lines = [normalise_chars(ln).rstrip() for ln in page.split("\n")]
-        pages.append([Line([Segment(ln, 0, len(ln), i, i + 1)], i, i + 1) for i, ln in enumerate(lines)])
+        # Positions count from the nearer page edge, so a footer lines up across pages of any length.
+        n = len(lines)
+        tops = [6 * i if i < n / 2 else 6 * (10_000 - (n - i)) for i in range(n)]
+        pages.append([Line([Segment(ln, 0, len(ln), t, t + 1)], t, t + 1) for t, ln in zip(tops, lines)])
     # Furniture removal works on non-blank lines; blank lines carry paragraph breaks, so
     # re-insert them by position afterwards.
     content = [[ln for ln in p if ln.text.strip()] for p in pages]

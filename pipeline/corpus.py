@@ -1,0 +1,214 @@
+"""The labelled corpus: schema, loading and validation.
+
+Every line of ``data/labelled/*.jsonl`` is one passage with its labels and provenance.
+Authored passages carry voice, author and date; reviewed ones (``reviewed.jsonl``) also
+carry the annotator, timestamp, model version and the model's prediction at the time.
+
+Columns of the frame returned by :func:`load_corpus`:
+id, text, labels (list), voice, source, author, created, heading, force, subpoints (list),
+kind, file, plus one 0/1 column per taxonomy category.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import DataValidationError
+from .taxonomy import Taxonomy
+
+KINDS = ("content", "restated", "hard_negative", "other_none")
+SOURCES = ("authored", "review", "import")
+NEAR_DUPLICATE_COSINE = 0.9
+
+
+class LabelledPassage(BaseModel):
+    """One labelled passage. Unknown extra fields (review provenance) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    text: str
+    labels: list[str]
+    voice: str = Field(min_length=1)
+    source: str
+    author: str = Field(min_length=1)
+    created: str
+    heading: str | None = None
+    force: str | None = None
+    subpoints: list[str] | None = None
+    kind: str | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("empty text")
+        return v
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        if v not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}")
+        return v
+
+    @field_validator("created")
+    @classmethod
+    def _iso_date(cls, v: str) -> str:
+        try:
+            dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise ValueError(f"created is not an ISO date: {v!r}") from e
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str | None) -> str | None:
+        if v is not None and v not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}")
+        return v
+
+
+def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) pairs; a line that is not JSON raises with its number."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataValidationError(str(path), [f"line {n}: not valid JSON ({e.msg})"]) from e
+            out.append((n, obj))
+    return out
+
+
+def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: Taxonomy, *,
+                     near_duplicates: bool = True) -> list[str]:
+    """Every schema problem, as a message naming the offending ids.
+
+    ``records`` are (file, line, object). Checks: schema fields, unknown labels, unknown
+    sub-points, kind consistent with labels, duplicate ids, exact and near duplicates.
+    """
+    problems: list[str] = []
+    known = set(taxonomy.labels)
+    known_sub = set(taxonomy.subpoints)
+    seen_ids: dict[str, str] = {}
+    valid: list[LabelledPassage] = []
+    for file, line, obj in records:
+        where = f"{Path(file).name}:{line}"
+        try:
+            rec = LabelledPassage.model_validate(obj)
+        except ValidationError as e:
+            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            problems.append(f"{where} id={obj.get('id')!r}: {msgs}")
+            continue
+        unknown = set(rec.labels) - known
+        if unknown:
+            problems.append(f"{where} id={rec.id}: unknown label(s) {sorted(unknown)}")
+        if rec.subpoints and known_sub and set(rec.subpoints) - known_sub:
+            problems.append(f"{where} id={rec.id}: unknown sub-point(s) {sorted(set(rec.subpoints) - known_sub)}")
+        if rec.kind and (rec.kind == "content") != bool(rec.labels):
+            problems.append(f"{where} id={rec.id}: kind {rec.kind!r} does not fit labels {rec.labels}")
+        if rec.id in seen_ids and rec.source != "review":
+            problems.append(f"duplicate id {rec.id} ({seen_ids[rec.id]} and {where})")
+        seen_ids.setdefault(rec.id, where)
+        valid.append(rec)
+    authored = [r for r in valid if r.source != "review"]
+    by_text: dict[str, str] = {}
+    for r in authored:
+        key = " ".join(r.text.lower().split())
+        if key in by_text:
+            problems.append(f"exact duplicate text: {by_text[key]} and {r.id}")
+        else:
+            by_text[key] = r.id
+    if near_duplicates and len(authored) > 1:
+        text_of = {r.id: " ".join(r.text.lower().split()) for r in authored}
+        problems += [f"near-duplicate (cosine {c:.2f}): {a} and {b}" for a, b, c in
+                     find_near_duplicates([r.id for r in authored], [r.text for r in authored], exact=True)
+                     if text_of[a] != text_of[b]]  # identical texts are reported above
+    return problems
+
+
+def find_near_duplicates(ids: list[str], texts: list[str], *, threshold: float = NEAR_DUPLICATE_COSINE,
+                         exact: bool = False) -> list[tuple[str, str, float]]:
+    """Pairs of texts whose TF-IDF cosine is at least ``threshold`` (exact copies left out
+    unless ``exact``)."""
+    import numpy as np
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    matrix = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    pairs = []
+    step = 2000
+    for start in range(0, matrix.shape[0], step):
+        sims = (matrix[start:start + step] @ matrix.T).toarray()
+        rows, cols = np.nonzero(sims >= threshold)
+        for i, j in zip(rows, cols):
+            gi = start + i
+            if gi < j and (exact or sims[i, j] < 0.9999):
+                pairs.append((ids[gi], ids[j], float(sims[i, j])))
+    return pairs
+
+
+def load_corpus(folder: Path, taxonomy: Taxonomy, *, validate: bool = True,
+                near_duplicates: bool = True) -> pd.DataFrame:
+    """All ``*.jsonl`` under ``folder`` as one frame (see module docstring for columns).
+
+    Reviewed labels supersede authored ones for the same text; among reviews of one passage
+    the newest wins. Raises :class:`DataValidationError` listing every problem.
+    """
+    files = sorted(Path(folder).glob("*.jsonl"))
+    if not files:
+        raise DataValidationError(str(folder), ["no *.jsonl files of labelled passages"])
+    records = [(str(f), n, obj) for f in files for n, obj in read_records(f)]
+    if validate:
+        problems = validate_records(records, taxonomy, near_duplicates=near_duplicates)
+        if problems:
+            raise DataValidationError(str(folder), problems)
+    rows = []
+    for file, _, obj in records:
+        row = dict(obj)
+        row["file"] = Path(file).name
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    for col in ("heading", "force", "kind", "context"):
+        if col not in frame:
+            frame[col] = None
+    frame["heading"] = frame["heading"].fillna("").astype(str)
+    frame["context"] = frame["context"].fillna("").astype(str)
+    frame["subpoints"] = frame.get("subpoints", pd.Series([None] * len(frame))).apply(
+        lambda v: list(v) if isinstance(v, list) else [])
+    frame = _apply_reviews(frame)
+    for cat in taxonomy.labels:
+        frame[cat] = frame["labels"].apply(lambda labels, c=cat: int(c in labels))
+    return frame.reset_index(drop=True)
+
+
+def _apply_reviews(frame: pd.DataFrame) -> pd.DataFrame:
+    """Reviewed rows override earlier labels of the same text; the newest review wins."""
+    if "timestamp" not in frame:
+        return frame
+    frame = frame.copy()
+    frame["_key"] = frame["text"].map(lambda t: " ".join(str(t).lower().split()))
+    frame["_order"] = frame["timestamp"].fillna("").astype(str)
+    frame["_review"] = (frame["source"] == "review").astype(int)
+    frame = frame.sort_values(["_key", "_review", "_order"]).drop_duplicates("_key", keep="last")
+    return frame.drop(columns=["_key", "_order", "_review"]).sort_index()
+
+
+def corpus_sha256(folder: Path) -> str:
+    """One hash over every labelled file, for the model card."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for f in sorted(Path(folder).glob("*.jsonl")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()

@@ -1,0 +1,143 @@
+"""report.html (Jinja2, autoescaped: document text is untrusted) and matplotlib figures."""
+
+from __future__ import annotations
+
+import base64
+import io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import write_bytes, write_text
+from .records import DocumentResult
+from .taxonomy import Taxonomy
+
+MAX_QUOTE_CHARS = 600
+EVIDENCE_PER_CATEGORY = 3
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def heatmap_png(matrix: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
+    """Force x category coverage scores as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cats = taxonomy.labels
+    values = matrix[cats].to_numpy(dtype=float) if len(matrix) else [[0.0] * len(cats)]
+    forces = list(matrix["force"]) if len(matrix) else ["(none)"]
+    fig, ax = plt.subplots(figsize=(1.4 * len(cats) + 2.5, 0.32 * len(forces) + 1.6))
+    im = ax.imshow(values, cmap="YlGn", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cats)), [taxonomy.category(c).display for c in cats], rotation=30, ha="right",
+                  fontsize=8)
+    ax.set_yticks(range(len(forces)), forces, fontsize=8)
+    for i in range(len(forces)):
+        for j in range(len(cats)):
+            v = values[i][j]
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v > 0.7 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.03, label="coverage score")
+    ax.set_title("Coverage by force and category")
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def distribution_png(cov: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
+    """Histogram of document-level scores per category."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    docs = cov[cov["level"] == "document"]
+    fig, axes = plt.subplots(1, len(taxonomy.labels), figsize=(2.6 * len(taxonomy.labels), 2.6), sharey=True)
+    for ax, cat in zip(list(axes) if len(taxonomy.labels) > 1 else [axes], taxonomy.labels):
+        ax.hist(docs.loc[docs["category"] == cat, "score"], bins=10, range=(0, 1), color="#4a7")
+        ax.set_title(taxonomy.category(cat).display, fontsize=8)
+        ax.set_xlabel("score", fontsize=8)
+    fig.suptitle("Distribution of document coverage scores")
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _quote(text: str) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= MAX_QUOTE_CHARS else text[:MAX_QUOTE_CHARS].rstrip() + "…"
+
+
+def _shade(score: float) -> str:
+    """Background colour for a score (white to green)."""
+    g = int(255 - 120 * score)
+    r = int(255 - 200 * score)
+    return f"rgb({r},{g + 0},{int(255 - 180 * score)})"
+
+
+def build_context(*, scored: pd.DataFrame, coverage: pd.DataFrame, evidence: pd.DataFrame,
+                  practices: pd.DataFrame, summary: dict, documents: list[DocumentResult],
+                  taxonomy: Taxonomy, heatmap_b64: str) -> dict[str, Any]:
+    cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)} for c in taxonomy.categories]
+    forces_cov = coverage[coverage["level"] == "force"]
+    path_of = {d.doc_id: Path(d.path).name for d in documents}
+    heat_rows, force_sections = [], []
+    for force in sorted(forces_cov["force"].unique()):
+        rows = forces_cov[forces_cov["force"] == force].set_index("category")
+        cells, subs, sections = [], [], []
+        for c in taxonomy.labels:
+            r = rows.loc[c]
+            covered = set(str(r["subpoints"]).split(";")) if isinstance(r["subpoints"], str) else set()
+            cells.append({"score": float(r["score"]), "addressed": bool(r["addressed"]),
+                          "shade": _shade(float(r["score"]))})
+            subs += [{"id": s, "covered": s in covered} for s in taxonomy.category(c).subpoints]
+            ev = evidence[(evidence["force"] == force) & (evidence["category"] == c)].head(EVIDENCE_PER_CATEGORY)
+            sections.append({"category": taxonomy.category(c).display, "score": float(r["score"]),
+                             "addressed": bool(r["addressed"]), "n_evidence": int(r["n_evidence"]),
+                             "quotes": [{"text": _quote(e.text), "page": int(e.page), "p": float(e.p),
+                                         "passage_id": e.passage_id, "file": path_of.get(e.doc_id, "")}
+                                        for e in ev.itertuples(index=False)]})
+        heat_rows.append({"force": force, "cells": cells, "subpoints": subs})
+        force_sections.append({"force": force, "categories": sections})
+    practice_groups = []
+    for c in taxonomy.labels:
+        rows = practices[practices["category"] == c] if len(practices) else practices
+        practice_groups.append({"category": taxonomy.category(c).display,
+                                "rows": rows.to_dict("records") if len(rows) else []})
+    return {
+        "title": f"Coverage report: {taxonomy.name}",
+        "summary": summary, "categories": cats, "heat_rows": heat_rows,
+        "force_sections": force_sections, "practice_groups": practice_groups,
+        "documents": [d.__dict__ for d in documents], "heatmap_b64": heatmap_b64,
+        "category_summaries": [summary["categories"][c] for c in taxonomy.labels],
+    }
+
+
+def render_html(context: dict[str, Any]) -> str:
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    env = Environment(loader=PackageLoader("pipeline", "templates"),
+                      autoescape=select_autoescape(["html", "xml"], default=True))
+    return env.get_template("report.html").render(**context)
+
+
+def write_report(out_dir: Path, *, scored: pd.DataFrame, coverage: pd.DataFrame, evidence: pd.DataFrame,
+                 practices: pd.DataFrame, summary: dict, documents: list[DocumentResult],
+                 taxonomy: Taxonomy) -> Path:
+    """Write figures/heatmap.png, figures/score_distribution.png and report.html."""
+    from .coverage import coverage_matrix
+
+    heat = heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy)
+    write_bytes(out_dir / "figures" / "heatmap.png", heat)
+    write_bytes(out_dir / "figures" / "score_distribution.png", distribution_png(coverage, taxonomy))
+    html = render_html(build_context(scored=scored, coverage=coverage, evidence=evidence, practices=practices,
+                                     summary=summary, documents=documents, taxonomy=taxonomy,
+                                     heatmap_b64=base64.b64encode(heat).decode()))
+    write_text(out_dir / "report.html", html)
+    return out_dir / "report.html"

@@ -1,0 +1,91 @@
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.classify import choose_thresholds, make_echo_detector, classify_records, prepare_text, read_passage_lines
+from pipeline.config import ThresholdParams
+from pipeline.errors import DataValidationError
+from pipeline.modelstore import load_model
+from pipeline.taxonomy import load_taxonomy
+from pipeline.config import load_params
+from tests.conftest import REPO, fast_params, small_corpus
+
+
+@pytest.fixture(scope="module")
+def model(project):
+    return load_model(project / "models" / "vtest", load_taxonomy(), models_dir=project / "models")
+
+
+def test_trained_model_separates_clear_cases(model):
+    records = [
+        {"id": "1", "text": "Every NRM referral is checked by our SPOC before it goes to the Single Competent Authority."},
+        {"id": "2", "text": "The PCC commissions a specialist advocacy service that supports survivors long after the NRM."},
+        {"id": "3", "text": "Custody sergeants must record whether the section 45 statutory defence was considered."},
+        {"id": "4", "text": "Modern slavery crimes are allocated to PIP2 detectives in the dedicated exploitation team."},
+        {"id": "5", "text": "Guidance for officers sits on the intranet page and in the app on every mobile device."},
+    ]
+    out = classify_records(records, model)
+    expected = ["nrm", "victim_support", "section45", "investigation", "force_systems"]
+    for rec, label in zip(out, expected):
+        assert label in rec["labels"], (rec["text"], rec["probs"])
+        assert rec["probs"][label] == max(rec["probs"].values())
+
+
+def test_classify_keeps_extra_fields_and_adds_probs(model):
+    out = classify_records([{"id": "x", "text": "Officers refer victims.", "batch": 7}], model)
+    assert out[0]["batch"] == 7 and set(out[0]["probs"]) == set(model.labels)
+    assert isinstance(out[0]["echo"], bool)
+
+
+def test_bad_input_lines_are_named(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "a", "text": "fine"}\nnot json\n{"text": "no id"}\n')
+    with pytest.raises(DataValidationError) as info:
+        read_passage_lines(path)
+    assert "line 2" in str(info.value) and "line 3" in str(info.value)
+
+
+def test_echo_detector_flags_restated_recommendations_not_answers():
+    tax = load_taxonomy()
+    echo = make_echo_detector(tax, load_params(REPO / "params.yaml").echo).fit(
+        ["We refer victims to the NRM.", "Our team investigates."])
+    flagged = echo.predict([
+        "Recommendation 2(g): make sure the statutory defence in section 45 of the Modern Slavery Act 2015 is considered in all cases.",
+        "Our custody sergeants now record, for every detainee, whether section 45 was considered and why.",
+    ])
+    assert list(flagged) == [True, False]
+
+
+def test_thresholds_maximise_out_of_fold_f1():
+    Y = np.array([[1], [1], [0], [0], [1], [0]])
+    P = np.array([[0.9], [0.6], [0.55], [0.1], [0.7], [0.2]])
+    t = choose_thresholds(Y, P, ThresholdParams(grid_min=0.1, grid_max=0.9, grid_step=0.05))
+    assert 0.55 < t[0] <= 0.6
+
+
+def test_prepare_text_strips_bullets():
+    assert prepare_text("Lead in:\n• one\n- two") == "Lead in: one two"
+
+
+def test_two_category_taxonomy_trains(tmp_path):
+    """The taxonomy is data: swap in two categories and the same code trains on them."""
+    import yaml
+
+    from pipeline.classify import model_frame
+    from pipeline.taxonomy import DEFAULT_TAXONOMY
+    from pipeline.taxonomy import load_taxonomy as load
+    from pipeline.train import train
+
+    raw = yaml.safe_load(DEFAULT_TAXONOMY.read_text())
+    raw["categories"] = [c for c in raw["categories"] if c["id"] in ("investigation", "victim_support")]
+    raw["practice_terms"] = {k: v for k, v in raw["practice_terms"].items() if k in ("investigation", "victim_support")}
+    path = tmp_path / "two.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    two = load(path)
+    corpus = small_corpus(30)
+    corpus["labels"] = corpus["labels"].apply(lambda ls: [x for x in ls if x in two.labels])
+    result = train(corpus, two, fast_params(), version="vtwo")
+    assert result.model.labels == ["investigation", "victim_support"]
+    assert result.model.classifier.predict_proba(model_frame(["PIP2 detectives investigate"])).shape == (1, 2)
+    assert json.dumps(result.cv_metrics)  # metrics are plain data

@@ -1,0 +1,42 @@
+import pandas as pd
+
+from pipeline.coverage import coverage, evidence_table, national_summary
+from pipeline.config import CoverageParams
+from pipeline.practices import practices_by_force
+from pipeline.records import DocumentResult
+from pipeline.report import build_context, render_html
+from pipeline.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+HOSTILE = ('<script>alert(1)</script> see <a href="javascript:alert(2)">here</a> '
+           'and our SPOC refers victims to the NRM ' + "x" * 1_000_000)
+
+
+def _context():
+    passages = pd.DataFrame([{"passage_id": "p0", "doc_id": "d1", "force": "Kent", "page": 3, "text": HOSTILE,
+                              "rec_refs": [], "labels": ["nrm"], "echo": False,
+                              **{f"p_{c}": (0.9 if c == "nrm" else 0.0) for c in TAX.labels}}])
+    docs = [DocumentResult("d1", "/x/<b>evil</b>.pdf", "s", "Kent", "pdf", 3, 1, "ok", "")]
+    cov = coverage(passages, pd.DataFrame([d.__dict__ for d in docs]), TAX, CoverageParams())
+    ev = evidence_table(passages, TAX)
+    summary = national_summary(cov, TAX, ["Kent"])
+    summary.update(generated="now", model_version="v", n_documents=1, n_documents_error=0, n_passages=1,
+                   n_echo=0, n_needs_review=0)
+    return build_context(scored=passages, coverage=cov, evidence=ev, practices=practices_by_force(ev, TAX),
+                         summary=summary, documents=docs, taxonomy=TAX, heatmap_b64="")
+
+
+def test_hostile_passage_text_is_escaped_and_truncated():
+    html = render_html(_context())
+    assert "<script>alert(1)</script>" not in html
+    assert "&lt;script&gt;" in html
+    assert 'href="javascript:' not in html
+    assert "<b>evil</b>" not in html
+    assert len(html) < 200_000  # the megabyte string was truncated for display
+
+
+def test_report_has_heatmap_summary_and_practices():
+    html = render_html(_context())
+    assert 'id="heatmap"' in html
+    assert "1 of 1 responding forces addressed" in html
+    assert "SPOC" in html  # named practice counted for the force
