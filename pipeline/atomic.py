@@ -17,7 +17,8 @@ from typing import Any, BinaryIO
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[Any]:
+def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
+                newline: str | None = None) -> Iterator[Any]:
     """Open a temporary sibling of ``path`` for writing; on success, replace ``path`` with it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,7 +28,8 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as fh:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding,
+                       newline=None if binary else newline) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

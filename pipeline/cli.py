@@ -172,6 +172,196 @@ def score(
         raise typer.Exit(1)
 
 
+def print_table(title: str, frame, float_format: str = "{:.3f}") -> None:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fi" else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[float_format.format(v) if isinstance(v, float) else str(v) for v in row])
+    out.print(table)
+
+
+@app.command()
+def evaluate(
+    model_path: ModelPath = None,
+    trust_model: TrustModel = False,
+    do_compare: Annotated[bool, typer.Option("--compare", help="Compare approaches on the same folds")] = False,
+    approaches: Annotated[str, typer.Option(help="Approaches for --compare, comma-separated")] =
+        "keywords,tfidf_lr,tfidf_svm,spacy,embeddings",
+    lovo: Annotated[bool, typer.Option("--lovo", help="Leave-one-voice-out robustness")] = False,
+    coverage_run: Annotated[Optional[Path], typer.Option("--coverage", help="A scoring run folder to check against gold")] = None,
+    gold: Annotated[Optional[Path], typer.Option(help="Gold coverage CSV")] = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json and plots go")] = Path("reports"),
+) -> None:
+    """Evaluate the model on the frozen split; optionally compare approaches, LOVO, gold coverage."""
+    from .approaches import available
+    from .corpus import load_corpus
+    from .evaluate import run_evaluation
+    from .taxonomy import load_taxonomy
+
+    p = paths()
+    taxonomy = load_taxonomy()
+    params = load_params()
+    model = _model(model_path, trust_model)
+    corpus = load_corpus(p.labelled, taxonomy)
+    kinds = [k.strip() for k in approaches.split(",") if k.strip()] if do_compare else None
+    if kinds:
+        skipped = [k for k in kinds if not available(k)]
+        for k in skipped:
+            err.print(f"[yellow]skipping {k}[/yellow]: not installed (pip install -e '.[{k}]')")
+        kinds = [k for k in kinds if k not in skipped]
+    with err.status("Evaluating..."):
+        result = run_evaluation(model, corpus, taxonomy, params, out_dir, compare_kinds=kinds, lovo=lovo,
+                                coverage_run=coverage_run, gold_csv=gold or (p.raw / "gold_coverage.csv"))
+    tables = result.pop("tables")
+    out.print(f"model {result['model_version']} on the frozen evaluation split (n={result['n_eval']}): "
+              f"macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
+    print_table("Per category (frozen split)", tables["per_category"])
+    e = result["echo"]
+    out.print(f"echo detection: recall {e['recall']:.3f} on {e['n_restated']} restated passages, "
+              f"precision {e['precision']:.3f} against {e['n_content']} content passages")
+    for key, title in (("comparison", "Approaches on the same grouped folds"),
+                       ("lovo", "Leave one voice out"), ("coverage", "Coverage agreement with gold")):
+        if key in tables:
+            print_table(title, tables[key])
+    out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")
+
+
+review_app = typer.Typer(no_args_is_help=True, help="The analyst review loop.")
+app.add_typer(review_app, name="review")
+
+
+def _run_model_and_thresholds(run_dir: Path):
+    """Model version and thresholds behind a scoring run (from its summary and model card)."""
+    import json
+
+    import numpy as np
+
+    from .modelstore import read_card
+    from .taxonomy import load_taxonomy
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    version = summary["model_version"]
+    card = read_card(paths().models / version)
+    labels = load_taxonomy().labels
+    return version, labels, np.array([card["thresholds"][lab] for lab in labels])
+
+
+@review_app.command("export")
+def review_export(
+    from_dir: Annotated[Path, typer.Option("--from", help="A scoring run folder (forcecov score --out)")],
+    out_file: Annotated[Path, typer.Option("--out", help="Queue file: .csv, .jsonl or .labelstudio.json")],
+    n: Annotated[Optional[int], typer.Option("--n", help="How many passages")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="uncertainty | margin | diverse")] = None,
+) -> None:
+    """Queue the passages the model is least sure of, for analysts to label."""
+    import pandas as pd
+
+    from .review import build_queue, write_queue
+
+    params = load_params()
+    if not (from_dir / "passages.parquet").is_file():
+        fail(f"{from_dir}: no passages.parquet; run `forcecov score ... --out {from_dir}` first")
+    version, labels, thresholds = _run_model_and_thresholds(from_dir)
+    scored = pd.read_parquet(from_dir / "passages.parquet")
+    queue = build_queue(scored, labels, thresholds, n=n or params.review.n,
+                        strategy=strategy or params.review.strategy,
+                        dedup_similarity=params.review.dedup_similarity, labelled_dir=paths().labelled)
+    write_queue(queue, out_file, labels, version)
+    out.print(f"queued {len(queue)} passages ({strategy or params.review.strategy}) -> {out_file}")
+
+
+@review_app.command("import")
+def review_import(
+    file: Annotated[Path, typer.Argument(help="Reviewed .csv, .jsonl or Label Studio export .json")],
+    annotator: Annotated[str, typer.Option("--annotator", help="Who gave these labels")],
+    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Run folder to resolve passage ids")] = None,
+) -> None:
+    """Append reviewed labels to data/labelled/reviewed.jsonl, with provenance."""
+    from .review import import_reviews, known_passages
+    from .taxonomy import load_taxonomy
+
+    result = import_reviews(file, annotator=annotator, taxonomy=load_taxonomy(), reviewed=paths().reviewed,
+                            known=known_passages(from_dir) if from_dir else None)
+    out.print(f"{result.n_rows} decisions read: {result.n_added} added, {result.n_already} already imported "
+              f"-> {result.path}")
+
+
+@review_app.command("conflicts")
+def review_conflicts() -> None:
+    """List passages on which annotators disagree."""
+    from .review import conflicts
+
+    table = conflicts(paths().reviewed)
+    if table.empty:
+        out.print("no conflicts")
+        return
+    print_table(f"{table['passage'].nunique()} passages with conflicting labels", table)
+
+
+@review_app.command("audit")
+def review_audit(
+    top: Annotated[int, typer.Option(help="How many to list")] = 30,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the ranking as a queue (.csv/.jsonl)")] = None,
+) -> None:
+    """Rank likely label errors in data/labelled from out-of-fold probabilities."""
+    from .atomic import write_frame_csv, write_jsonl
+    from .corpus import load_corpus
+    from .review import audit
+    from .taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    with err.status("Cross-validating to find likely label errors..."):
+        table = audit(load_corpus(paths().labelled, taxonomy), taxonomy, load_params(), top=top)
+    print_table(f"Likely label errors (ranked by {table['flagged_by'].iloc[0] if len(table) else '-'})",
+                table[["id", "labels", "suggested", "self_confidence", "text"]].assign(
+                    text=table["text"].str.slice(0, 70)))
+    if out_file:
+        if out_file.suffix == ".csv":
+            write_frame_csv(out_file, table)
+        else:
+            write_jsonl(out_file, [{"passage_id": r["id"], "text": r["text"], "labels": r["labels"].split(";") if r["labels"] else [],
+                                    "suggested": r["suggested"], "notes": ""} for r in table.to_dict("records")])
+        out.print(f"-> {out_file}")
+
+
+@app.command()
+def promote(
+    candidate: Annotated[Optional[str], typer.Option(help="Candidate version (default: newest not current)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails (recorded in the card)")] = False,
+    by: Annotated[str, typer.Option(help="Who is promoting")] = "unknown",
+) -> None:
+    """Compare a candidate with models/current on the frozen split; promote if no worse."""
+    from .corpus import load_corpus
+    from .modelstore import current_version, load_model
+    from .promote import gate, latest_candidate
+    from .promote import promote as do_promote
+    from .taxonomy import load_taxonomy
+    from .train import split_frozen
+
+    p = paths()
+    taxonomy = load_taxonomy()
+    params = load_params()
+    current = current_version(p.models)
+    version = candidate or latest_candidate(p.models, current)
+    if version is None:
+        fail("no candidate model: train one with `forcecov train --no-current`")
+    cand_model = load_model(p.models / version, taxonomy, models_dir=p.models)
+    cur_model = load_model(p.models / current, taxonomy, models_dir=p.models) if current else None
+    _, frozen = split_frozen(load_corpus(p.labelled, taxonomy), params)
+    result = gate(cand_model, cur_model, frozen, taxonomy, params.promote)
+    print_table(f"{version} vs {current or '(none)'} on the frozen split (n={len(frozen)})",
+                result.table.fillna(float("nan")))
+    if do_promote(p.models, version, result, force=force, by=by):
+        note = " (forced; recorded in the card)" if force and not result.passed else ""
+        out.print(f"promoted {version} -> models/current{note}")
+    else:
+        out.print("not promoted: " + "; ".join(result.reasons) + " (use --force to override)")
+        raise typer.Exit(1)
+
+
 @app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False,

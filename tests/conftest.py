@@ -159,14 +159,15 @@ def fast_params():
 def project(tmp_path_factory) -> Path:
     """A throwaway project root (params, labelled subset, models/) with a trained model."""
     import json
-    import shutil
 
     from pipeline.modelstore import save_model
     from pipeline.taxonomy import load_taxonomy
     from pipeline.train import train
 
+    import yaml
+
     root = tmp_path_factory.mktemp("project")
-    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "params.yaml").write_text(yaml.safe_dump(fast_params().as_dict()))
     (root / "data" / "labelled").mkdir(parents=True)
     corpus = small_corpus()
     keep = ["id", "text", "labels", "voice", "source", "author", "created", "heading", "kind"]

@@ -78,3 +78,42 @@ def test_score_writes_every_output_with_evidence(project, tmp_path, realistic_pd
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_forces_responded"] == 1 and "Kent" in summary["forces_not_responded"]
     assert "broken.pdf: corrupt PDF" in proc.stderr
+
+
+def test_review_loop_end_to_end(project, tmp_path, realistic_pdf):
+    """score -> review export -> analyst edits -> review import -> train -> promote."""
+    import csv
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "Avon and Somerset response.pdf").write_bytes(realistic_pdf.read_bytes())
+    run = tmp_path / "run"
+    assert run_in_project(project, "score", folder, "--out", run).returncode == 0
+    queue = tmp_path / "queue.csv"
+    proc = run_in_project(project, "review", "export", "--from", run, "--n", "4", "--out", queue)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader(open(queue)))
+    assert 1 <= len(rows) <= 4
+    rows[0]["victim_support"] = "1"
+    with open(queue, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    proc = run_in_project(project, "review", "import", queue, "--annotator", "analyst.b")
+    assert proc.returncode == 0, proc.stderr
+    reviewed = project / "data" / "labelled" / "reviewed.jsonl"
+    assert len(reviewed.read_text().splitlines()) == len(rows)
+    assert run_in_project(project, "review", "import", queue, "--annotator", "analyst.b").returncode == 0
+    assert len(reviewed.read_text().splitlines()) == len(rows)  # a second import adds nothing
+    proc = run_in_project(project, "train", "--no-current")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_in_project(project, "promote", "--force", "--by", "tester")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "macro_f1" in proc.stdout
+    version = (project / "models" / "current").read_text().strip()
+    card = json.loads((project / "models" / version / "model.json").read_text())
+    assert card["promotion"]["by"] == "tester"
+    assert card["promotion"]["forced"] == (not card["promotion"]["gate_passed"])
+    # Put the fixture's model back for other tests.
+    (project / "models" / "current").write_text("vtest\n")
+    reviewed.unlink()

@@ -1,0 +1,157 @@
+"""Review loop: export, edit, import (three formats), duplicates, conflicts, audit, promote."""
+
+import csv
+import datetime as dt
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.errors import DataValidationError
+from pipeline.review import build_queue, conflicts, import_reviews, write_queue
+from pipeline.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+LABELS = TAX.labels
+THRESHOLDS = np.full(len(LABELS), 0.5)
+
+
+def _scored(n=12):
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(n):
+        p = rng.uniform(0, 1, len(LABELS))
+        rows.append({"passage_id": f"pid-{i}", "doc_id": "d", "force": "Kent", "page": 1, "heading": "H",
+                     "text": f"Passage {i} about topic {i * 7} with words {'alpha ' * (i % 3)}", "echo": False,
+                     "labels": [lab for lab, q in zip(LABELS, p) if q >= 0.5],
+                     **{f"p_{lab}": float(q) for lab, q in zip(LABELS, p)}})
+    rows.append({**rows[0], "passage_id": "pid-dup", "text": rows[0]["text"]})  # a near-identical passage
+    rows.append({**rows[1], "passage_id": "pid-echo", "echo": True, "text": "Recommendation 2a restated"})
+    return pd.DataFrame(rows)
+
+
+def test_queue_prefers_uncertain_passages_and_skips_duplicates_echo_and_labelled(tmp_path):
+    scored = _scored()
+    scored.loc[3, [f"p_{lab}" for lab in LABELS]] = 0.5  # maximally unsure
+    labelled = tmp_path / "labelled"
+    labelled.mkdir()
+    (labelled / "a.jsonl").write_text(json.dumps({"text": scored.loc[5, "text"], "labels": []}) + "\n")
+    for strategy in ("uncertainty", "margin", "diverse"):
+        queue = build_queue(scored, LABELS, THRESHOLDS, n=20, strategy=strategy, dedup_similarity=0.8,
+                            labelled_dir=labelled)
+        ids = list(queue["passage_id"])
+        assert ids[0] == "pid-3" or strategy == "diverse"
+        assert "pid-3" in ids and "pid-echo" not in ids and "pid-5" not in ids
+        assert not ({"pid-0", "pid-dup"} <= set(ids))  # near-identical passages do not both fill the queue
+
+
+@pytest.fixture
+def queue_files(tmp_path):
+    queue = build_queue(_scored(), LABELS, THRESHOLDS, n=5, strategy="uncertainty", dedup_similarity=0.95)
+    files = {}
+    for ext in (".csv", ".jsonl", ".labelstudio.json"):
+        files[ext] = tmp_path / f"queue{ext}"
+        write_queue(queue, files[ext], LABELS, "vtest")
+    return files, queue
+
+
+def test_csv_round_trip_with_edits_keeps_provenance(queue_files, tmp_path):
+    files, queue = queue_files
+    rows = list(csv.DictReader(open(files[".csv"])))
+    assert set(LABELS) <= set(rows[0]) and "notes" in rows[0]
+    rows[0].update({lab: "0" for lab in LABELS})
+    rows[0]["nrm"] = "1"
+    rows[0]["notes"] = "referral pathway"
+    with open(files[".csv"], "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    reviewed = tmp_path / "labelled" / "reviewed.jsonl"
+    now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
+    result = import_reviews(files[".csv"], annotator="analyst.a", taxonomy=TAX, reviewed=reviewed, now=now)
+    assert result.n_added == len(queue)
+    recs = [json.loads(line) for line in reviewed.read_text().splitlines()]
+    first = next(r for r in recs if r["passage_id"] == rows[0]["passage_id"])
+    assert first["labels"] == ["nrm"] and first["notes"] == "referral pathway"
+    assert first["annotator"] == "analyst.a" and first["timestamp"].startswith("2026-11-28T12:00")
+    assert first["model_version"] == "vtest" and set(first["model_prediction"]["probs"]) == set(LABELS)
+    # Importing the same file again adds nothing.
+    again = import_reviews(files[".csv"], annotator="analyst.a", taxonomy=TAX, reviewed=reviewed, now=now)
+    assert again.n_added == 0 and len(reviewed.read_text().splitlines()) == len(recs)
+
+
+def test_bad_file_is_rejected_whole_with_row_numbers(queue_files, tmp_path):
+    files, _ = queue_files
+    lines = files[".jsonl"].read_text().splitlines()
+    bad = json.loads(lines[1])
+    bad["labels"] = ["nrm", "made_up"]
+    lines[1] = json.dumps(bad)
+    lines[3] = json.dumps({"passage_id": "nobody-knows", "labels": []})
+    files[".jsonl"].write_text("\n".join(lines) + "\n")
+    reviewed = tmp_path / "reviewed.jsonl"
+    with pytest.raises(DataValidationError) as info:
+        import_reviews(files[".jsonl"], annotator="a", taxonomy=TAX, reviewed=reviewed)
+    message = str(info.value)
+    assert "row 2: unknown label(s) ['made_up']" in message and "row 4: unknown passage id" in message
+    assert not reviewed.exists()  # nothing written
+
+
+def test_label_studio_export_round_trips_without_losing_a_label(queue_files, tmp_path):
+    files, queue = queue_files
+    tasks = json.loads(files[".labelstudio.json"].read_text())
+    assert tasks[0]["predictions"][0]["result"][0]["type"] == "choices"  # pre-annotations
+    assert (tmp_path / "queue.labelstudio.xml").read_text().count("<Choice ") == len(LABELS)
+    chosen = {}
+    for i, task in enumerate(tasks):  # what Label Studio's JSON export looks like after annotation
+        picks = [LABELS[i % len(LABELS)], LABELS[(i + 2) % len(LABELS)]]
+        chosen[task["data"]["passage_id"]] = sorted(picks)
+        task["annotations"] = [{"completed_by": 3, "created_at": "2026-11-28T10:00:00Z", "was_cancelled": False,
+                                "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
+                                            "value": {"choices": picks}}]}]
+    export = tmp_path / "project-1-at-2026.json"
+    export.write_text(json.dumps(tasks))
+    reviewed = tmp_path / "reviewed.jsonl"
+    result = import_reviews(export, annotator="ls.user", taxonomy=TAX, reviewed=reviewed)
+    recs = {r["passage_id"]: r for r in map(json.loads, reviewed.read_text().splitlines())}
+    assert result.n_added == len(tasks)
+    assert {pid: r["labels"] for pid, r in recs.items()} == chosen
+
+
+def test_disagreeing_annotators_are_both_kept_and_listed(queue_files, tmp_path):
+    files, _ = queue_files
+    reviewed = tmp_path / "reviewed.jsonl"
+    import_reviews(files[".jsonl"], annotator="alice", taxonomy=TAX, reviewed=reviewed)
+    lines = [json.loads(x) for x in files[".jsonl"].read_text().splitlines()]
+    lines[0]["labels"] = ["section45"] if lines[0]["labels"] != ["section45"] else ["nrm"]
+    files[".jsonl"].write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    import_reviews(files[".jsonl"], annotator="bob", taxonomy=TAX, reviewed=reviewed)
+    table = conflicts(reviewed)
+    assert set(table["annotator"]) == {"alice", "bob"}
+    assert table["passage"].nunique() == 1
+    assert len(reviewed.read_text().splitlines()) == 2 * len(lines)
+
+
+def test_concurrent_imports_lose_nothing(tmp_path):
+    """Two processes importing 500 labels each: 1,000 valid lines."""
+    import subprocess
+    import sys
+
+    files = []
+    for who in ("p1", "p2"):
+        f = tmp_path / f"{who}.jsonl"
+        f.write_text("".join(json.dumps({"passage_id": f"{who}-{i}", "text": f"text {who} {i}", "labels": ["nrm"]}) + "\n"
+                             for i in range(500)))
+        files.append(f)
+    reviewed = tmp_path / "labelled" / "reviewed.jsonl"
+    code = ("import sys, pathlib\nfrom pipeline.review import import_reviews\nfrom pipeline.taxonomy import load_taxonomy\n"
+            "f = pathlib.Path(sys.argv[1])\n"
+            "for i in range(0, 500, 25):\n"
+            "    part = f.with_name(f.stem + f'-{i}.jsonl')\n"
+            "    part.write_text(''.join(f.read_text().splitlines(True)[i:i + 25]))\n"
+            "    import_reviews(part, annotator=f.stem, taxonomy=load_taxonomy(), reviewed=pathlib.Path(sys.argv[2]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(f), str(reviewed)]) for f in files]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    lines = reviewed.read_text().splitlines()
+    assert len(lines) == 1000
+    assert len({json.loads(line)["id"] for line in lines}) == 1000
