@@ -48,6 +48,16 @@ def report_bad_documents(results) -> None:
             err.print(f"[yellow]warning[/yellow] {escape(r.path)}: {escape(r.reason)}")
 
 
+Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel worker processes (joblib)")]
+Backend = Annotated[Optional[str], typer.Option("--backend", help="local (joblib) or dask")]
+Scheduler = Annotated[Optional[str], typer.Option("--scheduler", help="dask scheduler address, e.g. tcp://host:8786")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Extract every document again (ignore the cache)")]
+
+
+def _cache_dir(no_cache: bool, params) -> Path | None:
+    return None if no_cache or not params.score.cache else paths().interim / "cache"
+
+
 PdfEngine = Annotated[Optional[str], typer.Option("--pdf-engine", help="pdfium (fast) or plumber")]
 Manifest = Annotated[Optional[Path], typer.Option("--manifest", help="CSV with columns path, force")]
 
@@ -58,6 +68,10 @@ def extract(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("reports"),
     pdf_engine: PdfEngine = None,
     manifest: Manifest = None,
+    jobs: Jobs = None,
+    backend: Backend = None,
+    scheduler: Scheduler = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Extract passages from PDF, DOCX, TXT and MD responses."""
     from .extract import find_inputs, run_extract
@@ -71,7 +85,9 @@ def extract(
         fail(f"no input files found in {', '.join(map(str, inputs))}")
     with progress_bar(len(files), "Extracting") as advance:
         summary = run_extract(inputs, out_dir, ingest=params.ingest, seg=params.segment,
-                              taxonomy=load_taxonomy(), manifest=mapping, on_done=advance)
+                              taxonomy=load_taxonomy(), manifest=mapping, on_done=advance,
+                              jobs=jobs or params.score.jobs, backend=backend or params.score.backend,
+                              scheduler=scheduler, cache_dir=_cache_dir(no_cache, params))
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files: {summary.n_ok} ok, {summary.n_warning} with warnings, "
               f"{summary.n_error} errors; {summary.n_passages} passages -> {out_dir}/passages.jsonl")
@@ -147,6 +163,10 @@ def score(
     trust_model: TrustModel = False,
     pdf_engine: PdfEngine = None,
     manifest: Manifest = None,
+    jobs: Jobs = None,
+    backend: Backend = None,
+    scheduler: Scheduler = None,
+    no_cache: NoCache = False,
 ) -> None:
     """Score submissions: coverage per force and category, with evidence, and an HTML report."""
     from .extract import find_inputs
@@ -161,10 +181,13 @@ def score(
     model = _model(model_path, trust_model)
     with progress_bar(len(files), "Scoring") as advance:
         summary = run_score(inputs, out_dir, model=model, params=params, taxonomy=load_taxonomy(),
-                            manifest=read_manifest(manifest) if manifest else None, on_done=advance)
+                            manifest=read_manifest(manifest) if manifest else None, on_done=advance,
+                            jobs=jobs, backend=backend, scheduler=scheduler,
+                            cache_dir=_cache_dir(no_cache, params))
     report_bad_documents(summary.results)
-    out.print(f"{summary.n_files} files: {summary.n_ok} ok, {summary.n_warning} with warnings, "
-              f"{summary.n_error} errors; {summary.n_passages} passages, {summary.n_needs_review} need review")
+    out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
+              f"{summary.n_warning} with warnings, {summary.n_error} errors; {summary.n_passages} passages, "
+              f"{summary.n_needs_review} need review; {summary.seconds['total']:.1f} s")
     for cat in summary.summary["categories"].values():
         out.print(f"  {cat['sentence']}")
     out.print(f"-> {out_dir}/report.html, coverage.csv, passages.parquet")
@@ -196,7 +219,6 @@ def evaluate(
     out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json and plots go")] = Path("reports"),
 ) -> None:
     """Evaluate the model on the frozen split; optionally compare approaches, LOVO, gold coverage."""
-    from .approaches import available
     from .corpus import load_corpus
     from .evaluate import run_evaluation
     from .taxonomy import load_taxonomy
@@ -208,6 +230,8 @@ def evaluate(
     corpus = load_corpus(p.labelled, taxonomy)
     kinds = [k.strip() for k in approaches.split(",") if k.strip()] if do_compare else None
     if kinds:
+        from .approaches import available
+
         skipped = [k for k in kinds if not available(k)]
         for k in skipped:
             err.print(f"[yellow]skipping {k}[/yellow]: not installed (pip install -e '.[{k}]')")
@@ -235,18 +259,10 @@ app.add_typer(review_app, name="review")
 
 def _run_model_and_thresholds(run_dir: Path):
     """Model version and thresholds behind a scoring run (from its summary and model card)."""
-    import json
-
-    import numpy as np
-
-    from .modelstore import read_card
+    from .review import run_model_and_thresholds
     from .taxonomy import load_taxonomy
 
-    summary = json.loads((run_dir / "summary.json").read_text())
-    version = summary["model_version"]
-    card = read_card(paths().models / version)
-    labels = load_taxonomy().labels
-    return version, labels, np.array([card["thresholds"][lab] for lab in labels])
+    return run_model_and_thresholds(run_dir, paths().models, load_taxonomy().labels)
 
 
 @review_app.command("export")
@@ -325,6 +341,23 @@ def review_audit(
             write_jsonl(out_file, [{"passage_id": r["id"], "text": r["text"], "labels": r["labels"].split(";") if r["labels"] else [],
                                     "suggested": r["suggested"], "notes": ""} for r in table.to_dict("records")])
         out.print(f"-> {out_file}")
+
+
+@review_app.command("serve")
+def review_serve(
+    queue: Annotated[Optional[Path], typer.Option("--queue", help="A queue file from `review export`")] = None,
+    from_dir: Annotated[Optional[Path], typer.Option("--from", help="A scoring run folder")] = None,
+    annotator: Annotated[str, typer.Option("--annotator", help="Who is labelling")] = "analyst",
+    host: Annotated[str, typer.Option(help="Address to bind (local only by default)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port")] = 8765,
+    n: Annotated[Optional[int], typer.Option("--n", help="Queue size when built from --from")] = None,
+) -> None:
+    """A local review page: read each passage in context, tick categories, save at once."""
+    from .reviewserver import serve
+
+    if (queue is None) == (from_dir is None):
+        fail("give exactly one of --queue FILE or --from RUN_DIR", code=2)
+    serve(queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n, console=out)
 
 
 @app.command()

@@ -95,7 +95,12 @@ def coverage(passages: pd.DataFrame, documents: pd.DataFrame, taxonomy: Taxonomy
 
     ``documents`` needs doc_id, force and status; documents with status error get no rows.
     """
-    evidence = evidence_table(passages, taxonomy)
+    return coverage_from_evidence(evidence_table(passages, taxonomy), documents, taxonomy, params)
+
+
+def coverage_from_evidence(evidence: pd.DataFrame, documents: pd.DataFrame, taxonomy: Taxonomy,
+                           params: CoverageParams) -> pd.DataFrame:
+    """:func:`coverage` from an evidence table (what a streaming run keeps in memory)."""
     scored = documents[documents["status"] != "error"]
     rows = []
     for doc in scored.itertuples(index=False):

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import IngestParams, SegmentParams
 from .errors import IngestError
@@ -103,15 +104,133 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
                                     0, 0, "error", reason), [])
 
 
+class ExtractCache:
+    """Per-document cache of extraction results, keyed by content sha256, pipeline version
+    and everything else that changes what extraction produces (params, taxonomy refs, the
+    manifest's force for the file). Entries are JSON, written atomically."""
+
+    def __init__(self, folder: Path, *, ingest: IngestParams, seg: SegmentParams,
+                 taxonomy: Taxonomy | None, manifest: dict[str, str] | None):
+        import hashlib
+        import json
+
+        from . import PIPELINE_VERSION
+
+        self.folder = Path(folder)
+        refs = sorted(taxonomy.subpoints) if taxonomy else []
+        settings = json.dumps([PIPELINE_VERSION, ingest.__dict__, seg.__dict__, refs], sort_keys=True, default=str)
+        self._salt = hashlib.sha256(settings.encode()).hexdigest()[:16]
+        self.manifest = manifest or {}
+        self.hits = 0
+
+    def _file(self, path: Path, sha: str) -> Path:
+        force = self.manifest.get(str(path)) or self.manifest.get(path.name) or ""
+        return self.folder / sha[:2] / f"{sha}-{self._salt}-{force.replace('/', '_')}.json"
+
+    def get(self, path: Path, sha: str) -> Extracted | None:
+        import json
+
+        entry = self._file(path, sha)
+        if not entry.is_file():
+            return None
+        try:
+            data = json.loads(entry.read_text(encoding="utf-8"))
+            result = DocumentResult(**{**data["result"], "path": str(path)})
+            passages = [Passage(**{**p, "rec_refs": tuple(p["rec_refs"]), "source_path": str(path)})
+                        for p in data["passages"]]
+        except (ValueError, KeyError, TypeError):
+            return None  # a damaged entry is simply recomputed
+        self.hits += 1
+        return Extracted(result, passages)
+
+    def put(self, path: Path, extracted: Extracted) -> None:
+        from .atomic import write_json
+
+        if extracted.result.status == "error" or not extracted.result.sha256:
+            return  # errors are cheap to find again and may be fixed by a new version
+        write_json(self._file(path, extracted.result.sha256),
+                   {"result": extracted.result.__dict__, "passages": [p.to_json() for p in extracted.passages]})
+
+
+def _extract_chunk(paths: list[Path], ingest: IngestParams, seg: SegmentParams, taxonomy: Taxonomy | None,
+                   manifest: dict[str, str] | None, parallel: Any) -> list[Extracted]:
+    """Extract a chunk of files, in order, in this process or through a joblib Parallel."""
+    if parallel is None or len(paths) <= 1:
+        return [extract_one(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest) for p in paths]
+    from joblib import delayed
+
+    return list(parallel(
+        delayed(extract_one)(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest) for p in paths))
+
+
 def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                  taxonomy: Taxonomy | None = None, manifest: dict[str, str] | None = None,
-                 on_done: Callable[[Extracted], None] | None = None) -> Iterator[Extracted]:
-    """Extract files one after another, yielding each outcome as soon as it is ready."""
-    for f in files:
-        out = extract_one(f, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
-        if on_done:
-            on_done(out)
-        yield out
+                 on_done: Callable[[Extracted], None] | None = None, jobs: int = 1,
+                 backend: str = "local", scheduler: str | None = None,
+                 cache: ExtractCache | None = None, chunk_size: int | None = None) -> Iterator[Extracted]:
+    """Extract files in order, yielding each outcome as soon as its chunk is done.
+
+    Work goes out in chunks (so only a chunk of documents is ever in memory), to joblib
+    processes (``jobs``) or to a dask.distributed cluster (``backend="dask"``, through
+    joblib's dask backend). Cached documents are not extracted again.
+    """
+    import contextlib
+
+    if backend not in ("local", "dask"):
+        raise ValueError(f"unknown backend {backend!r}: local or dask")
+    size = chunk_size or max(8 * max(jobs, 1), 32)
+    first_seen: dict[str, str] = {}  # sha256 -> path: the same file twice is scored once
+    stack = contextlib.ExitStack()
+    with stack:
+        if backend == "dask":
+            from dask.distributed import Client
+            from joblib import parallel_config
+
+            client = stack.enter_context(Client(scheduler) if scheduler else Client(processes=False))
+            stack.enter_context(parallel_config(backend="dask", wait_for_workers_timeout=60))
+            log.info("dask cluster: %s", client.dashboard_link)
+        parallel = None
+        if backend == "dask" or jobs > 1:
+            from joblib import Parallel
+
+            import warnings
+
+            # loky warns when idle workers time out between chunks; nothing is lost.
+            warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
+            # One pool for the whole run: workers are started once, not per chunk.
+            parallel = stack.enter_context(Parallel(n_jobs=-1 if backend == "dask" else jobs))
+        for start in range(0, len(files), size):
+            chunk = files[start:start + size]
+            ready: dict[int, Extracted] = {}
+            todo: list[int] = []
+            for i, f in enumerate(chunk):
+                hit = None
+                if cache is not None:
+                    try:
+                        hit = cache.get(f, sha256_file(f))
+                    except OSError:
+                        hit = None
+                if hit is not None:
+                    ready[i] = hit
+                else:
+                    todo.append(i)
+            done = _extract_chunk([chunk[i] for i in todo], ingest, seg, taxonomy, manifest, parallel)
+            for i, out in zip(todo, done):
+                ready[i] = out
+                if cache is not None:
+                    cache.put(chunk[i], out)
+            for i in range(len(chunk)):
+                out = ready[i]
+                sha = out.result.sha256
+                if sha and sha in first_seen and out.result.status != "error":
+                    r = out.result
+                    out = Extracted(DocumentResult(r.doc_id, r.path, sha, r.force, r.format, r.pages, 0, "warning",
+                                                   f"identical to {first_seen[sha]}; not scored twice"), [])
+                elif sha:
+                    first_seen.setdefault(sha, str(chunk[i]))
+                if on_done:
+                    on_done(out)
+                yield out
 
 
 @dataclass(frozen=True)
@@ -136,7 +255,8 @@ def write_documents_csv(path: Path, results: list[DocumentResult]) -> None:
 
 def run_extract(inputs: list[str | Path], out_dir: Path, *, ingest: IngestParams, seg: SegmentParams,
                 taxonomy: Taxonomy | None = None, manifest: dict[str, str] | None = None,
-                on_done: Callable[[Extracted], None] | None = None) -> ExtractSummary:
+                on_done: Callable[[Extracted], None] | None = None, jobs: int = 1, backend: str = "local",
+                scheduler: str | None = None, cache_dir: Path | None = None) -> ExtractSummary:
     """Extract every input into ``out_dir/passages.jsonl`` and ``out_dir/documents.csv``.
 
     Passages are streamed to a temporary file as each document finishes, then moved into
@@ -150,9 +270,11 @@ def run_extract(inputs: list[str | Path], out_dir: Path, *, ingest: IngestParams
     results: list[DocumentResult] = []
     n_passages = 0
     out_dir.mkdir(parents=True, exist_ok=True)
+    cache = ExtractCache(cache_dir, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest) \
+        if cache_dir else None
     with atomic_open(out_dir / "passages.jsonl") as fh:
-        for out in extract_many(files, ingest=ingest, seg=seg, taxonomy=taxonomy,
-                                manifest=manifest, on_done=on_done):
+        for out in extract_many(files, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest,
+                                on_done=on_done, jobs=jobs, backend=backend, scheduler=scheduler, cache=cache):
             results.append(out.result)
             for p in out.passages:
                 fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")

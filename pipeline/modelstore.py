@@ -84,14 +84,25 @@ def current_version(models_dir: Path) -> str | None:
 
 
 def resolve_model_dir(models_dir: Path, path: Path | None = None) -> Path:
-    """A model folder from a path (folder, model.joblib or model.json), else models/current."""
+    """A model folder from a path (folder, model.joblib or model.json), else models/current.
+
+    A path may also be a models folder of its own (``forcecov train --out DIR`` writes
+    ``DIR/<version>/`` and ``DIR/current``): it resolves to the version its pointer names.
+    """
     if path is None:
         version = current_version(models_dir)
         if version is None:
             raise ModelError(f"no model found: {models_dir / POINTER} is missing; run `forcecov train`")
         return models_dir / version
     path = Path(path)
-    return path.parent if path.is_file() else path
+    if path.is_file():
+        return path.parent
+    if not (path / CARD_FILE).is_file() and (path / POINTER).is_file():
+        version = current_version(path)
+        if version is None:
+            raise ModelError(f"{path / POINTER} is empty; run `forcecov train --out {path}`")
+        return path / version
+    return path
 
 
 def read_card(folder: Path) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def _shade(score: float) -> str:
     return f"rgb({r},{g + 0},{int(255 - 180 * score)})"
 
 
-def build_context(*, scored: pd.DataFrame, coverage: pd.DataFrame, evidence: pd.DataFrame,
+def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
                   practices: pd.DataFrame, summary: dict, documents: list[DocumentResult],
                   taxonomy: Taxonomy, heatmap_b64: str) -> dict[str, Any]:
     cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)} for c in taxonomy.categories]
@@ -127,7 +127,7 @@ def render_html(context: dict[str, Any]) -> str:
     return env.get_template("report.html").render(**context)
 
 
-def write_report(out_dir: Path, *, scored: pd.DataFrame, coverage: pd.DataFrame, evidence: pd.DataFrame,
+def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFrame,
                  practices: pd.DataFrame, summary: dict, documents: list[DocumentResult],
                  taxonomy: Taxonomy) -> Path:
     """Write figures/heatmap.png, figures/score_distribution.png and report.html."""
@@ -136,7 +136,7 @@ def write_report(out_dir: Path, *, scored: pd.DataFrame, coverage: pd.DataFrame,
     heat = heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy)
     write_bytes(out_dir / "figures" / "heatmap.png", heat)
     write_bytes(out_dir / "figures" / "score_distribution.png", distribution_png(coverage, taxonomy))
-    html = render_html(build_context(scored=scored, coverage=coverage, evidence=evidence, practices=practices,
+    html = render_html(build_context(coverage=coverage, evidence=evidence, practices=practices,
                                      summary=summary, documents=documents, taxonomy=taxonomy,
                                      heatmap_b64=base64.b64encode(heat).decode()))
     write_text(out_dir / "report.html", html)

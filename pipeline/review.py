@@ -340,6 +340,7 @@ class ImportResult:
     n_added: int
     n_already: int
     path: Path
+    records: tuple[dict[str, Any], ...] = ()  # the records added, in order
 
 
 def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: Path,
@@ -352,13 +353,44 @@ def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: 
     if not annotator.strip():
         raise DataValidationError(str(path), ["--annotator is required: who gave these labels?"])
     rows, problems = read_review_file(path, taxonomy.labels)
-    problems += validate_rows(rows, taxonomy, known or {})
+    return save_reviews(rows, annotator=annotator, taxonomy=taxonomy, reviewed=reviewed, source=str(path),
+                        known=known, now=now, read_problems=problems)
+
+
+def _passage_matches(rec: dict[str, Any], row: ReviewRow) -> bool:
+    if row.passage_id and str(rec.get("passage_id") or "") == row.passage_id:
+        return True
+    return _norm(rec.get("text", "")) == _norm(row.text)
+
+
+def save_reviews(rows: list[ReviewRow], *, annotator: str, taxonomy: Taxonomy, reviewed: Path, source: str,
+                 known: dict[str, dict[str, Any]] | None = None, now: dt.datetime | None = None,
+                 read_problems: list[str] | None = None, supersede: bool = False) -> ImportResult:
+    """Validate decisions, then append the new ones to ``reviewed`` under the lock, atomically.
+
+    The one write path for reviewed labels: ``review import`` (rows read from a file) and the
+    review page (one row per decision) both come here. Nothing is written if any row is bad.
+    A decision already recorded (same passage, annotator, labels and notes: same id) is not
+    added again. With ``supersede`` (the review page, where an analyst can undo and re-decide),
+    a decision is always made the annotator's newest for its passage: if an identical older
+    record has since been overridden by a different one, it is recorded again under a new id,
+    and its timestamp is kept strictly after the annotator's earlier ones for that passage, so
+    that "newest review wins" picks it.
+    """
+    if not annotator.strip():
+        raise DataValidationError(source, ["--annotator is required: who gave these labels?"])
+    problems = list(read_problems or []) + validate_rows(rows, taxonomy, known or {})
     if problems:
-        raise DataValidationError(str(path), problems)
+        raise DataValidationError(source, problems)
+    annotator = annotator.strip()
     now = now or dt.datetime.now(dt.timezone.utc)
-    records = [review_record(r, annotator.strip(), path.name, now) for r in rows]
+    source_name = Path(source).name
     with locked(reviewed):
         have = existing_review_ids(reviewed)
+        if supersede:
+            records = _superseding_records(rows, annotator, source_name, now, reviewed, have)
+        else:
+            records = [review_record(r, annotator, source_name, now) for r in rows]
         new, seen = [], set()
         for rec in records:
             if rec["id"] not in have and rec["id"] not in seen:
@@ -366,7 +398,35 @@ def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: 
                 seen.add(rec["id"])
         if new:
             append_jsonl(reviewed, new)
-    return ImportResult(len(rows), len(new), len(records) - len(new), reviewed)
+    return ImportResult(len(rows), len(new), len(rows) - len(new), reviewed, tuple(new))
+
+
+def _aware(t: dt.datetime) -> dt.datetime:
+    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+
+
+def _superseding_records(rows: list[ReviewRow], annotator: str, source_name: str, now: dt.datetime,
+                         reviewed: Path, have: set[str]) -> list[dict[str, Any]]:
+    """Records that make each row the annotator's newest decision for its passage (see save_reviews)."""
+    mine = []
+    if reviewed.exists():
+        with open(reviewed, encoding="utf-8") as fh:
+            mine = [rec for rec in map(json.loads, filter(str.strip, fh)) if rec.get("annotator") == annotator]
+    records = []
+    for r in rows:
+        earlier = sorted((rec for rec in mine if _passage_matches(rec, r)), key=lambda rec: str(rec.get("timestamp")))
+        when = _aware(now).replace(microsecond=0)
+        if earlier:
+            last = _aware(dt.datetime.fromisoformat(str(earlier[-1]["timestamp"])))
+            when = max(when, last + dt.timedelta(seconds=1))
+        rec = review_record(r, annotator, source_name, when)
+        if earlier and earlier[-1]["id"] == rec["id"]:
+            continue  # already the annotator's newest decision for this passage
+        if rec["id"] in have:  # the same decision as an older, since overridden one: record it anew
+            rec["id"] = "review-" + hashlib.sha256(f"{rec['id']}|{rec['timestamp']}".encode()).hexdigest()[:16]
+        records.append(rec)
+        mine.append(rec)
+    return records
 
 
 def conflicts(reviewed: Path) -> pd.DataFrame:
@@ -437,3 +497,13 @@ def known_passages(run_dir: Path) -> dict[str, dict[str, Any]]:
     """passage_id -> passage fields, from a scoring run, to resolve imports that carry only ids."""
     frame = pd.read_parquet(Path(run_dir) / "passages.parquet", columns=["passage_id", "text", "heading", "force"])
     return {r["passage_id"]: r for r in frame.to_dict("records")}
+
+
+def run_model_and_thresholds(run_dir: Path, models_dir: Path, labels: list[str]) -> tuple[str, list[str], np.ndarray]:
+    """Model version and thresholds behind a scoring run (from its summary and model card)."""
+    from .modelstore import read_card
+
+    summary = json.loads((Path(run_dir) / "summary.json").read_text())
+    version = summary["model_version"]
+    card = read_card(Path(models_dir) / version)
+    return version, labels, np.array([card["thresholds"][lab] for lab in labels])

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_frame_csv, write_frame_parquet, write_json
+from .atomic import write_frame_csv, write_json
 from .classify import TrainedModel
 from .config import Params
-from .coverage import coverage, coverage_matrix, evidence_table, national_summary
+from .coverage import coverage_from_evidence, coverage_matrix, evidence_table, national_summary
 from .extract import Extracted, extract_many, find_inputs, write_documents_csv
 from .forces import territorial_forces
 from .practices import practices_by_force
@@ -36,6 +36,9 @@ class ScoreSummary:
     out_dir: Path
     summary: dict
     results: list
+    seconds: dict  # per stage: extract, classify, coverage, report, total
+    n_cached: int = 0
+    n_pages: int = 0
 
 
 def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params) -> pd.DataFrame:
@@ -44,45 +47,158 @@ def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params
     return pd.concat([passages.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
 
 
+def passage_schema(labels: list[str]):
+    """Arrow schema of passages.parquet, fixed so that batches append to one file."""
+    import pyarrow as pa
+
+    fields = [("passage_id", pa.string()), ("doc_id", pa.string()), ("force", pa.string()),
+              ("source_path", pa.string()), ("page", pa.int64()), ("heading", pa.string()),
+              ("text", pa.string()), ("rec_refs", pa.list_(pa.string())), ("char_start", pa.int64()),
+              ("char_end", pa.int64()), ("kind", pa.string()), ("context", pa.string())]
+    fields += [(f"p_{lab}", pa.float64()) for lab in labels]
+    fields += [("labels", pa.list_(pa.string())), ("echo", pa.bool_()), ("confidence", pa.float64()),
+               ("needs_review", pa.bool_())]
+    return pa.schema(fields)
+
+
+class PassageWriter:
+    """Appends scored passages to passages.parquet batch by batch; moved into place on close."""
+
+    def __init__(self, path: Path, labels: list[str]):
+        import os
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        self.path = path
+        self.schema = passage_schema(labels)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        self.writer = pq.ParquetWriter(self.tmp, self.schema)
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        if len(frame):
+            table = pa.Table.from_pandas(frame[self.schema.names], schema=self.schema, preserve_index=False)
+            self.writer.write_table(table)
+
+    def close(self) -> None:
+        import os
+
+        self.writer.close()
+        with open(self.tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(self.tmp, self.path)
+
+    def abort(self) -> None:
+        import contextlib
+        import os
+
+        with contextlib.suppress(Exception):
+            self.writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.tmp)
+
+
+def remove_stale_temp_files(out_dir: Path) -> int:
+    """Temporary files left by an interrupted run (never read; safe to delete)."""
+    n = 0
+    for tmp in out_dir.glob(".*.tmp") if out_dir.is_dir() else []:
+        tmp.unlink(missing_ok=True)
+        n += 1
+    return n
+
+
 def run_score(inputs: list[str | Path], out_dir: Path, *, model: TrainedModel, params: Params,
               taxonomy: Taxonomy, manifest: dict[str, str] | None = None,
-              on_done: Callable[[Extracted], None] | None = None) -> ScoreSummary:
-    """Score every input and write the run folder."""
+              on_done: Callable[[Extracted], None] | None = None, jobs: int | None = None,
+              backend: str | None = None, scheduler: str | None = None, cache_dir: Path | None = None) -> ScoreSummary:
+    """Score every input and write the run folder.
+
+    Documents stream through: each chunk is extracted (in parallel if asked), classified,
+    appended to passages.parquet and reduced to its evidence, so memory holds one chunk
+    plus the evidence, never every document. With ``cache_dir``, unchanged documents are
+    not extracted again, so an interrupted run resumes quickly; every output is written
+    whole and atomically, so a resumed run never duplicates rows.
+    """
+    import time
+
+    from .extract import ExtractCache
+
+    t_start = time.perf_counter()
+    jobs = jobs if jobs is not None else params.score.jobs
+    backend = backend or params.score.backend
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out_dir)
     files = find_inputs(inputs)
-    results, passage_rows = [], []
-    for extracted in extract_many(files, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,
-                                  manifest=manifest, on_done=on_done):
-        results.append(extracted.result)
-        passage_rows += [p.to_json() for p in extracted.passages]
-    passages = pd.DataFrame(passage_rows, columns=PASSAGE_COLUMNS)
-    scored = predict_passages(passages, model, params)
-    documents = pd.DataFrame([r.__dict__ for r in results])
-    if documents.empty:
-        documents = pd.DataFrame(columns=["doc_id", "force", "status"])
-    cov = coverage(scored, documents, taxonomy, params.coverage)
-    evidence = evidence_table(scored, taxonomy)
+    cache = ExtractCache(cache_dir, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,
+                         manifest=manifest) if cache_dir else None
+    seconds = {"extract": 0.0, "classify": 0.0, "coverage": 0.0, "report": 0.0}
+    results, evidence_parts, flags = [], [], []
+    writer = PassageWriter(out_dir / "passages.parquet", model.labels)
+    try:
+        t0 = time.perf_counter()
+        batch: list[dict] = []
+
+        def flush() -> None:
+            nonlocal batch
+            if not batch:
+                return
+            t1 = time.perf_counter()
+            scored = predict_passages(pd.DataFrame(batch, columns=PASSAGE_COLUMNS), model, params)
+            writer.write(scored)
+            seconds["classify"] += time.perf_counter() - t1
+            evidence_parts.append(evidence_table(scored, taxonomy))
+            flags.append(scored[["echo", "needs_review"]])
+            batch = []
+
+        for extracted in extract_many(files, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,
+                                      manifest=manifest, on_done=on_done, jobs=jobs, backend=backend,
+                                      scheduler=scheduler, cache=cache):
+            results.append(extracted.result)
+            batch += [p.to_json() for p in extracted.passages]
+            if len(batch) >= 5000:
+                flush()
+        flush()
+        seconds["extract"] = time.perf_counter() - t0 - seconds["classify"]
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+
+    t2 = time.perf_counter()
+    evidence = pd.concat(evidence_parts, ignore_index=True) if evidence_parts else evidence_table(
+        predict_passages(pd.DataFrame(columns=PASSAGE_COLUMNS), model, params), taxonomy)
+    flag_frame = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame({"echo": [], "needs_review": []})
+    documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
+        columns=["doc_id", "force", "status"])
+    cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
     practices = practices_by_force(evidence, taxonomy)
     summary = national_summary(cov, taxonomy, territorial_forces())
     summary.update({
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "model_version": model.version, "n_documents": len(results),
         "n_documents_error": sum(r.status == "error" for r in results),
-        "n_passages": int(len(scored)), "n_echo": int(scored["echo"].sum()) if len(scored) else 0,
-        "n_needs_review": int(scored["needs_review"].sum()) if len(scored) else 0,
+        "n_passages": int(len(flag_frame)), "n_echo": int(flag_frame["echo"].sum()),
+        "n_needs_review": int(flag_frame["needs_review"].sum()),
     })
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_frame_parquet(out_dir / "passages.parquet", scored)
     write_frame_csv(out_dir / "coverage.csv", cov)
     write_frame_csv(out_dir / "coverage_matrix.csv", coverage_matrix(cov, taxonomy))
     write_frame_csv(out_dir / "practices.csv", practices)
     write_documents_csv(out_dir / "documents.csv", results)
     write_json(out_dir / "summary.json", summary)
+    seconds["coverage"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
     from .report import write_report
 
-    write_report(out_dir, scored=scored, coverage=cov, evidence=evidence, practices=practices,
-                 summary=summary, documents=results, taxonomy=taxonomy)
+    write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
+                 documents=results, taxonomy=taxonomy)
+    seconds["report"] = time.perf_counter() - t3
+    seconds["total"] = time.perf_counter() - t_start
     return ScoreSummary(len(files), sum(r.status == "ok" for r in results),
                         sum(r.status == "warning" for r in results),
-                        sum(r.status == "error" for r in results), int(len(scored)),
-                        summary["n_needs_review"], out_dir, summary, results)
+                        sum(r.status == "error" for r in results), int(len(flag_frame)),
+                        summary["n_needs_review"], out_dir, summary, results, seconds,
+                        cache.hits if cache else 0, sum(r.pages for r in results))

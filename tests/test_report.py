@@ -22,7 +22,7 @@ def _context():
     summary = national_summary(cov, TAX, ["Kent"])
     summary.update(generated="now", model_version="v", n_documents=1, n_documents_error=0, n_passages=1,
                    n_echo=0, n_needs_review=0)
-    return build_context(scored=passages, coverage=cov, evidence=ev, practices=practices_by_force(ev, TAX),
+    return build_context(coverage=cov, evidence=ev, practices=practices_by_force(ev, TAX),
                          summary=summary, documents=docs, taxonomy=TAX, heatmap_b64="")
 
 

@@ -1,0 +1,605 @@
+"""A local review page: analysts read each queued passage in context, tick categories, save.
+
+``create_app`` builds the Flask app from queue items (pure, testable); ``serve`` builds the
+queue (from a queue file written by ``review export``, or from a scoring run folder) and runs
+it on 127.0.0.1 by default.
+
+Every accepted decision is saved at once through :func:`pipeline.review.save_reviews`, the
+same validation, provenance, lock, atomic append and de-duplication as ``forcecov review
+import``. Nothing is ever removed from ``reviewed.jsonl``: undo goes back to the previous item,
+and a new decision there is appended and supersedes the old one (the newest review wins).
+On start, items this annotator has already reviewed are skipped, so a restart resumes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import DataValidationError, ForcecovError
+from .review import LABEL_STUDIO_SUFFIX, ReviewRow, _norm, save_reviews
+from .taxonomy import Taxonomy
+
+ContextLookup = Callable[[dict[str, Any]], dict[str, Any] | None]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+# ----------------------------------------------------------------------------- queue items
+
+
+def _item(
+    rec: dict[str, Any], labels: list[str], probs: dict[str, float], predicted: list[str]
+) -> dict[str, Any]:
+    page = rec.get("page")
+    try:
+        page = int(float(page)) if page not in (None, "") else 0
+    except (TypeError, ValueError):
+        page = 0
+    return {
+        "passage_id": str(rec.get("passage_id") or ""),
+        "text": str(rec.get("text") or ""),
+        "heading": str(rec.get("heading") or ""),
+        "force": str(rec.get("force") or ""),
+        "page": page,
+        "source_path": str(rec.get("source_path") or ""),
+        "model_version": str(rec.get("model_version") or ""),
+        "probs": {lab: float(probs[lab]) for lab in labels if lab in probs},
+        "labels": [lab for lab in labels if lab in set(predicted)],
+    }
+
+
+def read_queue(path: Path, labels: list[str]) -> list[dict[str, Any]]:
+    """Queue items from a file written by ``write_queue`` (.jsonl, .csv or .labelstudio.json)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataValidationError(str(path), ["queue file not found"])
+    name = path.name.lower()
+    items: list[dict[str, Any]] = []
+    try:
+        if name.endswith(".jsonl"):
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if not line.strip():
+                    continue
+                rec = json.loads(line)
+                if not isinstance(rec, dict):
+                    raise DataValidationError(str(path), [f"row {n}: not a JSON object"])
+                probs = rec.get("probs") if isinstance(rec.get("probs"), dict) else {}
+                predicted = rec.get("labels") if isinstance(rec.get("labels"), list) else []
+                items.append(_item(rec, labels, probs, [str(x) for x in predicted]))
+        elif name.endswith(".json"):
+            tasks = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(tasks, list):
+                raise DataValidationError(
+                    str(path), ["a Label Studio queue is a JSON list of tasks"]
+                )
+            for task in tasks:
+                data = task.get("data", {}) if isinstance(task, dict) else {}
+                preds = task.get("predictions") if isinstance(task, dict) else None
+                pred = preds[0] if isinstance(preds, list) and preds else {}
+                choices = [
+                    str(c)
+                    for r in pred.get("result", [])
+                    for c in r.get("value", {}).get("choices", [])
+                ]
+                rec = {
+                    **data,
+                    "model_version": data.get("model_version") or pred.get("model_version"),
+                }
+                items.append(_item(rec, labels, {}, choices))
+        elif name.endswith(".csv"):
+            with open(path, encoding="utf-8-sig", newline="") as fh:
+                for rec in csv.DictReader(fh):
+                    probs = {
+                        lab: float(rec[f"p_{lab}"])
+                        for lab in labels
+                        if rec.get(f"p_{lab}") not in (None, "")
+                    }
+                    predicted = [
+                        lab
+                        for lab in labels
+                        if str(rec.get(lab, "")).strip() in ("1", "1.0", "true", "yes")
+                    ]
+                    items.append(_item(rec, labels, probs, predicted))
+        else:
+            raise DataValidationError(
+                str(path),
+                [f"queue format follows the extension: .csv, .jsonl or {LABEL_STUDIO_SUFFIX}"],
+            )
+    except (ValueError, AttributeError, TypeError) as e:  # bad JSON, numbers or shapes
+        raise DataValidationError(
+            str(path), [f"not a queue written by `forcecov review export` ({e})"]
+        ) from e
+    bad = [i + 1 for i, it in enumerate(items) if not it["text"].strip()]
+    if bad:
+        raise DataValidationError(str(path), [f"item(s) {bad[:10]} have no passage text"])
+    return items
+
+
+def items_from_frame(queue: Any, labels: list[str], model_version: str) -> list[dict[str, Any]]:
+    """Queue items from a ``build_queue`` DataFrame (the same fields ``write_queue`` writes)."""
+    out = []
+    for r in queue.to_dict("records"):
+        predicted = r.get("labels")
+        predicted = (
+            [str(x) for x in predicted]
+            if predicted is not None and not isinstance(predicted, str)
+            else []
+        )
+        out.append(
+            _item(
+                {**r, "model_version": model_version},
+                labels,
+                {lab: r[f"p_{lab}"] for lab in labels if f"p_{lab}" in r},
+                predicted,
+            )
+        )
+    return out
+
+
+def passage_context(frame: Any) -> ContextLookup:
+    """For each passage, the one before and the one after it in the same document.
+
+    ``frame`` is a run's passages (doc_id, char_start, passage_id, text, heading, page).
+    """
+    cols = [
+        c
+        for c in ("passage_id", "doc_id", "char_start", "heading", "text", "page")
+        if c in frame.columns
+    ]
+    if not {"passage_id", "doc_id", "char_start", "text"} <= set(cols):
+        return lambda item: None
+    ordered = frame[cols].sort_values(["doc_id", "char_start"], kind="stable").to_dict("records")
+    neighbours: dict[str, dict[str, Any]] = {}
+
+    def brief(rec: dict[str, Any] | None) -> dict[str, Any] | None:
+        if rec is None:
+            return None
+        return {
+            "passage_id": str(rec["passage_id"]),
+            "heading": str(rec.get("heading") or ""),
+            "text": str(rec["text"]),
+            "page": int(rec.get("page") or 0),
+        }
+
+    for i, rec in enumerate(ordered):
+        before = ordered[i - 1] if i > 0 and ordered[i - 1]["doc_id"] == rec["doc_id"] else None
+        after = (
+            ordered[i + 1]
+            if i + 1 < len(ordered) and ordered[i + 1]["doc_id"] == rec["doc_id"]
+            else None
+        )
+        neighbours[str(rec["passage_id"])] = {"before": brief(before), "after": brief(after)}
+    return lambda item: neighbours.get(str(item.get("passage_id") or ""))
+
+
+def my_reviews(
+    reviewed: Path, annotator: str
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """This annotator's newest decision per passage: (by passage id, by normalised text)."""
+    by_id: dict[str, dict[str, Any]] = {}
+    by_text: dict[str, dict[str, Any]] = {}
+    if not Path(reviewed).exists():
+        return by_id, by_text
+    recs = [
+        json.loads(line)
+        for line in Path(reviewed).read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    recs = sorted(
+        (r for r in recs if r.get("annotator") == annotator.strip()),
+        key=lambda r: str(r.get("timestamp")),
+    )
+    for r in recs:
+        decision = {
+            "labels": list(r.get("labels") or []),
+            "notes": str(r.get("notes") or ""),
+            "timestamp": str(r.get("timestamp") or ""),
+            "id": r.get("id"),
+        }
+        if r.get("passage_id"):
+            by_id[str(r["passage_id"])] = decision
+        by_text[_norm(r.get("text", ""))] = decision
+    return by_id, by_text
+
+
+# ----------------------------------------------------------------------------- session state
+
+
+@dataclass
+class Session:
+    """Where the analyst is in the queue. Guarded by ``lock``: the server is threaded."""
+
+    items: list[dict[str, Any]]
+    saved: list[dict[str, Any] | None]
+    skipped: list[bool]
+    position: int = 0
+    history: list[tuple[str, int]] = field(default_factory=list)
+    resumed: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def pending(self, i: int) -> bool:
+        return self.saved[i] is None and not self.skipped[i]
+
+    def next_pending(self, after: int) -> int:
+        n = len(self.items)
+        for j in [*range(after + 1, n), *range(0, min(after + 1, n))]:
+            if self.pending(j):
+                return j
+        return n  # done
+
+    def progress(self) -> dict[str, Any]:
+        n = len(self.items)
+        return {
+            "position": self.position,
+            "total": n,
+            "done": self.position >= n,
+            "decided": sum(s is not None for s in self.saved),
+            "skipped": sum(self.skipped),
+            "remaining": sum(self.pending(i) for i in range(n)),
+            "resumed": self.resumed,
+            "can_undo": bool(self.history),
+        }
+
+
+# ----------------------------------------------------------------------------- the app
+
+
+def create_app(
+    queue_items: list[dict[str, Any]],
+    *,
+    annotator: str,
+    taxonomy: Taxonomy,
+    reviewed_path: Path,
+    context_lookup: ContextLookup | None = None,
+    source: str = "review-serve",
+    known: dict[str, dict[str, Any]] | None = None,
+    trusted_hosts: list[str] | None = None,
+):
+    """The review app over ``queue_items`` (dicts as from :func:`read_queue`).
+
+    Decisions go to ``reviewed_path`` through :func:`save_reviews` (the import path), recorded
+    with ``annotator``; ``source`` becomes each record's ``import_file``. ``trusted_hosts``
+    restricts the Host header (``serve`` sets it when bound to loopback: no DNS rebinding).
+    """
+    from flask import Flask, g, jsonify, render_template, request
+    from werkzeug.exceptions import HTTPException
+
+    if not annotator.strip():
+        raise DataValidationError("review serve", ["--annotator is required: who is labelling?"])
+    reviewed_path = Path(reviewed_path)
+    labels = taxonomy.labels
+    by_id, by_text = my_reviews(reviewed_path, annotator)
+    saved = [
+        by_id.get(it["passage_id"]) if it["passage_id"] in by_id else by_text.get(_norm(it["text"]))
+        for it in queue_items
+    ]
+    session = Session(items=list(queue_items), saved=saved, skipped=[False] * len(queue_items))
+    session.resumed = sum(s is not None for s in saved)
+    session.position = session.next_pending(-1)
+
+    app = Flask(__name__)
+    app.json.sort_keys = False
+    app.config["TRUSTED_HOSTS"] = trusted_hosts
+    app.extensions["forcecov_review"] = session
+    categories = [
+        {"id": c.id, "display": c.display, "key": str(i + 1) if i < 9 else ""}
+        for i, c in enumerate(taxonomy.categories)
+    ]
+
+    def error(status: int, message: str, **extra: Any):
+        return jsonify({"error": message, **extra}), status
+
+    def body() -> dict[str, Any]:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            raise _BadRequest("send a JSON object with Content-Type: application/json")
+        return data
+
+    def index_of(data: dict[str, Any]) -> int:
+        i = data.get("index")
+        if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(session.items):
+            raise _BadRequest(f"'index' must be an item number from 0 to {len(session.items) - 1}")
+        pid = data.get("passage_id")
+        if pid is not None and str(pid) != session.items[i]["passage_id"]:
+            raise _BadRequest(
+                f"item {i} is passage {session.items[i]['passage_id']!r}, not {pid!r}: "
+                "reload the page",
+                status=409,
+            )
+        return i
+
+    def item_json(i: int) -> dict[str, Any]:
+        it = session.items[i]
+        mine = session.saved[i]
+        checked = set(mine["labels"]) if mine else set(it["labels"])
+        return {
+            "index": i,
+            "total": len(session.items),
+            "passage_id": it["passage_id"],
+            "heading": it["heading"],
+            "force": it["force"],
+            "page": it["page"],
+            "source_path": it["source_path"],
+            "text": it["text"],
+            "model_version": it["model_version"],
+            "categories": [
+                {
+                    **c,
+                    "prob": it["probs"].get(c["id"]),
+                    "suggested": c["id"] in it["labels"],
+                    "checked": c["id"] in checked,
+                }
+                for c in categories
+            ],
+            "suggested": list(it["labels"]),
+            "saved": mine,
+            "skipped": session.skipped[i],
+            "notes": mine["notes"] if mine else "",
+            "context": (context_lookup(it) if context_lookup else None)
+            or {"before": None, "after": None},
+        }
+
+    @app.errorhandler(_BadRequest)
+    def _bad(e: _BadRequest):
+        return error(e.status, e.message)
+
+    @app.errorhandler(HTTPException)
+    def _http(e: HTTPException):
+        if request.path.startswith("/api/"):
+            return error(e.code or 500, e.description or e.name)
+        return e
+
+    @app.after_request
+    def _headers(resp):
+        nonce = g.get("csp_nonce")
+        script = f"'nonce-{nonce}'" if nonce else "'none'"
+        resp.headers["Content-Security-Policy"] = (
+            f"default-src 'none'; script-src {script}; style-src 'unsafe-inline'; "
+            "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; "
+            "frame-ancestors 'none'"
+        )
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+        resp.headers["Cache-Control"] = "no-store"
+        return resp
+
+    @app.get("/")
+    def page():
+        g.csp_nonce = secrets.token_urlsafe(16)
+        config = {
+            "annotator": annotator.strip(),
+            "categories": categories,
+            "total": len(session.items),
+        }
+        return render_template(
+            "review.html", config=config, annotator=annotator.strip(), nonce=g.csp_nonce
+        )
+
+    @app.get("/api/progress")
+    def progress():
+        with session.lock:
+            return jsonify(session.progress())
+
+    @app.get("/api/items/<int:i>")
+    def get_item(i: int):
+        with session.lock:
+            if not 0 <= i < len(session.items):
+                return error(
+                    404,
+                    f"no item {i}: the queue has {len(session.items)} items (0 to "
+                    f"{len(session.items) - 1})",
+                )
+            return jsonify(item_json(i))
+
+    @app.post("/api/decisions")
+    def decide():
+        data = body()
+        chosen = data.get("labels")
+        if not isinstance(chosen, list) or not all(isinstance(x, str) for x in chosen):
+            return error(400, "'labels' must be a list of category ids", known=labels)
+        notes = data.get("notes", "")
+        if not isinstance(notes, str):
+            return error(400, "'notes' must be a string")
+        with session.lock:
+            i = index_of(data)
+            it = session.items[i]
+            prediction: dict[str, Any] = {}
+            if it["probs"]:
+                prediction["probs"] = dict(it["probs"])
+            prediction["labels"] = list(it["labels"])
+            row = ReviewRow(
+                row=i + 1,
+                passage_id=it["passage_id"],
+                text=it["text"],
+                labels=list(chosen),
+                notes=notes.strip(),
+                heading=it["heading"],
+                force=it["force"],
+                model_version=it["model_version"],
+                model_prediction=prediction,
+            )
+            try:
+                result = save_reviews(
+                    [row],
+                    annotator=annotator,
+                    taxonomy=taxonomy,
+                    reviewed=reviewed_path,
+                    source=source,
+                    known=known,
+                    supersede=True,
+                )
+            except DataValidationError as e:
+                return error(400, "; ".join(e.problems), problems=e.problems, known=labels)
+            rec = result.records[0] if result.records else None
+            previous = session.saved[i]
+            session.saved[i] = (
+                {
+                    "labels": rec["labels"],
+                    "notes": rec["notes"],
+                    "timestamp": rec["timestamp"],
+                    "id": rec["id"],
+                }
+                if rec
+                else previous
+            )
+            session.skipped[i] = False
+            session.history.append(("decision", i))
+            session.position = session.next_pending(i)
+            return jsonify(
+                {
+                    "saved": rec is not None,
+                    "record": rec,
+                    "index": i,
+                    "next": session.position,
+                    "progress": session.progress(),
+                }
+            ), 201 if rec else 200
+
+    @app.post("/api/skip")
+    def skip():
+        data = body()
+        with session.lock:
+            i = index_of(data)
+            session.skipped[i] = True
+            session.history.append(("skip", i))
+            session.position = session.next_pending(i)
+            return jsonify({"index": i, "next": session.position, "progress": session.progress()})
+
+    @app.post("/api/undo")
+    def undo():
+        body()
+        with session.lock:
+            if not session.history:
+                return error(409, "nothing to undo")
+            kind, i = session.history.pop()
+            if kind == "skip":
+                session.skipped[i] = False
+            # A decision stays on disk; the item comes back so a new decision can supersede it.
+            session.position = i
+            return jsonify({"undone": kind, "index": i, "next": i, "progress": session.progress()})
+
+    return app
+
+
+class _BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+def prepare(*, queue: Path | None, run_dir: Path | None, n: int | None, root: Path | None = None):
+    """(items, context lookup, source name, known passages) for ``serve``.
+
+    From a queue file, or else built from a scoring run as ``review export`` would build it.
+    """
+    import pandas as pd
+
+    from .config import load_params, paths
+    from .review import build_queue, run_model_and_thresholds
+    from .taxonomy import load_taxonomy
+
+    p = paths(root)
+    labels = load_taxonomy().labels
+    frame = context = known = None
+    if run_dir is not None:
+        parquet = Path(run_dir) / "passages.parquet"
+        if not parquet.is_file():
+            raise ForcecovError(
+                f"{run_dir}: no passages.parquet; run `forcecov score ... --out {run_dir}` first"
+            )
+        frame = pd.read_parquet(parquet)
+        context = passage_context(frame)
+        known = {
+            r["passage_id"]: r
+            for r in frame[["passage_id", "text", "heading", "force"]].to_dict("records")
+        }
+    if queue is not None:
+        return read_queue(queue, labels), context, f"review-serve:{Path(queue).name}", known
+    if run_dir is None or frame is None:
+        raise ForcecovError("give a queue file or a scoring run folder")
+    params = load_params(p.params)
+    version, labels, thresholds = run_model_and_thresholds(run_dir, p.models, labels)
+    built = build_queue(
+        frame,
+        labels,
+        thresholds,
+        n=n or params.review.n,
+        strategy=params.review.strategy,
+        dedup_similarity=params.review.dedup_similarity,
+        labelled_dir=p.labelled,
+    )
+    return (
+        items_from_frame(built, labels, version),
+        context,
+        f"review-serve:{Path(run_dir).resolve().name}",
+        known,
+    )
+
+
+def serve(
+    *,
+    queue: Path | None,
+    run_dir: Path | None,
+    annotator: str,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    n: int | None = None,
+    console: Any = None,
+) -> None:
+    """Build the queue and serve the review page until Ctrl+C."""
+    from werkzeug.serving import make_server
+
+    from .config import paths
+    from .taxonomy import load_taxonomy
+
+    say = console.print if console is not None else print
+    items, context, source, known = prepare(queue=queue, run_dir=run_dir, n=n)
+    reviewed = paths().reviewed
+    loopback = host in LOOPBACK or host.startswith("127.")
+    # Only loopback names in the Host header (no DNS rebinding); werkzeug cannot match IPv6 names.
+    trusted = sorted({host, "127.0.0.1", "localhost"}) if loopback and ":" not in host else None
+    app = create_app(
+        items,
+        annotator=annotator,
+        taxonomy=load_taxonomy(),
+        reviewed_path=reviewed,
+        context_lookup=context,
+        source=source,
+        known=known,
+        trusted_hosts=trusted,
+    )
+    prog = app.extensions["forcecov_review"].progress()
+    if not items:
+        say("nothing to review: the queue is empty")
+        return
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:  # no access log unless --verbose
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    server = make_server(host, port, app, threaded=True)
+    shown = f"[{host}]" if ":" in host else host
+    say(
+        f"Review page for {annotator.strip()}: http://{shown}:{server.server_port}/  "
+        f"({prog['total']} passages, {prog['resumed']} already reviewed by {annotator.strip()}, "
+        f"{prog['remaining']} to go; saving to {reviewed}). Ctrl+C to stop."
+    )
+    if not loopback:
+        say(
+            "warning: bound beyond this machine; anyone who can reach it "
+            "can add labels as this annotator"
+        )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

@@ -1,0 +1,135 @@
+"""The alternative classifiers: shape, range, sense on clear cases, pickling and cloning."""
+
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.base import clone
+
+from pipeline import approaches
+from pipeline.classify import PassageClassifier, label_matrix, model_frame
+from pipeline.taxonomy import load_taxonomy
+from tests.conftest import fast_params, small_corpus
+
+# One unambiguous passage per category, in taxonomy label order.
+CLEAR = {
+    "force_systems": "Officers can open the modern slavery guidance page on the force intranet "
+                     "and in the app on their mobile devices.",
+    "nrm": "Every first responder is trained to spot the signs, make a National Referral "
+           "Mechanism referral and complete the duty to notify.",
+    "section45": "Custody sergeants record on every file whether the section 45 statutory "
+                 "defence applies before the CPS makes a charging decision.",
+    "investigation": "All modern slavery crimes are allocated to PIP2 detectives in the serious "
+                     "and organised crime unit, with supervision by a detective inspector.",
+    "victim_support": "The police and crime commissioner funds a charity that provides "
+                      "accommodation and an advocate for survivors who decline the NRM.",
+}
+
+FITTED_KINDS = ["keywords", "spacy", "embeddings"]
+
+
+@pytest.fixture(scope="module")
+def taxonomy():
+    return load_taxonomy()
+
+
+@pytest.fixture(scope="module")
+def data(taxonomy):
+    corpus = small_corpus(per_voice=20)
+    X = model_frame(corpus["text"], corpus["heading"], corpus["context"])
+    return X, label_matrix(corpus, taxonomy)
+
+
+@pytest.fixture(scope="module")
+def clear_frame(taxonomy):
+    assert list(CLEAR) == taxonomy.labels
+    return model_frame(list(CLEAR.values()))
+
+
+@pytest.fixture(scope="module", params=FITTED_KINDS)
+def fitted(request, taxonomy, data):
+    kind = request.param
+    if not approaches.available(kind):
+        pytest.skip(f"{kind} is not installed (pip install -e '.[{kind}]')")
+    X, Y = data
+    return kind, approaches.make(kind, taxonomy, fast_params()).fit(X, Y)
+
+
+def test_predict_proba_shape_and_range(fitted, data, taxonomy):
+    _, est = fitted
+    X, _ = data
+    proba = est.predict_proba(X)
+    assert proba.shape == (len(X), len(taxonomy.labels))
+    assert np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1).all()
+
+
+def test_clear_passages_rank_highest_for_their_category(fitted, clear_frame, taxonomy):
+    kind, est = fitted
+    proba = est.predict_proba(clear_frame)
+    right = []
+    for j in range(len(taxonomy.labels)):
+        others = np.delete(proba[:, j], j)
+        right.append(bool(proba[j, j] > others.max()))
+    assert sum(right) >= 4, (kind, dict(zip(taxonomy.labels, right, strict=True)), proba.round(3))
+
+
+def test_joblib_round_trip_keeps_predictions(fitted, data, clear_frame, tmp_path):
+    _, est = fitted
+    X, _ = data
+    path = tmp_path / "est.joblib"
+    joblib.dump(est, path, compress=3)
+    loaded = joblib.load(path)
+    for frame in (X.head(40), clear_frame):
+        np.testing.assert_array_equal(loaded.predict_proba(frame), est.predict_proba(frame))
+
+
+def test_clone_gives_an_unfitted_copy_that_refits_the_same(fitted, data, clear_frame):
+    _, est = fitted
+    X, Y = data
+    copy = clone(est)
+    assert copy.get_params() == est.get_params()
+    assert not [a for a in vars(copy) if a.endswith("_") and not a.startswith("__")]
+    copy.fit(X, Y)
+    np.testing.assert_allclose(copy.predict_proba(clear_frame), est.predict_proba(clear_frame),
+                               atol=1e-6)
+
+
+def test_keywords_match_whole_words_case_insensitively(taxonomy):
+    est = approaches.make("keywords", taxonomy).fit(model_frame(["x"]), None)
+    frame = pd.DataFrame({
+        "text": ["Our APP and the Intranet", "A happy application", "Section   45 applies"],
+        "context": ["", "", ""],
+    })
+    hits = est.hits(frame)
+    j_sys, j_s45 = taxonomy.labels.index("force_systems"), taxonomy.labels.index("section45")
+    assert list(hits[:, j_sys]) == [2, 0, 0]
+    assert list(hits[:, j_s45]) == [0, 0, 1]
+    assert est.predict_proba(frame)[0, j_sys] == pytest.approx(0.75)
+
+
+def test_keywords_read_the_context_too(taxonomy):
+    est = approaches.make("keywords", taxonomy).fit(model_frame(["x"]), None)
+    frame = model_frame(["Done."], headings=["Section 45 defence"])
+    assert est.predict_proba(frame)[0, taxonomy.labels.index("section45")] > 0
+
+
+def test_make_kinds_and_availability(taxonomy, monkeypatch):
+    assert approaches.KINDS == ("keywords", "tfidf_lr", "tfidf_svm", "spacy", "embeddings")
+    for kind in ("tfidf_lr", "tfidf_svm"):
+        est = approaches.make(kind, taxonomy, fast_params())
+        assert isinstance(est, PassageClassifier) and est.model.kind == kind
+    assert approaches.available("keywords") and approaches.available("spacy")
+    with pytest.raises(ValueError, match="unknown model kind"):
+        approaches.make("bert", taxonomy)
+    monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
+    assert not approaches.available("embeddings")
+    with pytest.raises(ImportError, match=r"pip install -e '\.\[embeddings\]'"):
+        approaches.make("embeddings", taxonomy)
+
+
+def test_fit_refuses_a_label_matrix_of_the_wrong_shape(taxonomy, data):
+    X, Y = data
+    with pytest.raises(ValueError, match="one column per"):
+        approaches.make("spacy", taxonomy).fit(X, Y[:, :3])
