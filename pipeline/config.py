@@ -82,6 +82,7 @@ class IngestParams:
 @dataclass(frozen=True)
 class SegmentParams:
     max_words: int = 150
+    max_chars: int = 2000
     min_chars: int = 3
 
 

@@ -48,9 +48,21 @@ def find_rec_refs(text: str, *, valid: set[str] | None = None) -> tuple[str, ...
     return tuple(sorted(refs))
 
 
-def split_long(text: str, max_words: int) -> list[tuple[int, int]]:
+def split_long(text: str, max_words: int, max_chars: int = 2000) -> list[tuple[int, int]]:
     """Character spans of ``text`` cut at sentence boundaries into chunks of at most
-    ``max_words`` words (a single longer sentence is cut between words)."""
+    ``max_words`` words (a single longer sentence is cut between words, and a run of more
+    than ``max_chars`` characters without a space is cut every ``max_chars``)."""
+    spans = _split_words(text, max_words)
+    out = []
+    for s, e in spans:
+        while e - s > max_chars:
+            out.append((s, s + max_chars))
+            s += max_chars
+        out.append((s, e))
+    return out
+
+
+def _split_words(text: str, max_words: int) -> list[tuple[int, int]]:
     if len(text.split()) <= max_words:
         return [(0, len(text))]
     doc = sentencizer()(text)
@@ -125,7 +137,7 @@ def segment(document: Document, *, params: SegmentParams | None = None,
     def emit_chunk(chunk: list[Block]) -> None:
         if len(chunk) == 1:
             base = chunk[0].char_start
-            for s, e in split_long(chunk[0].text, params.max_words):
+            for s, e in split_long(chunk[0].text, params.max_words, params.max_chars):
                 emit(chunk, base + s, base + e)
         else:
             emit(chunk, chunk[0].char_start, chunk[-1].char_end)
@@ -135,7 +147,8 @@ def segment(document: Document, *, params: SegmentParams | None = None,
         chunk: list[Block] = []
         for b in unit:
             words = sum(len(x.text.split()) for x in chunk) + len(b.text.split())
-            if chunk and words > params.max_words:
+            chars = sum(len(x.text) for x in chunk) + len(b.text)
+            if chunk and (words > params.max_words or chars > params.max_chars):
                 emit_chunk(chunk)
                 chunk = []
             chunk.append(b)

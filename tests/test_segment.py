@@ -69,3 +69,11 @@ def test_recommendation_references_are_normalised():
     assert find_rec_refs("Recommendation 4 (PCCs)") == ("4",)
     assert find_rec_refs("Recommendations 2f") == ("2f",)
     assert find_rec_refs("Section 45 of the Act in 2021") == ()
+
+
+def test_a_megabyte_without_spaces_is_split_not_truncated():
+    text = "x" * 1_000_000
+    doc = _document([Block(text, 1)])
+    passages = segment(doc, params=SegmentParams(max_words=150, max_chars=2000))
+    assert max(len(p.text) for p in passages) == 2000
+    assert "".join(p.text for p in passages) == text

@@ -124,6 +124,11 @@ def _read_pdf(path: Path, params: IngestParams, warnings: list[str]) -> tuple[li
                        timeout=params.timeout_seconds)
     if not pages:
         raise IngestError(path, "PDF has no pages")
+    broken = [p.number for p in pages if p.broken]
+    if len(broken) == len(pages):
+        raise IngestError(path, "corrupt PDF: no page could be read; ask for a fresh export")
+    if broken:
+        warnings.append(f"pages that could not be read (damaged): {page_ranges(broken)}")
     image_only = [p.number for p in pages if p.n_chars == 0 and p.n_images > 0]
     with_text = [p for p in pages if p.n_chars > 0]
     if not with_text:

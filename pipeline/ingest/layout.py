@@ -50,6 +50,7 @@ class PageText:
     segments: list[Segment]
     n_chars: int
     n_images: int
+    broken: bool = False  # the page could not be read; the rest of the document still can
 
 
 @dataclass

@@ -6,12 +6,15 @@ measured at 1.3 GB peak on a 200-page file, 47 MB with it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from ..errors import IngestError
 from .layout import PageText, Segment
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("pdfium", "plumber")
 
@@ -49,34 +52,40 @@ def read_pdfium(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageT
                                     "(ingest.max_pages)")
         for i in range(n):
             _deadline_check(path, start, timeout, i + 1)
-            page = pdf[i]
             try:
-                width, height = page.get_size()
-                textpage = page.get_textpage()
-                try:
-                    n_chars = textpage.count_chars()
-                    segments = []
-                    for r in range(textpage.count_rects()):
-                        left, bottom, right, top = textpage.get_rect(r)
-                        text = textpage.get_text_bounded(left, bottom, right, top)
-                        text = text.replace("\r", " ").replace("\n", " ")
-                        if text.strip():
-                            idx = textpage.get_index(left + 0.5, (top + bottom) / 2, 2, 2)
-                            size, bold = 0.0, False
-                            if idx is not None and idx >= 0:
-                                size = pdfium_c.FPDFText_GetFontSize(textpage.raw, idx)
-                                bold = pdfium_c.FPDFText_GetFontWeight(textpage.raw, idx) >= 600
-                            segments.append(Segment(text, left, right, height - top,
-                                                    height - bottom, size, bold))
-                finally:
-                    textpage.close()
-                n_images = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE],
-                                                           max_depth=2))
-            finally:
-                page.close()
-            yield PageText(i + 1, width, height, segments, n_chars, n_images)
+                yield _pdfium_page(pdf, i, pdfium_c)
+            except Exception:  # one damaged page must not lose the others; reported as broken
+                log.warning("%s: page %d could not be read", path, i + 1)
+                yield PageText(i + 1, 595.0, 842.0, [], 0, 0, broken=True)
     finally:
         pdf.close()
+
+
+def _pdfium_page(pdf, i: int, pdfium_c) -> PageText:
+    page = pdf[i]
+    try:
+        width, height = page.get_size()
+        textpage = page.get_textpage()
+        try:
+            n_chars = textpage.count_chars()
+            segments = []
+            for r in range(textpage.count_rects()):
+                left, bottom, right, top = textpage.get_rect(r)
+                text = textpage.get_text_bounded(left, bottom, right, top)
+                text = text.replace("\r", " ").replace("\n", " ")
+                if text.strip():
+                    idx = textpage.get_index(left + 0.5, (top + bottom) / 2, 2, 2)
+                    size, bold = 0.0, False
+                    if idx is not None and idx >= 0:
+                        size = pdfium_c.FPDFText_GetFontSize(textpage.raw, idx)
+                        bold = pdfium_c.FPDFText_GetFontWeight(textpage.raw, idx) >= 600
+                    segments.append(Segment(text, left, right, height - top, height - bottom, size, bold))
+        finally:
+            textpage.close()
+        n_images = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2))
+    finally:
+        page.close()
+    return PageText(i + 1, width, height, segments, n_chars, n_images)
 
 
 def read_plumber(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageText]:
@@ -103,10 +112,9 @@ def read_plumber(path: Path, *, max_pages: int, timeout: float) -> Iterator[Page
                             for w in words]
                 result = PageText(i + 1, float(page.width), float(page.height), segments,
                                   len(page.chars), len(page.images))
-            except IngestError:
-                raise
-            except Exception as e:
-                raise _explain_open_error(path, e) from e
+            except Exception:  # one damaged page must not lose the others; reported as broken
+                log.warning("%s: page %d could not be read", path, i + 1)
+                result = PageText(i + 1, 595.0, 842.0, [], 0, 0, broken=True)
             finally:
                 page.close()
             yield result

@@ -1,0 +1,211 @@
+"""The benchmark: generate a corpus of N documents x P pages with realistic furniture, run
+the pipeline, and print throughput, peak memory and per-stage seconds.
+
+    python -m pipeline.bench                     # the README's table (a few minutes)
+    python -m pipeline.bench --docs 20 --pages 5 # a quick look
+
+Figures are printed, never asserted: timing on a shared 2-core machine varies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PARAGRAPHS = [
+    "Officers who suspect exploitation make an immediate referral to the National Referral Mechanism, and the "
+    "modern slavery SPOC checks every referral for quality before it goes to the Single Competent Authority.",
+    "The Police and Crime Commissioner funds an independent advocacy service that supports survivors before and "
+    "after their NRM decision, including those who decline a referral, with accommodation and legal advice.",
+    "Custody sergeants must record whether the section 45 statutory defence was considered, and the CPS liaison "
+    "officer reviews a sample of charging files every month to confirm it.",
+    "Modern slavery is a priority in the control strategy. Crimes are allocated to PIP2 detectives in the "
+    "dedicated exploitation team, and a detective inspector reviews every investigation within seven days.",
+    "Guidance for all staff sits on the intranet modern slavery page and in the app on every officer's mobile "
+    "device, with contact details for the specialist team and a short video on spotting the signs.",
+    "The force continues to work with partners across the region to improve its response and will report "
+    "progress to the strategic board each quarter.",
+]
+
+
+def make_source(i: int, pages: int) -> str:
+    """A response of roughly ``pages`` pages: headings, paragraphs, bullets and a table."""
+    forces = ["Kent", "Essex", "Surrey", "Sussex", "Dorset", "Durham", "Gwent", "Cheshire", "Norfolk", "Suffolk"]
+    force = forces[i % len(forces)]
+    parts = [f"---\nforce: {force} Police\noutput: pdf\nletterhead: \"{force} Police | Headquarters\"\n"
+             f"marking: OFFICIAL\n---\n", f"# {force} Police response {i}"]
+    for page in range(pages):
+        parts.append(f"## Section {page + 1}")
+        for k in range(4):
+            parts.append(f"{PARAGRAPHS[(i + page + k) % len(PARAGRAPHS)]} Reference {i}-{page}-{k}.")
+        parts.append("The review found:\n\n- referrals checked within two days;\n- victims offered support;\n"
+                     "- cases allocated to trained investigators.")
+    return "\n\n".join(parts)
+
+
+def generate(folder: Path, docs: int, pages: int) -> list[Path]:
+    from .render import parse_source, render_pdf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    template = None
+    for i in range(docs):
+        path = folder / f"doc-{i:05d}.pdf"
+        if not path.exists():
+            if template is None or i < 10:
+                data = render_pdf(parse_source(make_source(i, pages), slug=f"doc{i}"))
+                template = data if i == 9 else template
+            else:
+                # Past ten rendered documents, copies keep generation quick; a comment makes each unique.
+                data = template + f"\n%{i}\n".encode()
+            path.write_bytes(data)
+        out.append(path)
+    return out
+
+
+def raw_extraction_seconds(files: list[Path], engine: str) -> float:
+    """Reference: the library's own text extraction with nothing of ours on top."""
+    start = time.perf_counter()
+    for f in files:
+        if engine == "plumber":
+            import pdfplumber
+
+            with pdfplumber.open(str(f)) as pdf:
+                for page in pdf.pages:
+                    page.extract_text()
+                    page.close()
+        else:
+            import pypdfium2 as pdfium
+
+            pdf = pdfium.PdfDocument(str(f))
+            for i in range(len(pdf)):
+                page = pdf[i]
+                tp = page.get_textpage()
+                tp.get_text_range()
+                tp.close()
+                page.close()
+            pdf.close()
+    return time.perf_counter() - start
+
+
+def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str, extra: list[str] | None = None) -> dict:
+    """Run one scoring in a fresh process, so peak RSS belongs to that run alone."""
+    code = (
+        "import json, resource, sys, time\n"
+        "from pathlib import Path\n"
+        "from pipeline.config import load_params, paths\n"
+        "from pipeline.modelstore import load_model, resolve_model_dir\n"
+        "from pipeline.score import run_score\n"
+        "from pipeline.taxonomy import load_taxonomy\n"
+        "p = paths(); tax = load_taxonomy()\n"
+        f"params = load_params().override('ingest', pdf_engine={engine!r})\n"
+        "model = load_model(resolve_model_dir(p.models), tax, models_dir=p.models)\n"
+        f"s = run_score([Path({str(folder)!r})], Path({str(out)!r}), model=model, params=params, taxonomy=tax, jobs={jobs})\n"
+        "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(json.dumps({'seconds': s.seconds, 'pages': s.n_pages, 'passages': s.n_passages,"
+        " 'peak_rss_mb': max(me, kids) / 1024}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, *(extra or [])], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def classify_rate(n: int = 20000) -> float:
+    """Passages per second through the default model (features, probabilities, echo)."""
+    import pandas as pd
+
+    from .config import paths
+    from .modelstore import load_model, resolve_model_dir
+    from .taxonomy import load_taxonomy
+
+    p = paths()
+    model = load_model(resolve_model_dir(p.models), load_taxonomy(), models_dir=p.models)
+    texts = [f"{PARAGRAPHS[i % len(PARAGRAPHS)]} Case {i}." for i in range(n)]
+    frame = pd.DataFrame({"text": texts, "heading": ["Recommendation 2"] * n, "context": [""] * n})
+    model.predict(frame.head(100))
+    start = time.perf_counter()
+    model.predict(frame)
+    return n / (time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--docs", type=int, default=200, help="documents in the main corpus")
+    ap.add_argument("--pages", type=int, default=10, help="pages per document")
+    ap.add_argument("--rss-small", type=int, default=50, help="documents for the small memory run")
+    ap.add_argument("--rss-large", type=int, default=1000, help="documents for the large memory run")
+    ap.add_argument("--skip-rss", action="store_true", help="skip the 50 vs 1,000 document memory runs")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep generated files here")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
+    args = ap.parse_args(argv)
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="forcecov-bench-"))
+    print(f"generating {args.docs} documents x {args.pages} pages in {work} ...", flush=True)
+    files = generate(work / "main", args.docs, args.pages)
+    sample = files[: min(len(files), 20)]
+    results: dict = {"docs": args.docs, "pages_per_doc": args.pages, "cores": os.cpu_count()}
+
+    rows = []
+    for engine in ("pdfium", "plumber"):
+        runs = {}
+        for jobs in (1, 2):
+            if engine == "plumber" and jobs == 2:
+                continue
+            target = files if engine == "pdfium" else sample
+            folder = work / f"set-{engine}"
+            folder.mkdir(exist_ok=True)
+            for f in target:
+                link = folder / f.name
+                if not link.exists():
+                    os.link(f, link)
+            r = _score_in_subprocess(folder, work / f"out-{engine}-{jobs}", jobs=jobs, engine=engine)
+            r["pages_per_s"] = r["pages"] / r["seconds"]["total"]
+            runs[jobs] = r
+            rows.append((engine, jobs, r))
+            print(f"{engine:7s} jobs={jobs}: {r['pages']} pages in {r['seconds']['total']:.1f} s = "
+                  f"{r['pages_per_s']:.0f} pages/s end to end; peak RSS {r['peak_rss_mb']:.0f} MB; stages "
+                  + ", ".join(f"{k} {v:.2f}s" for k, v in r["seconds"].items() if k != "total"), flush=True)
+        results[engine] = runs
+    speedup = results["pdfium"][2]["pages_per_s"] / results["pdfium"][1]["pages_per_s"]
+    results["jobs2_speedup"] = speedup
+    print(f"--jobs 2 vs --jobs 1 on {args.docs} documents: {speedup:.2f}x")
+
+    for engine, target in (("pdfium", files), ("plumber", sample)):
+        raw = raw_extraction_seconds(target, engine)
+        pages = len(target) * results[engine][1]["pages"] / len(target if engine == "plumber" else files)
+        ours = results[engine][1]["seconds"]["extract"]
+        results[f"raw_{engine}_pages_per_s"] = pages / raw
+        results[f"{engine}_overhead"] = ours / raw
+        print(f"raw {engine}: {pages / raw:.0f} pages/s; our {engine} extraction stage takes {ours / raw:.2f}x "
+              "the raw library's time", flush=True)
+
+    rate = classify_rate()
+    results["classify_passages_per_s"] = rate
+    print(f"classify: {rate:,.0f} passages/s")
+
+    if not args.skip_rss:
+        rss = {}
+        for n in (args.rss_small, args.rss_large):
+            folder = work / f"rss-{n}"
+            generate(folder, n, 2)
+            r = _score_in_subprocess(folder, work / f"out-rss-{n}", jobs=1, engine="pdfium")
+            rss[n] = r["peak_rss_mb"]
+            print(f"peak RSS scoring {n} documents: {r['peak_rss_mb']:.0f} MB", flush=True)
+        results["rss_mb"] = rss
+        results["rss_ratio"] = rss[args.rss_large] / rss[args.rss_small]
+        print(f"peak RSS {args.rss_large} vs {args.rss_small} documents: {results['rss_ratio']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    _ = resource  # resource is used inside the child processes
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
