@@ -1,0 +1,111 @@
+"""The DVC pipeline reproduces from a fresh copy of the project, offline."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.modelstore import resolve_model_dir
+from tests.conftest import fast_params
+
+REPO = Path(__file__).resolve().parent.parent
+# Never copied: generated outputs, DVC's cache and the local environment.
+SKIP = (".venv", ".git", "reports", "data/interim", "models/dvc", ".dvc/cache", ".dvc/tmp",
+        "dvc_plots")
+
+
+def test_a_models_folder_resolves_through_its_current_pointer(tmp_path):
+    """`--model models/dvc` names the folder `train --out models/dvc` wrote, not a version."""
+    own = tmp_path / "models" / "dvc"
+    (own / "v1").mkdir(parents=True)
+    (own / "v1" / "model.json").write_text("{}")
+    (own / "current").write_text("v1\n")
+    assert resolve_model_dir(tmp_path / "models", own) == own / "v1"
+    assert resolve_model_dir(tmp_path / "models", own / "v1") == own / "v1"
+    assert resolve_model_dir(tmp_path / "models", own / "v1" / "model.json") == own / "v1"
+
+
+def _skipped(rel: str) -> bool:
+    return any(rel == s or rel.startswith(s + "/") for s in SKIP)
+
+
+def working_files() -> list[str]:
+    """Tracked and untracked, not ignored, files of the working tree (what a commit would hold)."""
+    if (REPO / ".git").exists() and shutil.which("git"):
+        listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        proc = subprocess.run(listing, cwd=REPO, capture_output=True, check=True)
+        names = [n for n in proc.stdout.decode().split("\0") if n]
+    else:
+        names = [p.relative_to(REPO).as_posix() for p in REPO.rglob("*") if p.is_file()]
+    return sorted(n for n in set(names) if not _skipped(n) and (REPO / n).is_file())
+
+
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_dvc_repro_from_a_fresh_copy(tmp_path):
+    repo = tmp_path / "repo"
+    for name in working_files():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, repo / name)
+    assert (repo / "dvc.yaml").is_file() and (repo / ".dvc" / "config").is_file()
+    # The real parameters, with cross-validation turned down (as in the other tests) so that
+    # training takes seconds rather than a minute or two; the pipeline itself is unchanged.
+    (repo / "params.yaml").write_text(yaml.safe_dump(fast_params().as_dict(), sort_keys=False))
+
+    bin_dir = Path(sys.executable).parent  # the venv's bin: forcecov and dvc live here
+    env = {k: v for k, v in os.environ.items() if k != "FORCECOV_ROOT"}
+    env.update(PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}", DVC_NO_ANALYTICS="1",
+               GIT_AUTHOR_NAME="test", GIT_AUTHOR_EMAIL="test@example.invalid",
+               GIT_COMMITTER_NAME="test", GIT_COMMITTER_EMAIL="test@example.invalid")
+    dvc = str(bin_dir / "dvc")
+
+    # DVC needs a git repository for its SCM integration, as in a real clone.
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "snapshot"]):
+        proc = run(cmd, repo, env)
+        assert proc.returncode == 0, proc.stderr
+    committed_model = (repo / "models" / "current").read_text()
+
+    proc = run([dvc, "repro"], repo, env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for stage in ("extract", "train", "score", "evaluate"):
+        assert f"Running stage '{stage}'" in proc.stdout
+    assert (repo / "dvc.lock").is_file()
+    assert (repo / "data" / "interim" / "passages.jsonl").is_file()
+    assert (repo / "models" / "dvc" / "current").is_file()
+    # The committed default model is left alone: the pipeline trains into models/dvc.
+    assert (repo / "models" / "current").read_text() == committed_model
+
+    proc = run([dvc, "status"], repo, env)
+    assert proc.returncode == 0 and "up to date" in proc.stdout, proc.stdout + proc.stderr
+
+    proc = run([dvc, "metrics", "show"], repo, env)
+    assert proc.returncode == 0, proc.stderr
+    assert "macro_f1" in proc.stdout
+
+    proc = run([dvc, "plots", "show"], repo, env)
+    assert proc.returncode == 0, proc.stderr
+    index = repo / "dvc_plots" / "index.html"
+    assert index.is_file()
+    html = index.read_text()
+    assert "calibration" in html and "category" in html
+
+    # Params are wired per stage: a coverage setting invalidates score, not extract or train.
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    params["coverage"]["top_evidence"] += 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    proc = run([dvc, "status"], repo, env)
+    assert proc.returncode == 0, proc.stderr
+    assert "score:" in proc.stdout and "coverage.top_evidence" in proc.stdout, proc.stdout
+    assert "train:" not in proc.stdout and "extract:" not in proc.stdout, proc.stdout
+
+    # Nothing the pipeline wrote shows up in git but dvc.lock (and the params edited just above).
+    proc = run(["git", "status", "--porcelain"], repo, env)
+    assert sorted(proc.stdout.splitlines()) == [" M params.yaml", "?? dvc.lock"], proc.stdout
