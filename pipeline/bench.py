@@ -18,35 +18,43 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PARAGRAPHS = [
-    "Officers who suspect exploitation make an immediate referral to the National Referral Mechanism, and the "
-    "modern slavery SPOC checks every referral for quality before it goes to the Single Competent Authority.",
-    "The Police and Crime Commissioner funds an independent advocacy service that supports survivors before and "
-    "after their NRM decision, including those who decline a referral, with accommodation and legal advice.",
-    "Custody sergeants must record whether the section 45 statutory defence was considered, and the CPS liaison "
-    "officer reviews a sample of charging files every month to confirm it.",
-    "Modern slavery is a priority in the control strategy. Crimes are allocated to PIP2 detectives in the "
-    "dedicated exploitation team, and a detective inspector reviews every investigation within seven days.",
-    "Guidance for all staff sits on the intranet modern slavery page and in the app on every officer's mobile "
-    "device, with contact details for the specialist team and a short video on spotting the signs.",
-    "The force continues to work with partners across the region to improve its response and will report "
-    "progress to the strategic board each quarter.",
+    "Officers who suspect exploitation make an immediate referral to the National Referral "
+    "Mechanism, and the modern slavery SPOC checks every referral for quality before it goes to "
+    "the Single Competent Authority.",
+    "The Police and Crime Commissioner funds an independent advocacy service that supports "
+    "survivors before and after their NRM decision, including those who decline a referral, with "
+    "accommodation and legal advice.",
+    "Custody sergeants must record whether the section 45 statutory defence was considered, and "
+    "the CPS liaison officer reviews a sample of charging files every month to confirm it.",
+    "Modern slavery is a priority in the control strategy. Crimes are allocated to PIP2 detectives "
+    "in the dedicated exploitation team, and a detective inspector reviews every investigation "
+    "within seven days.",
+    "Guidance for all staff sits on the intranet modern slavery page and in the app on every "
+    "officer's mobile device, with contact details for the specialist team and a short video on "
+    "spotting the signs.",
+    "The force continues to work with partners across the region to improve its response and "
+    "will report progress to the strategic board each quarter.",
 ]
 
 
 def make_source(i: int, pages: int) -> str:
     """A response of roughly ``pages`` pages: headings, paragraphs, bullets and a table."""
-    forces = ["Kent", "Essex", "Surrey", "Sussex", "Dorset", "Durham", "Gwent", "Cheshire", "Norfolk", "Suffolk"]
+    forces = ["Kent", "Essex", "Surrey", "Sussex", "Dorset", "Durham", "Gwent", "Cheshire",
+              "Norfolk", "Suffolk"]
     force = forces[i % len(forces)]
-    parts = [f"---\nforce: {force} Police\noutput: pdf\nletterhead: \"{force} Police | Headquarters\"\n"
-             f"marking: OFFICIAL\n---\n", f"# {force} Police response {i}"]
+    parts = [f"---\nforce: {force} Police\noutput: pdf\n"
+             f"letterhead: \"{force} Police | Headquarters\"\nmarking: OFFICIAL\n---\n",
+             f"# {force} Police response {i}"]
     for page in range(pages):
         parts.append(f"## Section {page + 1}")
         for k in range(4):
-            parts.append(f"{PARAGRAPHS[(i + page + k) % len(PARAGRAPHS)]} Reference {i}-{page}-{k}.")
-        parts.append("The review found:\n\n- referrals checked within two days;\n- victims offered support;\n"
-                     "- cases allocated to trained investigators.")
+            paragraph = PARAGRAPHS[(i + page + k) % len(PARAGRAPHS)]
+            parts.append(f"{paragraph} Reference {i}-{page}-{k}.")
+        parts.append("The review found:\n\n- referrals checked within two days;\n"
+                     "- victims offered support;\n- cases allocated to trained investigators.")
     return "\n\n".join(parts)
 
 
@@ -55,7 +63,7 @@ def generate(folder: Path, docs: int, pages: int) -> list[Path]:
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
-    template = None
+    template: bytes | None = None
     for i in range(docs):
         path = folder / f"doc-{i:05d}.pdf"
         if not path.exists():
@@ -63,7 +71,8 @@ def generate(folder: Path, docs: int, pages: int) -> list[Path]:
                 data = render_pdf(parse_source(make_source(i, pages), slug=f"doc{i}"))
                 template = data if i == 9 else template
             else:
-                # Past ten rendered documents, copies keep generation quick; a comment makes each unique.
+                # Past ten rendered documents, copies keep generation quick; a comment makes
+                # each unique.
                 data = template + f"\n%{i}\n".encode()
             path.write_bytes(data)
         out.append(path)
@@ -95,7 +104,8 @@ def raw_extraction_seconds(files: list[Path], engine: str) -> float:
     return time.perf_counter() - start
 
 
-def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str, extra: list[str] | None = None) -> dict:
+def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
+                         extra: list[str] | None = None) -> dict[str, Any]:
     """Run one scoring in a fresh process, so peak RSS belongs to that run alone."""
     code = (
         "import json, resource, sys, time\n"
@@ -107,14 +117,17 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str, ext
         "p = paths(); tax = load_taxonomy()\n"
         f"params = load_params().override('ingest', pdf_engine={engine!r})\n"
         "model = load_model(resolve_model_dir(p.models), tax, models_dir=p.models)\n"
-        f"s = run_score([Path({str(folder)!r})], Path({str(out)!r}), model=model, params=params, taxonomy=tax, jobs={jobs})\n"
+        f"s = run_score([Path({str(folder)!r})], Path({str(out)!r}), model=model, params=params, "
+        f"taxonomy=tax, jobs={jobs})\n"
         "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(json.dumps({'seconds': s.seconds, 'pages': s.n_pages, 'passages': s.n_passages,"
         " 'peak_rss_mb': max(me, kids) / 1024}))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code, *(extra or [])], capture_output=True, text=True, check=True)
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    proc = subprocess.run([sys.executable, "-c", code, *(extra or [])], capture_output=True,
+                          text=True, check=True)
+    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return figures
 
 
 def classify_rate(n: int = 20000) -> float:
@@ -136,12 +149,15 @@ def classify_rate(n: int = 20000) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--docs", type=int, default=200, help="documents in the main corpus")
     ap.add_argument("--pages", type=int, default=10, help="pages per document")
     ap.add_argument("--rss-small", type=int, default=50, help="documents for the small memory run")
-    ap.add_argument("--rss-large", type=int, default=1000, help="documents for the large memory run")
-    ap.add_argument("--skip-rss", action="store_true", help="skip the 50 vs 1,000 document memory runs")
+    ap.add_argument("--rss-large", type=int, default=1000,
+                    help="documents for the large memory run")
+    ap.add_argument("--skip-rss", action="store_true",
+                    help="skip the 50 vs 1,000 document memory runs")
     ap.add_argument("--workdir", type=Path, default=None, help="keep generated files here")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -150,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"generating {args.docs} documents x {args.pages} pages in {work} ...", flush=True)
     files = generate(work / "main", args.docs, args.pages)
     sample = files[: min(len(files), 20)]
-    results: dict = {"docs": args.docs, "pages_per_doc": args.pages, "cores": os.cpu_count()}
+    results: dict[str, Any] = {"docs": args.docs, "pages_per_doc": args.pages,
+                               "cores": os.cpu_count()}
 
     rows = []
     for engine in ("pdfium", "plumber"):
@@ -165,13 +182,15 @@ def main(argv: list[str] | None = None) -> int:
                 link = folder / f.name
                 if not link.exists():
                     os.link(f, link)
-            r = _score_in_subprocess(folder, work / f"out-{engine}-{jobs}", jobs=jobs, engine=engine)
+            r = _score_in_subprocess(folder, work / f"out-{engine}-{jobs}", jobs=jobs,
+                                     engine=engine)
             r["pages_per_s"] = r["pages"] / r["seconds"]["total"]
             runs[jobs] = r
             rows.append((engine, jobs, r))
+            stages = ", ".join(f"{k} {v:.2f}s" for k, v in r["seconds"].items() if k != "total")
             print(f"{engine:7s} jobs={jobs}: {r['pages']} pages in {r['seconds']['total']:.1f} s = "
-                  f"{r['pages_per_s']:.0f} pages/s end to end; peak RSS {r['peak_rss_mb']:.0f} MB; stages "
-                  + ", ".join(f"{k} {v:.2f}s" for k, v in r["seconds"].items() if k != "total"), flush=True)
+                  f"{r['pages_per_s']:.0f} pages/s end to end; peak RSS {r['peak_rss_mb']:.0f} MB; "
+                  f"stages {stages}", flush=True)
         results[engine] = runs
     speedup = results["pdfium"][2]["pages_per_s"] / results["pdfium"][1]["pages_per_s"]
     results["jobs2_speedup"] = speedup
@@ -179,12 +198,13 @@ def main(argv: list[str] | None = None) -> int:
 
     for engine, target in (("pdfium", files), ("plumber", sample)):
         raw = raw_extraction_seconds(target, engine)
-        pages = len(target) * results[engine][1]["pages"] / len(target if engine == "plumber" else files)
+        scored = target if engine == "plumber" else files
+        pages = len(target) * results[engine][1]["pages"] / len(scored)
         ours = results[engine][1]["seconds"]["extract"]
         results[f"raw_{engine}_pages_per_s"] = pages / raw
         results[f"{engine}_overhead"] = ours / raw
-        print(f"raw {engine}: {pages / raw:.0f} pages/s; our {engine} extraction stage takes {ours / raw:.2f}x "
-              "the raw library's time", flush=True)
+        print(f"raw {engine}: {pages / raw:.0f} pages/s; our {engine} extraction stage takes "
+              f"{ours / raw:.2f}x the raw library's time", flush=True)
 
     rate = classify_rate()
     results["classify_passages_per_s"] = rate
@@ -200,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peak RSS scoring {n} documents: {r['peak_rss_mb']:.0f} MB", flush=True)
         results["rss_mb"] = rss
         results["rss_ratio"] = rss[args.rss_large] / rss[args.rss_small]
-        print(f"peak RSS {args.rss_large} vs {args.rss_small} documents: {results['rss_ratio']:.2f}x")
+        print(f"peak RSS {args.rss_large} vs {args.rss_small} documents: "
+              f"{results['rss_ratio']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     _ = resource  # resource is used inside the child processes

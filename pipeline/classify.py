@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
@@ -45,7 +46,8 @@ def model_frame(texts: Any, headings: Any = None, contexts: Any = None) -> pd.Da
     contexts = list(contexts) if contexts is not None else [""] * len(texts)
     return pd.DataFrame({
         "text": [prepare_text(t) for t in texts],
-        "context": [prepare_text(f"{h or ''} {c or ''}") for h, c in zip(headings, contexts)],
+        "context": [prepare_text(f"{h or ''} {c or ''}")
+                    for h, c in zip(headings, contexts, strict=True)],
     })
 
 
@@ -55,12 +57,15 @@ def build_features(params: FeatureParams) -> ColumnTransformer:
                                        max_features=params.max_features_word,
                                        sublinear_tf=params.sublinear_tf, lowercase=True), "text")]
     if params.char_ngram_max > 0:  # character n-grams: robust to spelling, about 7x slower
-        blocks.append(("char", TfidfVectorizer(analyzer="char_wb",
-                                               ngram_range=(params.char_ngram_min, params.char_ngram_max),
-                                               min_df=params.min_df, max_features=params.max_features_char,
-                                               sublinear_tf=params.sublinear_tf, lowercase=True), "text"))
-    blocks.append(("context", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True), "context"))
-    return ColumnTransformer(blocks, transformer_weights={"word": 1.0, "char": 1.0, "context": params.heading_weight})
+        char = TfidfVectorizer(analyzer="char_wb",
+                               ngram_range=(params.char_ngram_min, params.char_ngram_max),
+                               min_df=params.min_df, max_features=params.max_features_char,
+                               sublinear_tf=params.sublinear_tf, lowercase=True)
+        blocks.append(("char", char, "text"))
+    blocks.append(("context", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
+                   "context"))
+    weights = {"word": 1.0, "char": 1.0, "context": params.heading_weight}
+    return ColumnTransformer(blocks, transformer_weights=weights)
 
 
 def _base_estimator(model: ModelParams) -> Any:
@@ -78,7 +83,8 @@ def _base_estimator(model: ModelParams) -> Any:
     return est
 
 
-class PassageClassifier(BaseEstimator, ClassifierMixin):
+# scikit-learn ships no type information, so its base classes are Any to mypy.
+class PassageClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     """Multi-label TF-IDF + linear classifier with the scikit-learn estimator contract."""
 
     def __init__(self, labels: tuple[str, ...] = (), features: FeatureParams | None = None,
@@ -90,9 +96,10 @@ class PassageClassifier(BaseEstimator, ClassifierMixin):
     def fit(self, X: pd.DataFrame, Y: np.ndarray) -> PassageClassifier:
         Y = np.asarray(Y)
         if Y.ndim != 2 or Y.shape[1] != len(self.labels):
-            raise ValueError(f"Y must have one column per label ({len(self.labels)}), got {Y.shape}")
+            raise ValueError(f"Y must have one column per label ({len(self.labels)}), "
+                             f"got {Y.shape}")
         if (Y.sum(axis=0) == 0).any():
-            missing = [lab for lab, n in zip(self.labels, Y.sum(axis=0)) if n == 0]
+            missing = [lab for lab, n in zip(self.labels, Y.sum(axis=0), strict=True) if n == 0]
             raise ValueError(f"no positive examples for {missing}")
         self.pipeline_ = Pipeline([
             ("features", build_features(self.features or FeatureParams())),
@@ -105,7 +112,8 @@ class PassageClassifier(BaseEstimator, ClassifierMixin):
         return np.asarray(self.pipeline_.predict_proba(X))
 
 
-def grouped_folds(groups: np.ndarray, n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def grouped_folds(groups: np.ndarray, n_splits: int,
+                  seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """GroupKFold splits (a group never straddles train and test), shuffled by seed."""
     unique = np.unique(groups)
     n = min(n_splits, len(unique))
@@ -140,12 +148,12 @@ def choose_thresholds(Y: np.ndarray, proba: np.ndarray, params: ThresholdParams)
         scores = [f1_score(Y[:, j], proba[:, j] >= t, zero_division=0) for t in grid]
         best = max(scores)
         # Of the thresholds within a hair of the best F1, take the middle one: more stable.
-        near = [t for t, s in zip(grid, scores) if s >= best - 1e-9]
+        near = [t for t, s in zip(grid, scores, strict=True) if s >= best - 1e-9]
         out[j] = float(near[len(near) // 2])
     return out
 
 
-class EchoDetector(BaseEstimator):
+class EchoDetector(BaseEstimator):  # type: ignore[misc]
     """Flags passages that restate a recommendation or a complaint concern.
 
     Based on the wording held in the taxonomy, not on the classifier. A passage is an echo
@@ -158,8 +166,8 @@ class EchoDetector(BaseEstimator):
     """
 
     def __init__(self, texts: tuple[str, ...] = (), similarity: float = 0.5, max_words: int = 90,
-                 cue_similarity: float = 0.05, cues: tuple[str, ...] = (), own_voice: tuple[str, ...] = (),
-                 own_voice_similarity: float = 0.75):
+                 cue_similarity: float = 0.05, cues: tuple[str, ...] = (),
+                 own_voice: tuple[str, ...] = (), own_voice_similarity: float = 0.75):
         self.texts = texts
         self.own_voice_similarity = own_voice_similarity
         self.similarity = similarity
@@ -172,8 +180,8 @@ class EchoDetector(BaseEstimator):
         if not self.texts:
             raise ValueError("EchoDetector needs the taxonomy's recommendation texts")
         corpus = [prepare_text(t) for t in (list(background or []) + list(self.texts))]
-        self.vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                                           min_df=1).fit(corpus)
+        self.vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5),
+                                           sublinear_tf=True, min_df=1).fit(corpus)
         self.reference_ = self.vectorizer_.transform([prepare_text(t) for t in self.texts])
         self.cue_re_ = [re.compile(p, re.I | re.M) for p in self.cues]
         self.own_re_ = [re.compile(p, re.I) for p in self.own_voice]
@@ -193,13 +201,15 @@ class EchoDetector(BaseEstimator):
         own = np.array([any(r.search(t) for r in self.own_re_) for t in texts], dtype=bool)
         cued = np.array([any(r.search(t) for r in self.cue_re_) for t in texts], dtype=bool) & ~own
         close = sims >= np.where(own, self.own_voice_similarity, self.similarity)
-        return (close | (cued & (sims >= self.cue_similarity))) & (words <= self.max_words)
+        echo: npt.NDArray[np.bool_] = (
+            (close | (cued & (sims >= self.cue_similarity))) & (words <= self.max_words))
+        return echo
 
 
 def make_echo_detector(taxonomy: Taxonomy, params: EchoParams) -> EchoDetector:
     return EchoDetector(tuple(taxonomy.echo_texts), params.similarity, params.max_words,
-                        params.cue_similarity, tuple(taxonomy.echo_cues), tuple(taxonomy.own_voice_cues),
-                        params.own_voice_similarity)
+                        params.cue_similarity, tuple(taxonomy.echo_cues),
+                        tuple(taxonomy.own_voice_cues), params.own_voice_similarity)
 
 
 @dataclass
@@ -221,7 +231,8 @@ class TrainedModel:
         """
         X = model_frame(passages["text"], passages.get("heading"), passages.get("context"))
         if len(X) == 0:
-            cols = [f"p_{lab}" for lab in self.labels] + ["labels", "echo", "confidence", "needs_review"]
+            cols = [f"p_{lab}" for lab in self.labels] + ["labels", "echo", "confidence",
+                                                          "needs_review"]
             return pd.DataFrame(columns=cols)
         proba = self.classifier.predict_proba(X)
         echo = self.echo.predict(list(passages["text"]))
@@ -230,15 +241,17 @@ class TrainedModel:
         span = np.maximum(self.thresholds, 1 - self.thresholds)
         confidence = (distance / span).min(axis=1)
         out = pd.DataFrame({f"p_{lab}": proba[:, j].round(4) for j, lab in enumerate(self.labels)})
-        out["labels"] = [[lab for lab, h in zip(self.labels, row) if h] for row in hits]
+        out["labels"] = [[lab for lab, h in zip(self.labels, row, strict=True) if h]
+                         for row in hits]
         out["echo"] = echo
         out["confidence"] = confidence.round(4)
         out["needs_review"] = (distance.min(axis=1) < review_margin) & ~echo
         return out
 
 
-def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> np.ndarray:
-    return frame[taxonomy.labels].to_numpy(dtype=int)
+def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> npt.NDArray[np.int_]:
+    matrix: npt.NDArray[np.int_] = frame[taxonomy.labels].to_numpy(dtype=int)
+    return matrix
 
 
 def read_passage_lines(path: Any) -> list[dict[str, Any]]:
@@ -276,7 +289,7 @@ def classify_records(records: list[dict[str, Any]], model: TrainedModel) -> list
                           "context": [r.get("context") or "" for r in records]})
     preds = model.predict(frame)
     out = []
-    for rec, (_, row) in zip(records, preds.iterrows()):
+    for rec, (_, row) in zip(records, preds.iterrows(), strict=True):
         out.append({**rec, "probs": {lab: float(row[f"p_{lab}"]) for lab in model.labels},
                     "labels": list(row["labels"]), "echo": bool(row["echo"])})
     return out

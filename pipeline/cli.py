@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -17,15 +18,25 @@ from . import __version__
 from .config import load_params, paths
 from .errors import ForcecovError
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+    import pandas as pd
+
+    from .classify import TrainedModel
+    from .config import Params
+    from .records import DocumentResult
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how well police forces' responses cover each recommendation.")
 # soft_wrap: one message stays one line, whatever the terminal width.
 err = Console(stderr=True, highlight=False, soft_wrap=True)
-out = Console(highlight=False, soft_wrap=True)
+# Tables are wide; when output is piped (no terminal width), do not squeeze them to 80 columns.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 @contextmanager
-def progress_bar(total: int, description: str):
+def progress_bar(total: int, description: str) -> Iterator[Callable[..., None]]:
     """A progress bar on stderr when it is a terminal; otherwise nothing."""
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err, disable=not sys.stderr.isatty(),
@@ -35,12 +46,12 @@ def progress_bar(total: int, description: str):
         yield lambda *_: progress.advance(task)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
-def report_bad_documents(results) -> None:
+def report_bad_documents(results: Iterable[DocumentResult]) -> None:
     for r in results:
         if r.status == "error":
             err.print(f"[red]error[/red] {escape(r.path)}: {escape(r.reason)}")
@@ -48,18 +59,25 @@ def report_bad_documents(results) -> None:
             err.print(f"[yellow]warning[/yellow] {escape(r.path)}: {escape(r.reason)}")
 
 
-Jobs = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Parallel worker processes (joblib)")]
-Backend = Annotated[Optional[str], typer.Option("--backend", help="local (joblib) or dask")]
-Scheduler = Annotated[Optional[str], typer.Option("--scheduler", help="dask scheduler address, e.g. tcp://host:8786")]
-NoCache = Annotated[bool, typer.Option("--no-cache", help="Extract every document again (ignore the cache)")]
+Jobs = Annotated[
+    int | None, typer.Option("--jobs", "-j", help="Parallel worker processes (joblib)")
+]
+Backend = Annotated[str | None, typer.Option("--backend", help="local (joblib) or dask")]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="dask scheduler address, e.g. tcp://host:8786"),
+]
+NoCache = Annotated[
+    bool, typer.Option("--no-cache", help="Extract every document again (ignore the cache)")
+]
 
 
-def _cache_dir(no_cache: bool, params) -> Path | None:
+def _cache_dir(no_cache: bool, params: Params) -> Path | None:
     return None if no_cache or not params.score.cache else paths().interim / "cache"
 
 
-PdfEngine = Annotated[Optional[str], typer.Option("--pdf-engine", help="pdfium (fast) or plumber")]
-Manifest = Annotated[Optional[Path], typer.Option("--manifest", help="CSV with columns path, force")]
+PdfEngine = Annotated[str | None, typer.Option("--pdf-engine", help="pdfium (fast) or plumber")]
+Manifest = Annotated[Path | None, typer.Option("--manifest", help="CSV with columns path, force")]
 
 
 @app.command()
@@ -86,16 +104,18 @@ def extract(
     with progress_bar(len(files), "Extracting") as advance:
         summary = run_extract(inputs, out_dir, ingest=params.ingest, seg=params.segment,
                               taxonomy=load_taxonomy(), manifest=mapping, on_done=advance,
-                              jobs=jobs or params.score.jobs, backend=backend or params.score.backend,
+                              jobs=jobs or params.score.jobs,
+                              backend=backend or params.score.backend,
                               scheduler=scheduler, cache_dir=_cache_dir(no_cache, params))
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files: {summary.n_ok} ok, {summary.n_warning} with warnings, "
-              f"{summary.n_error} errors; {summary.n_passages} passages -> {out_dir}/passages.jsonl")
+              f"{summary.n_error} errors; {summary.n_passages} passages "
+              f"-> {out_dir}/passages.jsonl")
     if summary.n_ok + summary.n_warning == 0:
         raise typer.Exit(1)
 
 
-def _model(model_path: Path | None, trust: bool):
+def _model(model_path: Path | None, trust: bool) -> TrainedModel:
     """Load the model named (or models/current), verified; train one if none exists yet."""
     from .modelstore import current_version, load_model, resolve_model_dir
     from .taxonomy import load_taxonomy
@@ -103,22 +123,30 @@ def _model(model_path: Path | None, trust: bool):
     p = paths()
     taxonomy = load_taxonomy()
     if model_path is None and current_version(p.models) is None:
-        err.print("No model in models/ yet: training the default model first (offline, under a minute).")
+        err.print("No model in models/ yet: training the default model first "
+                  "(offline, under a minute).")
         from .train import train_and_save
 
         train_and_save(p.labelled, p.models, taxonomy, load_params())
-    return load_model(resolve_model_dir(p.models, model_path), taxonomy, models_dir=p.models, trust=trust)
+    return load_model(resolve_model_dir(p.models, model_path), taxonomy, models_dir=p.models,
+                      trust=trust)
 
 
-ModelPath = Annotated[Optional[Path], typer.Option("--model", help="Model folder (default: models/current)")]
-TrustModel = Annotated[bool, typer.Option("--trust-model", help="Allow a model from outside models/")]
+ModelPath = Annotated[
+    Path | None, typer.Option("--model", help="Model folder (default: models/current)")
+]
+TrustModel = Annotated[
+    bool, typer.Option("--trust-model", help="Allow a model from outside models/")
+]
 
 
 @app.command()
 def train(
-    data: Annotated[Optional[Path], typer.Option("--data", help="Labelled data folder")] = None,
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Models folder")] = None,
-    no_promote: Annotated[bool, typer.Option("--no-current", help="Do not update models/current")] = False,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled data folder")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Models folder")] = None,
+    no_promote: Annotated[
+        bool, typer.Option("--no-current", help="Do not update models/current")
+    ] = False,
 ) -> None:
     """Train the passage classifier on data/labelled and write models/<version>/."""
     from .taxonomy import load_taxonomy
@@ -127,14 +155,16 @@ def train(
     p = paths()
     taxonomy = load_taxonomy()
     with err.status("Training (grouped cross-validation, then the final fit)..."):
-        result, folder = train_and_save(data or p.labelled, out_dir or p.models, taxonomy, load_params(),
-                                        make_current=not no_promote)
+        result, folder = train_and_save(data or p.labelled, out_dir or p.models, taxonomy,
+                                        load_params(), make_current=not no_promote)
     m = result.cv_metrics
     out.print(f"trained {result.model.version} on {len(result.train_rows)} passages "
               f"({len(result.eval_rows)} held out for promotion) in {result.seconds:.1f} s")
-    out.print(f"grouped CV ({m['group_by']}, {m['n_folds']} folds): macro-F1 {m['macro_f1']:.3f}, ECE {m['ece']:.3f}")
+    out.print(f"grouped CV ({m['group_by']}, {m['n_folds']} folds): "
+              f"macro-F1 {m['macro_f1']:.3f}, ECE {m['ece']:.3f}")
     for lab, s in m["per_label"].items():
-        out.print(f"  {lab:<16} F1 {s['f1']:.3f}  P {s['precision']:.3f}  R {s['recall']:.3f}  n={s['support']}")
+        out.print(f"  {lab:<16} F1 {s['f1']:.3f}  P {s['precision']:.3f}  "
+                  f"R {s['recall']:.3f}  n={s['support']}")
     out.print(f"-> {folder}" + ("" if no_promote else " (models/current)"))
 
 
@@ -158,7 +188,9 @@ def classify(
 @app.command()
 def score(
     inputs: Annotated[list[Path], typer.Argument(help="Files or folders of submissions")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Run folder for the outputs")] = Path("reports"),
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Run folder for the outputs")
+    ] = Path("reports"),
     model_path: ModelPath = None,
     trust_model: TrustModel = False,
     pdf_engine: PdfEngine = None,
@@ -186,8 +218,9 @@ def score(
                             cache_dir=_cache_dir(no_cache, params))
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
-              f"{summary.n_warning} with warnings, {summary.n_error} errors; {summary.n_passages} passages, "
-              f"{summary.n_needs_review} need review; {summary.seconds['total']:.1f} s")
+              f"{summary.n_warning} with warnings, {summary.n_error} errors; "
+              f"{summary.n_passages} passages, {summary.n_needs_review} need review; "
+              f"{summary.seconds['total']:.1f} s")
     for cat in summary.summary["categories"].values():
         out.print(f"  {cat['sentence']}")
     out.print(f"-> {out_dir}/report.html, coverage.csv, passages.parquet")
@@ -195,7 +228,7 @@ def score(
         raise typer.Exit(1)
 
 
-def print_table(title: str, frame, float_format: str = "{:.3f}") -> None:
+def print_table(title: str, frame: pd.DataFrame, float_format: str = "{:.3f}") -> None:
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
@@ -210,15 +243,22 @@ def print_table(title: str, frame, float_format: str = "{:.3f}") -> None:
 def evaluate(
     model_path: ModelPath = None,
     trust_model: TrustModel = False,
-    do_compare: Annotated[bool, typer.Option("--compare", help="Compare approaches on the same folds")] = False,
+    do_compare: Annotated[
+        bool, typer.Option("--compare", help="Compare approaches on the same folds")
+    ] = False,
     approaches: Annotated[str, typer.Option(help="Approaches for --compare, comma-separated")] =
         "keywords,tfidf_lr,tfidf_svm,spacy,embeddings",
     lovo: Annotated[bool, typer.Option("--lovo", help="Leave-one-voice-out robustness")] = False,
-    coverage_run: Annotated[Optional[Path], typer.Option("--coverage", help="A scoring run folder to check against gold")] = None,
-    gold: Annotated[Optional[Path], typer.Option(help="Gold coverage CSV")] = None,
-    out_dir: Annotated[Path, typer.Option("--out", help="Where metrics.json and plots go")] = Path("reports"),
+    coverage_run: Annotated[
+        Path | None, typer.Option("--coverage", help="A scoring run folder to check against gold")
+    ] = None,
+    gold: Annotated[Path | None, typer.Option(help="Gold coverage CSV")] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Where metrics.json and plots go")
+    ] = Path("reports"),
 ) -> None:
-    """Evaluate the model on the frozen split; optionally compare approaches, LOVO, gold coverage."""
+    """Evaluate the model on the frozen split; optionally compare approaches, LOVO, gold coverage.
+    """
     from .corpus import load_corpus
     from .evaluate import run_evaluation
     from .taxonomy import load_taxonomy
@@ -237,17 +277,19 @@ def evaluate(
             err.print(f"[yellow]skipping {k}[/yellow]: not installed (pip install -e '.[{k}]')")
         kinds = [k for k in kinds if k not in skipped]
     with err.status("Evaluating..."):
-        result = run_evaluation(model, corpus, taxonomy, params, out_dir, compare_kinds=kinds, lovo=lovo,
-                                coverage_run=coverage_run, gold_csv=gold or (p.raw / "gold_coverage.csv"))
+        result = run_evaluation(model, corpus, taxonomy, params, out_dir, compare_kinds=kinds,
+                                lovo=lovo, coverage_run=coverage_run,
+                                gold_csv=gold or (p.raw / "gold_coverage.csv"))
     tables = result.pop("tables")
-    out.print(f"model {result['model_version']} on the frozen evaluation split (n={result['n_eval']}): "
-              f"macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
+    out.print(f"model {result['model_version']} on the frozen evaluation split "
+              f"(n={result['n_eval']}): macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
     print_table("Per category (frozen split)", tables["per_category"])
     e = result["echo"]
     out.print(f"echo detection: recall {e['recall']:.3f} on {e['n_restated']} restated passages, "
               f"precision {e['precision']:.3f} against {e['n_content']} content passages")
     for key, title in (("comparison", "Approaches on the same grouped folds"),
-                       ("lovo", "Leave one voice out"), ("coverage", "Coverage agreement with gold")):
+                       ("lovo", "Leave one voice out"),
+                       ("coverage", "Coverage agreement with gold")):
         if key in tables:
             print_table(title, tables[key])
     out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")
@@ -257,7 +299,9 @@ review_app = typer.Typer(no_args_is_help=True, help="The analyst review loop.")
 app.add_typer(review_app, name="review")
 
 
-def _run_model_and_thresholds(run_dir: Path):
+def _run_model_and_thresholds(
+    run_dir: Path,
+) -> tuple[str, list[str], npt.NDArray[np.float64]]:
     """Model version and thresholds behind a scoring run (from its summary and model card)."""
     from .review import run_model_and_thresholds
     from .taxonomy import load_taxonomy
@@ -267,10 +311,14 @@ def _run_model_and_thresholds(run_dir: Path):
 
 @review_app.command("export")
 def review_export(
-    from_dir: Annotated[Path, typer.Option("--from", help="A scoring run folder (forcecov score --out)")],
-    out_file: Annotated[Path, typer.Option("--out", help="Queue file: .csv, .jsonl or .labelstudio.json")],
-    n: Annotated[Optional[int], typer.Option("--n", help="How many passages")] = None,
-    strategy: Annotated[Optional[str], typer.Option(help="uncertainty | margin | diverse")] = None,
+    from_dir: Annotated[
+        Path, typer.Option("--from", help="A scoring run folder (forcecov score --out)")
+    ],
+    out_file: Annotated[
+        Path, typer.Option("--out", help="Queue file: .csv, .jsonl or .labelstudio.json")
+    ],
+    n: Annotated[int | None, typer.Option("--n", help="How many passages")] = None,
+    strategy: Annotated[str | None, typer.Option(help="uncertainty | margin | diverse")] = None,
 ) -> None:
     """Queue the passages the model is least sure of, for analysts to label."""
     import pandas as pd
@@ -284,25 +332,31 @@ def review_export(
     scored = pd.read_parquet(from_dir / "passages.parquet")
     queue = build_queue(scored, labels, thresholds, n=n or params.review.n,
                         strategy=strategy or params.review.strategy,
-                        dedup_similarity=params.review.dedup_similarity, labelled_dir=paths().labelled)
+                        dedup_similarity=params.review.dedup_similarity,
+                        labelled_dir=paths().labelled)
     write_queue(queue, out_file, labels, version)
     out.print(f"queued {len(queue)} passages ({strategy or params.review.strategy}) -> {out_file}")
 
 
 @review_app.command("import")
 def review_import(
-    file: Annotated[Path, typer.Argument(help="Reviewed .csv, .jsonl or Label Studio export .json")],
+    file: Annotated[
+        Path, typer.Argument(help="Reviewed .csv, .jsonl or Label Studio export .json")
+    ],
     annotator: Annotated[str, typer.Option("--annotator", help="Who gave these labels")],
-    from_dir: Annotated[Optional[Path], typer.Option("--from", help="Run folder to resolve passage ids")] = None,
+    from_dir: Annotated[
+        Path | None, typer.Option("--from", help="Run folder to resolve passage ids")
+    ] = None,
 ) -> None:
     """Append reviewed labels to data/labelled/reviewed.jsonl, with provenance."""
     from .review import import_reviews, known_passages
     from .taxonomy import load_taxonomy
 
-    result = import_reviews(file, annotator=annotator, taxonomy=load_taxonomy(), reviewed=paths().reviewed,
+    result = import_reviews(file, annotator=annotator, taxonomy=load_taxonomy(),
+                            reviewed=paths().reviewed,
                             known=known_passages(from_dir) if from_dir else None)
-    out.print(f"{result.n_rows} decisions read: {result.n_added} added, {result.n_already} already imported "
-              f"-> {result.path}")
+    out.print(f"{result.n_rows} decisions read: {result.n_added} added, "
+              f"{result.n_already} already imported -> {result.path}")
 
 
 @review_app.command("conflicts")
@@ -320,7 +374,10 @@ def review_conflicts() -> None:
 @review_app.command("audit")
 def review_audit(
     top: Annotated[int, typer.Option(help="How many to list")] = 30,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="Also write the ranking as a queue (.csv/.jsonl)")] = None,
+    out_file: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the ranking as a queue (.csv/.jsonl)"),
+    ] = None,
 ) -> None:
     """Rank likely label errors in data/labelled from out-of-fold probabilities."""
     from .atomic import write_frame_csv, write_jsonl
@@ -331,39 +388,51 @@ def review_audit(
     taxonomy = load_taxonomy()
     with err.status("Cross-validating to find likely label errors..."):
         table = audit(load_corpus(paths().labelled, taxonomy), taxonomy, load_params(), top=top)
-    print_table(f"Likely label errors (ranked by {table['flagged_by'].iloc[0] if len(table) else '-'})",
+    ranked_by = table["flagged_by"].iloc[0] if len(table) else "-"
+    print_table(f"Likely label errors (ranked by {ranked_by})",
                 table[["id", "labels", "suggested", "self_confidence", "text"]].assign(
                     text=table["text"].str.slice(0, 70)))
     if out_file:
         if out_file.suffix == ".csv":
             write_frame_csv(out_file, table)
         else:
-            write_jsonl(out_file, [{"passage_id": r["id"], "text": r["text"], "labels": r["labels"].split(";") if r["labels"] else [],
-                                    "suggested": r["suggested"], "notes": ""} for r in table.to_dict("records")])
+            write_jsonl(out_file, [{"passage_id": r["id"], "text": r["text"],
+                                    "labels": r["labels"].split(";") if r["labels"] else [],
+                                    "suggested": r["suggested"], "notes": ""}
+                                   for r in table.to_dict("records")])
         out.print(f"-> {out_file}")
 
 
 @review_app.command("serve")
 def review_serve(
-    queue: Annotated[Optional[Path], typer.Option("--queue", help="A queue file from `review export`")] = None,
-    from_dir: Annotated[Optional[Path], typer.Option("--from", help="A scoring run folder")] = None,
+    queue: Annotated[
+        Path | None, typer.Option("--queue", help="A queue file from `review export`")
+    ] = None,
+    from_dir: Annotated[Path | None, typer.Option("--from", help="A scoring run folder")] = None,
     annotator: Annotated[str, typer.Option("--annotator", help="Who is labelling")] = "analyst",
-    host: Annotated[str, typer.Option(help="Address to bind (local only by default)")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option(help="Address to bind (local only by default)")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8765,
-    n: Annotated[Optional[int], typer.Option("--n", help="Queue size when built from --from")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Queue size when built from --from")] = None,
 ) -> None:
     """A local review page: read each passage in context, tick categories, save at once."""
     from .reviewserver import serve
 
     if (queue is None) == (from_dir is None):
         fail("give exactly one of --queue FILE or --from RUN_DIR", code=2)
-    serve(queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n, console=out)
+    serve(queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n,
+          console=out)
 
 
 @app.command()
 def promote(
-    candidate: Annotated[Optional[str], typer.Option(help="Candidate version (default: newest not current)")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Promote even if the gate fails (recorded in the card)")] = False,
+    candidate: Annotated[
+        str | None, typer.Option(help="Candidate version (default: newest not current)")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the gate fails (recorded in the card)")
+    ] = False,
     by: Annotated[str, typer.Option(help="Who is promoting")] = "unknown",
 ) -> None:
     """Compare a candidate with models/current on the frozen split; promote if no worse."""
@@ -395,16 +464,20 @@ def promote(
         raise typer.Exit(1)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"forcecov {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit",
+                                          callback=_print_version, is_eager=True)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr")] = False,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if version:
-        out.print(f"forcecov {__version__}")
-        raise typer.Exit(0)
 
 
 def main() -> None:

@@ -76,7 +76,8 @@ class IngestParams:
 
     def __post_init__(self) -> None:
         if self.pdf_engine not in ("pdfium", "plumber"):
-            raise ValueError(f"ingest.pdf_engine must be pdfium or plumber, not {self.pdf_engine!r}")
+            raise ValueError(
+                f"ingest.pdf_engine must be pdfium or plumber, not {self.pdf_engine!r}")
 
 
 @dataclass(frozen=True)
@@ -133,8 +134,6 @@ class EchoParams:
 
 @dataclass(frozen=True)
 class CoverageParams:
-    saturation: float = 1.5
-    evidence_min: float = 0.5
     addressed_min: float = 0.5
     top_evidence: int = 5
     review_margin: float = 0.15
@@ -185,7 +184,8 @@ class Params:
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         return {
-            f.name: {g.name: getattr(getattr(self, f.name), g.name) for g in fields(getattr(self, f.name))}
+            f.name: {g.name: getattr(getattr(self, f.name), g.name)
+                     for g in fields(getattr(self, f.name))}
             for f in fields(self)
         }
 

@@ -107,16 +107,19 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
         try:
             rec = LabelledPassage.model_validate(obj)
         except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                             for err in e.errors())
             problems.append(f"{where} id={obj.get('id')!r}: {msgs}")
             continue
         unknown = set(rec.labels) - known
         if unknown:
             problems.append(f"{where} id={rec.id}: unknown label(s) {sorted(unknown)}")
         if rec.subpoints and known_sub and set(rec.subpoints) - known_sub:
-            problems.append(f"{where} id={rec.id}: unknown sub-point(s) {sorted(set(rec.subpoints) - known_sub)}")
+            problems.append(f"{where} id={rec.id}: unknown sub-point(s) "
+                            f"{sorted(set(rec.subpoints) - known_sub)}")
         if rec.kind and (rec.kind == "content") != bool(rec.labels):
-            problems.append(f"{where} id={rec.id}: kind {rec.kind!r} does not fit labels {rec.labels}")
+            problems.append(f"{where} id={rec.id}: kind {rec.kind!r} "
+                            f"does not fit labels {rec.labels}")
         if rec.id in seen_ids and rec.source != "review":
             problems.append(f"duplicate id {rec.id} ({seen_ids[rec.id]} and {where})")
         seen_ids.setdefault(rec.id, where)
@@ -131,13 +134,15 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
             by_text[key] = r.id
     if near_duplicates and len(authored) > 1:
         text_of = {r.id: " ".join(r.text.lower().split()) for r in authored}
-        problems += [f"near-duplicate (cosine {c:.2f}): {a} and {b}" for a, b, c in
-                     find_near_duplicates([r.id for r in authored], [r.text for r in authored], exact=True)
+        near = find_near_duplicates([r.id for r in authored], [r.text for r in authored],
+                                    exact=True)
+        problems += [f"near-duplicate (cosine {c:.2f}): {a} and {b}" for a, b, c in near
                      if text_of[a] != text_of[b]]  # identical texts are reported above
     return problems
 
 
-def find_near_duplicates(ids: list[str], texts: list[str], *, threshold: float = NEAR_DUPLICATE_COSINE,
+def find_near_duplicates(ids: list[str], texts: list[str], *,
+                         threshold: float = NEAR_DUPLICATE_COSINE,
                          exact: bool = False) -> list[tuple[str, str, float]]:
     """Pairs of texts whose TF-IDF cosine is at least ``threshold`` (exact copies left out
     unless ``exact``)."""
@@ -150,7 +155,7 @@ def find_near_duplicates(ids: list[str], texts: list[str], *, threshold: float =
     for start in range(0, matrix.shape[0], step):
         sims = (matrix[start:start + step] @ matrix.T).toarray()
         rows, cols = np.nonzero(sims >= threshold)
-        for i, j in zip(rows, cols):
+        for i, j in zip(rows, cols, strict=True):
             gi = start + i
             if gi < j and (exact or sims[i, j] < 0.9999):
                 pairs.append((ids[gi], ids[j], float(sims[i, j])))

@@ -20,6 +20,8 @@ top_evidence_ids (";"-joined, strongest first), pages (";"-joined, same order), 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +39,9 @@ def noisy_or(probabilities: list[float] | np.ndarray) -> float:
     return float(1.0 - np.prod(1.0 - p)) if p.size else 0.0
 
 
+@lru_cache(maxsize=256)
 def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One compiled pattern per term list (compiled once, reused for every passage)."""
     if not terms:
         return None
     alternatives = sorted((re.escape(t) for t in terms), key=len, reverse=True)
@@ -68,23 +72,26 @@ def evidence_table(passages: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
         if bool(rec.echo):
             continue
         for cat in rec.labels:
+            subpoints = passage_subpoints(rec.text, list(rec.rec_refs), cat, taxonomy)
             rows.append({"passage_id": rec.passage_id, "doc_id": rec.doc_id, "force": rec.force,
-                         "page": int(rec.page), "category": cat, "p": float(getattr(rec, f"p_{cat}")),
-                         "subpoints": sorted(passage_subpoints(rec.text, list(rec.rec_refs), cat, taxonomy)),
+                         "page": int(rec.page), "category": cat,
+                         "p": float(getattr(rec, f"p_{cat}")), "subpoints": sorted(subpoints),
                          "text": rec.text})
     cols = ["passage_id", "doc_id", "force", "page", "category", "p", "subpoints", "text"]
     frame = pd.DataFrame(rows, columns=cols)
-    return frame.sort_values(["category", "p"], ascending=[True, False], kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(["category", "p"], ascending=[True, False], kind="stable")
+    return frame.reset_index(drop=True)
 
 
 def _row(level: str, force: str, doc_id: str, category: str, ev: pd.DataFrame,
-         params: CoverageParams) -> dict:
+         params: CoverageParams) -> dict[str, Any]:
     ev = ev.sort_values("p", ascending=False, kind="stable")
     score = noisy_or(ev["p"].to_numpy())
     top = ev.head(params.top_evidence)
     subs = sorted({s for lst in ev["subpoints"] for s in lst})
     return {"level": level, "force": force, "doc_id": doc_id, "category": category,
-            "score": round(score, 4), "addressed": bool(score >= params.addressed_min and len(ev) > 0),
+            "score": round(score, 4),
+            "addressed": bool(score >= params.addressed_min and len(ev) > 0),
             "n_evidence": int(len(ev)), "top_evidence_ids": ";".join(top["passage_id"]),
             "pages": ";".join(str(p) for p in top["page"]), "subpoints": ";".join(subs)}
 
@@ -106,12 +113,14 @@ def coverage_from_evidence(evidence: pd.DataFrame, documents: pd.DataFrame, taxo
     for doc in scored.itertuples(index=False):
         doc_ev = evidence[evidence["doc_id"] == doc.doc_id]
         for cat in taxonomy.labels:
-            rows.append(_row("document", doc.force, doc.doc_id, cat, doc_ev[doc_ev["category"] == cat], params))
+            rows.append(_row("document", doc.force, doc.doc_id, cat,
+                             doc_ev[doc_ev["category"] == cat], params))
     for force in sorted(scored["force"].unique()):
         doc_ids = set(scored.loc[scored["force"] == force, "doc_id"])
         force_ev = evidence[evidence["doc_id"].isin(doc_ids)]
         for cat in taxonomy.labels:
-            rows.append(_row("force", force, "", cat, force_ev[force_ev["category"] == cat], params))
+            rows.append(_row("force", force, "", cat, force_ev[force_ev["category"] == cat],
+                             params))
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
@@ -124,22 +133,24 @@ def coverage_matrix(cov: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     return wide
 
 
-def national_summary(cov: pd.DataFrame, taxonomy: Taxonomy, all_forces: list[str]) -> dict:
+def national_summary(cov: pd.DataFrame, taxonomy: Taxonomy,
+                     all_forces: list[str]) -> dict[str, Any]:
     """Counts in the NPCC's manner: how many responding forces addressed each category."""
     forces = cov[cov["level"] == "force"]
     responded = sorted(f for f in forces["force"].unique() if f != "unknown")
     n = len(responded)
-    out: dict = {"n_forces_responded": n, "forces_responded": responded,
+    out: dict[str, Any] = {"n_forces_responded": n, "forces_responded": responded,
                  "forces_not_responded": sorted(set(all_forces) - set(responded)), "categories": {}}
     for cat in taxonomy.labels:
         rows = forces[(forces["category"] == cat) & (forces["force"] != "unknown")]
         addressed = sorted(rows.loc[rows["addressed"], "force"])
         c = taxonomy.category(cat)
-        sub_counts = {s: int(rows["subpoints"].fillna("").str.split(";").apply(lambda xs, s=s: s in xs).sum())
-                      for s in c.subpoints}
+        listed = rows["subpoints"].fillna("").str.split(";")
+        sub_counts = {s: int(listed.apply(lambda xs, s=s: s in xs).sum()) for s in c.subpoints}
         out["categories"][cat] = {
             "display": c.display, "recommendation": c.recommendation, "n_addressed": len(addressed),
-            "forces_addressed": addressed, "forces_not_addressed": sorted(set(responded) - set(addressed)),
+            "forces_addressed": addressed,
+            "forces_not_addressed": sorted(set(responded) - set(addressed)),
             "subpoints": sub_counts,
             "sentence": f"{len(addressed)} of {n} responding forces addressed {c.display}.",
         }

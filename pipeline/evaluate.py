@@ -24,7 +24,13 @@ from .classify import (
     out_of_fold_proba,
 )
 from .config import Params
-from .metrics import calibration_curve, expected_calibration_error, macro_f1, per_label_scores, summary
+from .metrics import (
+    calibration_curve,
+    expected_calibration_error,
+    macro_f1,
+    per_label_scores,
+    summary,
+)
 from .taxonomy import Taxonomy
 from .train import groups_for, make_classifier, split_frozen
 
@@ -49,10 +55,12 @@ def echo_metrics(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> di
     tp = int((flagged & restated).sum())
     fp = int((flagged & content).sum())
     return {"recall": tp / max(int(restated.sum()), 1), "precision": tp / max(tp + fp, 1),
-            "n_restated": int(restated.sum()), "n_content": int(content.sum()), "false_positives": fp}
+            "n_restated": int(restated.sum()), "n_content": int(content.sum()),
+            "false_positives": fp}
 
 
-def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, kinds: list[str]) -> pd.DataFrame:
+def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
+            kinds: list[str]) -> pd.DataFrame:
     """Each approach on the same grouped folds: per-label F1, macro-F1, ECE, speed.
 
     Thresholds are chosen on each approach's own out-of-fold probabilities, as in training.
@@ -60,7 +68,8 @@ def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, kinds: lis
     rows_train, _ = split_frozen(corpus, params)
     X = model_frame(rows_train["text"], rows_train["heading"], rows_train.get("context"))
     Y = label_matrix(rows_train, taxonomy)
-    folds = grouped_folds(groups_for(rows_train, params.cv.group_by), params.cv.n_splits, params.cv.seed)
+    folds = grouped_folds(groups_for(rows_train, params.cv.group_by), params.cv.n_splits,
+                          params.cv.seed)
     records = []
     for kind in kinds:
         estimator = make_classifier(taxonomy, params.override("model", kind=kind))
@@ -78,9 +87,11 @@ def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, kinds: lis
         thresholds = choose_thresholds(Y, proba, params.thresholds)
         pred = (proba >= thresholds).astype(int)
         scores = per_label_scores(Y, pred, taxonomy.labels)
-        records.append({"approach": kind, **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels},
+        records.append({"approach": kind,
+                        **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels},
                         "macro_f1": macro_f1(Y, pred), "ece": expected_calibration_error(Y, proba),
-                        "train_seconds": fit_s / len(folds), "passages_per_s": len(Y) / max(pred_s, 1e-9)})
+                        "train_seconds": fit_s / len(folds),
+                        "passages_per_s": len(Y) / max(pred_s, 1e-9)})
     return pd.DataFrame(records)
 
 
@@ -96,7 +107,8 @@ def leave_one_voice_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params
         test = voices == voice
         Xtr, Ytr = X[~test].reset_index(drop=True), Y[~test]
         inner = grouped_folds(voices[~test], min(3, params.cv.n_splits), params.cv.seed)
-        thresholds = choose_thresholds(Ytr, out_of_fold_proba(estimator, Xtr, Ytr, inner), params.thresholds)
+        thresholds = choose_thresholds(Ytr, out_of_fold_proba(estimator, Xtr, Ytr, inner),
+                                       params.thresholds)
         est = clone(estimator).fit(Xtr, Ytr)
         proba = est.predict_proba(X[test].reset_index(drop=True))
         pred = (proba >= thresholds).astype(int)
@@ -117,14 +129,16 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     gold = pd.read_csv(gold_csv)
     docs["file"] = docs["path"].map(lambda p: Path(str(p)).name)
     merged = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
-              .merge(gold[["file", "category", "addressed"]], on=["file", "category"], suffixes=("", "_gold")))
+              .merge(gold[["file", "category", "addressed"]], on=["file", "category"],
+                     suffixes=("", "_gold")))
     if merged.empty:
         raise ValueError(f"no documents of {run_dir} match {gold_csv} by file name")
     merged["pred"] = merged["addressed"].astype(bool)
     merged["gold"] = merged["addressed_gold"].astype(int) == 1
     rows = []
     for cat, g in list(merged.groupby("category", sort=False)) + [("overall", merged)]:
-        rows.append({"category": cat, "n": int(len(g)), "agreement": float((g["pred"] == g["gold"]).mean()),
+        rows.append({"category": cat, "n": int(len(g)),
+                     "agreement": float((g["pred"] == g["gold"]).mean()),
                      "false_positives": int((g["pred"] & ~g["gold"]).sum()),
                      "false_negatives": int((~g["pred"] & g["gold"]).sum())})
     return pd.DataFrame(rows)
@@ -140,7 +154,8 @@ def calibration_png(curve: list[dict[str, float]]) -> bytes:
 
     fig, ax = plt.subplots(figsize=(4.2, 4.2))
     ax.plot([0, 1], [0, 1], ls="--", color="grey", label="perfect")
-    ax.plot([c["predicted"] for c in curve], [c["observed"] for c in curve], marker="o", label="model")
+    ax.plot([c["predicted"] for c in curve], [c["observed"] for c in curve], marker="o",
+            label="model")
     ax.set_xlabel("predicted probability")
     ax.set_ylabel("observed frequency")
     ax.set_title("Calibration on the frozen evaluation split")
@@ -153,7 +168,8 @@ def calibration_png(curve: list[dict[str, float]]) -> bytes:
 
 def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
                    out_dir: Path, *, compare_kinds: list[str] | None = None, lovo: bool = False,
-                   coverage_run: Path | None = None, gold_csv: Path | None = None) -> dict[str, Any]:
+                   coverage_run: Path | None = None,
+                   gold_csv: Path | None = None) -> dict[str, Any]:
     """Run the requested evaluations and write metrics.json, plots and tables into ``out_dir``.
 
     Returns the metrics dict plus DataFrames under ``tables`` for printing.

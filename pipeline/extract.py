@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,8 @@ def find_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         p = Path(item)
         if p.is_dir():
             ignore_file = p / IGNORE_FILE
-            patterns = ignore_file.read_text(encoding="utf-8").splitlines() if ignore_file.exists() else []
+            patterns = (ignore_file.read_text(encoding="utf-8").splitlines()
+                        if ignore_file.exists() else [])
             for f in sorted(p.rglob("*")):
                 rel_parts = f.relative_to(p).parts
                 if f.is_file() and not any(part.startswith(".") for part in rel_parts) \
@@ -77,7 +78,8 @@ class Extracted:
 
 
 def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
-                taxonomy: Taxonomy | None = None, manifest: dict[str, str] | None = None) -> Extracted:
+                taxonomy: Taxonomy | None = None,
+                manifest: dict[str, str] | None = None) -> Extracted:
     """Read and segment one file. Never raises: failures become an error row."""
     valid = None
     if taxonomy is not None:
@@ -100,8 +102,8 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
         sha = sha256_file(path)
     except OSError:
         sha = ""
-    return Extracted(DocumentResult(sha[:16], str(path), sha, "unknown", path.suffix.lower().lstrip("."),
-                                    0, 0, "error", reason), [])
+    return Extracted(DocumentResult(sha[:16], str(path), sha, "unknown",
+                                    path.suffix.lower().lstrip("."), 0, 0, "error", reason), [])
 
 
 class ExtractCache:
@@ -118,7 +120,8 @@ class ExtractCache:
 
         self.folder = Path(folder)
         refs = sorted(taxonomy.subpoints) if taxonomy else []
-        settings = json.dumps([PIPELINE_VERSION, ingest.__dict__, seg.__dict__, refs], sort_keys=True, default=str)
+        settings = json.dumps([PIPELINE_VERSION, ingest.__dict__, seg.__dict__, refs],
+                              sort_keys=True, default=str)
         self._salt = hashlib.sha256(settings.encode()).hexdigest()[:16]
         self.manifest = manifest or {}
         self.hits = 0
@@ -149,25 +152,30 @@ class ExtractCache:
         if extracted.result.status == "error" or not extracted.result.sha256:
             return  # errors are cheap to find again and may be fixed by a new version
         write_json(self._file(path, extracted.result.sha256),
-                   {"result": extracted.result.__dict__, "passages": [p.to_json() for p in extracted.passages]})
+                   {"result": extracted.result.__dict__,
+                    "passages": [p.to_json() for p in extracted.passages]})
 
 
-def _extract_chunk(paths: list[Path], ingest: IngestParams, seg: SegmentParams, taxonomy: Taxonomy | None,
-                   manifest: dict[str, str] | None, parallel: Any) -> list[Extracted]:
+def _extract_chunk(paths: list[Path], ingest: IngestParams, seg: SegmentParams,
+                   taxonomy: Taxonomy | None, manifest: dict[str, str] | None,
+                   parallel: Any) -> list[Extracted]:
     """Extract a chunk of files, in order, in this process or through a joblib Parallel."""
     if parallel is None or len(paths) <= 1:
-        return [extract_one(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest) for p in paths]
+        return [extract_one(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
+                for p in paths]
     from joblib import delayed
 
     return list(parallel(
-        delayed(extract_one)(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest) for p in paths))
+        delayed(extract_one)(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
+        for p in paths))
 
 
 def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                  taxonomy: Taxonomy | None = None, manifest: dict[str, str] | None = None,
                  on_done: Callable[[Extracted], None] | None = None, jobs: int = 1,
                  backend: str = "local", scheduler: str | None = None,
-                 cache: ExtractCache | None = None, chunk_size: int | None = None) -> Iterator[Extracted]:
+                 cache: ExtractCache | None = None,
+                 chunk_size: int | None = None) -> Iterator[Extracted]:
     """Extract files in order, yielding each outcome as soon as its chunk is done.
 
     Work goes out in chunks (so only a chunk of documents is ever in memory), to joblib
@@ -186,14 +194,15 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
             from dask.distributed import Client
             from joblib import parallel_config
 
-            client = stack.enter_context(Client(scheduler) if scheduler else Client(processes=False))
+            client = stack.enter_context(
+                Client(scheduler) if scheduler else Client(processes=False))
             stack.enter_context(parallel_config(backend="dask", wait_for_workers_timeout=60))
             log.info("dask cluster: %s", client.dashboard_link)
         parallel = None
         if backend == "dask" or jobs > 1:
-            from joblib import Parallel
-
             import warnings
+
+            from joblib import Parallel
 
             # loky warns when idle workers time out between chunks; nothing is lost.
             warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
@@ -214,8 +223,9 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                     ready[i] = hit
                 else:
                     todo.append(i)
-            done = _extract_chunk([chunk[i] for i in todo], ingest, seg, taxonomy, manifest, parallel)
-            for i, out in zip(todo, done):
+            done = _extract_chunk([chunk[i] for i in todo], ingest, seg, taxonomy, manifest,
+                                  parallel)
+            for i, out in zip(todo, done, strict=True):
                 ready[i] = out
                 if cache is not None:
                     cache.put(chunk[i], out)
@@ -224,8 +234,9 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                 sha = out.result.sha256
                 if sha and sha in first_seen and out.result.status != "error":
                     r = out.result
-                    out = Extracted(DocumentResult(r.doc_id, r.path, sha, r.force, r.format, r.pages, 0, "warning",
-                                                   f"identical to {first_seen[sha]}; not scored twice"), [])
+                    reason = f"identical to {first_seen[sha]}; not scored twice"
+                    out = Extracted(DocumentResult(r.doc_id, r.path, sha, r.force, r.format,
+                                                   r.pages, 0, "warning", reason), [])
                 elif sha:
                     first_seen.setdefault(sha, str(chunk[i]))
                 if on_done:
@@ -253,10 +264,12 @@ def write_documents_csv(path: Path, results: list[DocumentResult]) -> None:
     write_frame_csv(path, frame)
 
 
-def run_extract(inputs: list[str | Path], out_dir: Path, *, ingest: IngestParams, seg: SegmentParams,
-                taxonomy: Taxonomy | None = None, manifest: dict[str, str] | None = None,
-                on_done: Callable[[Extracted], None] | None = None, jobs: int = 1, backend: str = "local",
-                scheduler: str | None = None, cache_dir: Path | None = None) -> ExtractSummary:
+def run_extract(inputs: Sequence[str | Path], out_dir: Path, *, ingest: IngestParams,
+                seg: SegmentParams, taxonomy: Taxonomy | None = None,
+                manifest: dict[str, str] | None = None,
+                on_done: Callable[[Extracted], None] | None = None, jobs: int = 1,
+                backend: str = "local", scheduler: str | None = None,
+                cache_dir: Path | None = None) -> ExtractSummary:
     """Extract every input into ``out_dir/passages.jsonl`` and ``out_dir/documents.csv``.
 
     Passages are streamed to a temporary file as each document finishes, then moved into
@@ -274,7 +287,8 @@ def run_extract(inputs: list[str | Path], out_dir: Path, *, ingest: IngestParams
         if cache_dir else None
     with atomic_open(out_dir / "passages.jsonl") as fh:
         for out in extract_many(files, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest,
-                                on_done=on_done, jobs=jobs, backend=backend, scheduler=scheduler, cache=cache):
+                                on_done=on_done, jobs=jobs, backend=backend, scheduler=scheduler,
+                                cache=cache):
             results.append(out.result)
             for p in out.passages:
                 fh.write(json.dumps(p.to_json(), ensure_ascii=False) + "\n")

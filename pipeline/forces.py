@@ -93,7 +93,8 @@ def read_manifest(path: str | Path) -> dict[str, str]:
     return out
 
 
-def resolve_force(path: str | Path, first_page_text: str, manifest: dict[str, str] | None = None) -> str:
+def resolve_force(path: str | Path, first_page_text: str,
+                  manifest: dict[str, str] | None = None) -> str:
     """Manifest, else file name, else the first page's text, else ``unknown``."""
     p = Path(path)
     if manifest:

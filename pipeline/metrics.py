@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 
-def per_label_scores(Y: np.ndarray, pred: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
+def per_label_scores(Y: np.ndarray, pred: np.ndarray,
+                     labels: list[str]) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support for each label."""
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for j, lab in enumerate(labels):
         out[lab] = {
             "precision": float(precision_score(Y[:, j], pred[:, j], zero_division=0)),
@@ -41,11 +44,13 @@ def calibration_curve(Y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> lis
     y = np.asarray(Y).ravel().astype(float)
     p = np.asarray(proba).ravel()
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
-    return [{"bin": b, "predicted": float(p[bins == b].mean()), "observed": float(y[bins == b].mean()),
-             "count": int((bins == b).sum())} for b in range(n_bins) if (bins == b).any()]
+    return [{"bin": b, "predicted": float(p[bins == b].mean()),
+             "observed": float(y[bins == b].mean()), "count": int((bins == b).sum())}
+            for b in range(n_bins) if (bins == b).any()]
 
 
-def summary(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray, labels: list[str]) -> dict:
+def summary(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
+            labels: list[str]) -> dict[str, Any]:
     pred = (proba >= thresholds).astype(int)
     return {"macro_f1": macro_f1(Y, pred), "ece": expected_calibration_error(Y, proba),
             "per_label": per_label_scores(Y, pred, labels)}

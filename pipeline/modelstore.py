@@ -57,7 +57,8 @@ def save_model(model: TrainedModel, models_dir: Path, card: dict[str, Any], *,
         "version": model.version,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "labels": model.labels,
-        "thresholds": {lab: float(t) for lab, t in zip(model.labels, model.thresholds)},
+        "thresholds": {lab: float(t)
+                       for lab, t in zip(model.labels, model.thresholds, strict=True)},
         "library_versions": library_versions(),
         **model.meta,
         **card,
@@ -92,7 +93,8 @@ def resolve_model_dir(models_dir: Path, path: Path | None = None) -> Path:
     if path is None:
         version = current_version(models_dir)
         if version is None:
-            raise ModelError(f"no model found: {models_dir / POINTER} is missing; run `forcecov train`")
+            raise ModelError(f"no model found: {models_dir / POINTER} is missing; "
+                             "run `forcecov train`")
         return models_dir / version
     path = Path(path)
     if path.is_file():
@@ -107,9 +109,11 @@ def resolve_model_dir(models_dir: Path, path: Path | None = None) -> Path:
 
 def read_card(folder: Path) -> dict[str, Any]:
     try:
-        return json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        return card
     except FileNotFoundError as e:
-        raise ModelError(f"{folder}: no model card ({CARD_FILE}); refusing to load an unverified model") from e
+        raise ModelError(f"{folder}: no model card ({CARD_FILE}); "
+                         "refusing to load an unverified model") from e
     except json.JSONDecodeError as e:
         raise ModelError(f"{folder / CARD_FILE}: the model card is not valid JSON") from e
 
@@ -118,21 +122,24 @@ def _major_minor(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in version.split(".")[:2] if x.isdigit())
 
 
-def load_model(folder: Path, taxonomy: Taxonomy, *, models_dir: Path, trust: bool = False) -> TrainedModel:
+def load_model(folder: Path, taxonomy: Taxonomy, *, models_dir: Path,
+               trust: bool = False) -> TrainedModel:
     """Verify, then load. Raises :class:`ModelError` with the reason and what to do."""
     import joblib
 
     folder = folder.resolve()
     if not trust and models_dir.resolve() not in (folder, *folder.parents):
-        raise ModelError(f"{folder}: models are loaded only from {models_dir} (a model file is a pickle "
-                         "and runs code when loaded); pass --trust-model if you trust this file")
+        raise ModelError(f"{folder}: models are loaded only from {models_dir} "
+                         "(a model file is a pickle and runs code when loaded); "
+                         "pass --trust-model if you trust this file")
     card = read_card(folder)
     artefact = folder / MODEL_FILE
     if not artefact.is_file():
         raise ModelError(f"{artefact}: model file missing")
     actual = _sha256(artefact)
     if actual != card.get("model_sha256"):
-        raise ModelError(f"{artefact}: sha256 does not match its card (file changed or tampered with); "
+        raise ModelError(f"{artefact}: sha256 does not match its card "
+                         "(file changed or tampered with); "
                          "retrain with `forcecov train` or restore the file")
     if list(card.get("labels", [])) != taxonomy.labels:
         raise ModelError(f"{folder}: model labels {card.get('labels')} differ from the taxonomy's "

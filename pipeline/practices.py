@@ -3,27 +3,37 @@ with a spaCy PhraseMatcher driven by the taxonomy's practice terms."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
 from .taxonomy import Taxonomy
 
+if TYPE_CHECKING:
+    from spacy.language import Language
+    from spacy.matcher import PhraseMatcher
+
+    # (category, practice) for each match id of the PhraseMatcher
+    PracticeKeys = dict[int, tuple[str, str]]
+
 PRACTICE_COLUMNS = ["category", "practice", "n_forces", "forces"]
 
 
-_MATCHERS: dict[int, tuple] = {}
+_MATCHERS: dict[int, tuple[Taxonomy, Language, PhraseMatcher, PracticeKeys]] = {}
 
 
-def _matcher(taxonomy: Taxonomy):
+def _matcher(taxonomy: Taxonomy) -> tuple[Language, PhraseMatcher, PracticeKeys]:
     """One PhraseMatcher per taxonomy object, built on first use."""
     if id(taxonomy) in _MATCHERS:
-        return _MATCHERS[id(taxonomy)][1:]
+        _, cached_nlp, cached_matcher, cached_keys = _MATCHERS[id(taxonomy)]
+        return cached_nlp, cached_matcher, cached_keys
     from spacy.matcher import PhraseMatcher
 
     from .segment import sentencizer
 
     nlp = sentencizer()
     matcher = PhraseMatcher(nlp.vocab, attr="LOWER")
-    keys = {}
+    keys: PracticeKeys = {}
     for cat, groups in taxonomy.practice_terms.items():
         for practice, terms in groups.items():
             key = f"{cat}::{practice}"
@@ -57,4 +67,5 @@ def practices_by_force(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFra
     if frame.empty:
         return frame
     frame["_o"] = frame["category"].map(order)
-    return frame.sort_values(["_o", "n_forces", "practice"], ascending=[True, False, True]).drop(columns="_o").reset_index(drop=True)
+    frame = frame.sort_values(["_o", "n_forces", "practice"], ascending=[True, False, True])
+    return frame.drop(columns="_o").reset_index(drop=True)

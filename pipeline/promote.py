@@ -11,6 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -29,34 +30,40 @@ class GateResult:
     reasons: list[str]
 
 
-def gate(candidate: TrainedModel, current: TrainedModel | None, frozen: pd.DataFrame, taxonomy: Taxonomy,
-         params: PromoteParams) -> GateResult:
+def gate(candidate: TrainedModel, current: TrainedModel | None, frozen: pd.DataFrame,
+         taxonomy: Taxonomy, params: PromoteParams) -> GateResult:
     """Compare the two models on the frozen split, per category and overall."""
     cand = evaluate_model(candidate, frozen, taxonomy)
     cur = evaluate_model(current, frozen, taxonomy) if current is not None else None
-    rows, reasons = [], []
-    metrics = [("macro_f1", cand["macro_f1"], cur["macro_f1"] if cur else None, params.max_macro_f1_drop)]
-    metrics += [(f"f1_{lab}", cand["per_label"][lab]["f1"], cur["per_label"][lab]["f1"] if cur else None,
-                 params.max_category_f1_drop) for lab in taxonomy.labels]
+    rows: list[dict[str, Any]] = []
+    reasons: list[str] = []
+    metrics = [("macro_f1", cand["macro_f1"], cur["macro_f1"] if cur else None,
+                params.max_macro_f1_drop)]
+    metrics += [(f"f1_{lab}", cand["per_label"][lab]["f1"],
+                 cur["per_label"][lab]["f1"] if cur else None, params.max_category_f1_drop)
+                for lab in taxonomy.labels]
     for name, c, old, allowed in metrics:
         change = None if old is None else c - old
         ok = change is None or change >= -allowed - 1e-12
-        if not ok:
+        if not ok and change is not None:
             reasons.append(f"{name} fell by {-change:.3f} (allowed {allowed:.3f})")
         rows.append({"metric": name, "current": old, "candidate": c, "change": change,
                      "allowed_drop": allowed, "ok": ok})
     return GateResult(pd.DataFrame(rows), not reasons, reasons)
 
 
-def promote(models_dir: Path, candidate_version: str, result: GateResult, *, force: bool, by: str) -> bool:
-    """Point models/current at the candidate if the gate passed (or ``force``); record it in the card."""
+def promote(models_dir: Path, candidate_version: str, result: GateResult, *, force: bool,
+            by: str) -> bool:
+    """Point models/current at the candidate if the gate passed (or ``force``); record it in
+    the card."""
     if not (result.passed or force):
         return False
     folder = models_dir / candidate_version
     card = read_card(folder)
     card["promotion"] = {
         "at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "by": by,
-        "forced": bool(force and not result.passed), "gate_passed": result.passed, "reasons": result.reasons,
+        "forced": bool(force and not result.passed), "gate_passed": result.passed,
+        "reasons": result.reasons,
         "table": json.loads(result.table.to_json(orient="records")),
     }
     write_json(folder / CARD_FILE, card)
@@ -66,5 +73,6 @@ def promote(models_dir: Path, candidate_version: str, result: GateResult, *, for
 
 def latest_candidate(models_dir: Path, current: str | None) -> str | None:
     """The newest model folder that is not current."""
-    versions = sorted(p.name for p in models_dir.iterdir() if (p / CARD_FILE).is_file() and p.name != current)
+    versions = sorted(p.name for p in models_dir.iterdir()
+                      if (p / CARD_FILE).is_file() and p.name != current)
     return versions[-1] if versions else None

@@ -9,7 +9,6 @@ fixtures, and by the benchmark to generate corpora. reportlab is a dev dependenc
 
 from __future__ import annotations
 
-
 import hashlib
 import io
 import re
@@ -98,15 +97,23 @@ def _marking(src: Source) -> str:
 # ----------------------------------------------------------------------------- PDF
 
 def render_pdf(src: Source) -> bytes:
-    """A PDF with letterhead, a protective marking at top and bottom of every page, and page numbers."""
+    """A PDF with letterhead, a protective marking at top and bottom of every page, and page
+    numbers."""
     try:
         from reportlab import rl_config
         from reportlab.lib import colors
         from reportlab.lib.pagesizes import A4
         from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
         from reportlab.lib.units import mm
-        from reportlab.platypus import (ListFlowable, ListItem, Paragraph, SimpleDocTemplate,
-                                        Spacer, Table, TableStyle)
+        from reportlab.platypus import (
+            ListFlowable,
+            ListItem,
+            Paragraph,
+            SimpleDocTemplate,
+            Spacer,
+            Table,
+            TableStyle,
+        )
     except ImportError as e:  # pragma: no cover - dev dependency
         raise RuntimeError("rendering PDFs needs reportlab: pip install -e '.[dev]'") from e
     from xml.sax.saxutils import escape
@@ -116,9 +123,12 @@ def render_pdf(src: Source) -> bytes:
     body = ParagraphStyle("body", parent=styles["BodyText"], fontName="Helvetica", fontSize=10.5,
                           leading=13.5, spaceAfter=7)
     cell = ParagraphStyle("cell", parent=body, fontSize=9.5, leading=12, spaceAfter=0)
-    heads = {1: ParagraphStyle("h1", parent=styles["Heading1"], fontSize=15, leading=19, spaceAfter=8),
-             2: ParagraphStyle("h2", parent=styles["Heading2"], fontSize=13, leading=16, spaceAfter=6),
-             3: ParagraphStyle("h3", parent=styles["Heading3"], fontSize=11.5, leading=14, spaceAfter=5)}
+    heads = {1: ParagraphStyle("h1", parent=styles["Heading1"], fontSize=15, leading=19,
+                               spaceAfter=8),
+             2: ParagraphStyle("h2", parent=styles["Heading2"], fontSize=13, leading=16,
+                               spaceAfter=6),
+             3: ParagraphStyle("h3", parent=styles["Heading3"], fontSize=11.5, leading=14,
+                               spaceAfter=5)}
     marking = _marking(src)
     letterhead = str(src.meta.get("letterhead") or "")
     of_total = _seed(src.slug) % 2 == 0
@@ -139,7 +149,8 @@ def render_pdf(src: Source) -> bytes:
                                       leftIndent=14))
         elif el.kind == "table" and el.rows:
             ncol = max(len(r) for r in el.rows)
-            rows = [[Paragraph(escape(c), cell) for c in r] + [""] * (ncol - len(r)) for r in el.rows]
+            rows = [[Paragraph(escape(c), cell) for c in r] + [""] * (ncol - len(r))
+                    for r in el.rows]
             width = 170 * mm
             first = width * (0.32 if ncol == 2 else 0.25)
             widths = [first] + [(width - first) / (ncol - 1)] * (ncol - 1) if ncol > 1 else [width]
@@ -154,7 +165,7 @@ def render_pdf(src: Source) -> bytes:
 
     from reportlab.pdfgen import canvas as rl_canvas
 
-    class FurnitureCanvas(rl_canvas.Canvas):
+    class FurnitureCanvas(rl_canvas.Canvas):  # type: ignore[misc]  # reportlab is untyped
         """Draws marking and page numbers once the page count is known ("Page x of y")."""
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:

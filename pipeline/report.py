@@ -35,8 +35,8 @@ def heatmap_png(matrix: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
     forces = list(matrix["force"]) if len(matrix) else ["(none)"]
     fig, ax = plt.subplots(figsize=(1.4 * len(cats) + 2.5, 0.32 * len(forces) + 1.6))
     im = ax.imshow(values, cmap="YlGn", vmin=0, vmax=1, aspect="auto")
-    ax.set_xticks(range(len(cats)), [taxonomy.category(c).display for c in cats], rotation=30, ha="right",
-                  fontsize=8)
+    ax.set_xticks(range(len(cats)), [taxonomy.category(c).display for c in cats], rotation=30,
+                  ha="right", fontsize=8)
     ax.set_yticks(range(len(forces)), forces, fontsize=8)
     for i in range(len(forces)):
         for j in range(len(cats)):
@@ -58,8 +58,10 @@ def distribution_png(cov: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
     import matplotlib.pyplot as plt
 
     docs = cov[cov["level"] == "document"]
-    fig, axes = plt.subplots(1, len(taxonomy.labels), figsize=(2.6 * len(taxonomy.labels), 2.6), sharey=True)
-    for ax, cat in zip(list(axes) if len(taxonomy.labels) > 1 else [axes], taxonomy.labels):
+    fig, axes = plt.subplots(1, len(taxonomy.labels), figsize=(2.6 * len(taxonomy.labels), 2.6),
+                             sharey=True)
+    panels = list(axes) if len(taxonomy.labels) > 1 else [axes]
+    for ax, cat in zip(panels, taxonomy.labels, strict=True):
         ax.hist(docs.loc[docs["category"] == cat, "score"], bins=10, range=(0, 1), color="#4a7")
         ax.set_title(taxonomy.category(cat).display, fontsize=8)
         ax.set_xlabel("score", fontsize=8)
@@ -82,9 +84,11 @@ def _shade(score: float) -> str:
 
 
 def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
-                  practices: pd.DataFrame, summary: dict, documents: list[DocumentResult],
-                  taxonomy: Taxonomy, heatmap_b64: str) -> dict[str, Any]:
-    cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)} for c in taxonomy.categories]
+                  practices: pd.DataFrame, summary: dict[str, Any],
+                  documents: list[DocumentResult], taxonomy: Taxonomy,
+                  heatmap_b64: str) -> dict[str, Any]:
+    cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)}
+            for c in taxonomy.categories]
     forces_cov = coverage[coverage["level"] == "force"]
     path_of = {d.doc_id: Path(d.path).name for d in documents}
     heat_rows, force_sections = [], []
@@ -93,16 +97,19 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
         cells, subs, sections = [], [], []
         for c in taxonomy.labels:
             r = rows.loc[c]
-            covered = set(str(r["subpoints"]).split(";")) if isinstance(r["subpoints"], str) else set()
+            covered = (set(str(r["subpoints"]).split(";")) if isinstance(r["subpoints"], str)
+                       else set())
             cells.append({"score": float(r["score"]), "addressed": bool(r["addressed"]),
                           "shade": _shade(float(r["score"]))})
             subs += [{"id": s, "covered": s in covered} for s in taxonomy.category(c).subpoints]
-            ev = evidence[(evidence["force"] == force) & (evidence["category"] == c)].head(EVIDENCE_PER_CATEGORY)
+            ev = evidence[(evidence["force"] == force) & (evidence["category"] == c)]
+            ev = ev.head(EVIDENCE_PER_CATEGORY)
+            quotes = [{"text": _quote(e.text), "page": int(e.page), "p": float(e.p),
+                       "passage_id": e.passage_id, "file": path_of.get(e.doc_id, "")}
+                      for e in ev.itertuples(index=False)]
             sections.append({"category": taxonomy.category(c).display, "score": float(r["score"]),
                              "addressed": bool(r["addressed"]), "n_evidence": int(r["n_evidence"]),
-                             "quotes": [{"text": _quote(e.text), "page": int(e.page), "p": float(e.p),
-                                         "passage_id": e.passage_id, "file": path_of.get(e.doc_id, "")}
-                                        for e in ev.itertuples(index=False)]})
+                             "quotes": quotes})
         heat_rows.append({"force": force, "cells": cells, "subpoints": subs})
         force_sections.append({"force": force, "categories": sections})
     practice_groups = []
@@ -128,14 +135,15 @@ def render_html(context: dict[str, Any]) -> str:
 
 
 def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFrame,
-                 practices: pd.DataFrame, summary: dict, documents: list[DocumentResult],
-                 taxonomy: Taxonomy) -> Path:
+                 practices: pd.DataFrame, summary: dict[str, Any],
+                 documents: list[DocumentResult], taxonomy: Taxonomy) -> Path:
     """Write figures/heatmap.png, figures/score_distribution.png and report.html."""
     from .coverage import coverage_matrix
 
     heat = heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy)
     write_bytes(out_dir / "figures" / "heatmap.png", heat)
-    write_bytes(out_dir / "figures" / "score_distribution.png", distribution_png(coverage, taxonomy))
+    write_bytes(out_dir / "figures" / "score_distribution.png",
+                distribution_png(coverage, taxonomy))
     html = render_html(build_context(coverage=coverage, evidence=evidence, practices=practices,
                                      summary=summary, documents=documents, taxonomy=taxonomy,
                                      heatmap_b64=base64.b64encode(heat).decode()))

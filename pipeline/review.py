@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from .atomic import append_jsonl, atomic_open, locked, write_jsonl
@@ -39,14 +40,18 @@ def uncertainty_scores(scored: pd.DataFrame, labels: list[str], thresholds: np.n
     """Higher means less sure. ``margin``: closeness of the nearest label to its threshold;
     ``uncertainty``/``diverse``: mean binary entropy of the labels' probabilities, with each
     probability re-centred so that its threshold sits at 0.5."""
-    P = scored[[f"p_{lab}" for lab in labels]].to_numpy(dtype=float)
+    P: npt.NDArray[np.float64] = scored[[f"p_{lab}" for lab in labels]].to_numpy(dtype=float)
     if strategy == "margin":
-        return 1.0 - np.abs(P - thresholds).min(axis=1) / np.maximum(thresholds, 1 - thresholds).min()
+        widest = np.maximum(thresholds, 1 - thresholds).min()
+        margin: npt.NDArray[np.float64] = 1.0 - np.abs(P - thresholds).min(axis=1) / widest
+        return margin
     # Map [0, t] -> [0, .5] and [t, 1] -> [.5, 1], so the entropy peaks at the threshold.
-    centred = np.where(P < thresholds, 0.5 * P / thresholds, 0.5 + 0.5 * (P - thresholds) / (1 - thresholds))
+    centred = np.where(P < thresholds, 0.5 * P / thresholds,
+                       0.5 + 0.5 * (P - thresholds) / (1 - thresholds))
     centred = np.clip(centred, 1e-6, 1 - 1e-6)
     entropy = -(centred * np.log2(centred) + (1 - centred) * np.log2(1 - centred))
-    return entropy.mean(axis=1)
+    scores: npt.NDArray[np.float64] = entropy.mean(axis=1)
+    return scores
 
 
 def select_queue(scored: pd.DataFrame, scores: np.ndarray, n: int, *, dedup_similarity: float,
@@ -93,18 +98,21 @@ def labelled_keys(labelled_dir: Path) -> tuple[set[str], set[str]]:
     return texts, ids
 
 
-def build_queue(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray, *, n: int, strategy: str,
-                dedup_similarity: float, labelled_dir: Path | None = None) -> pd.DataFrame:
+def build_queue(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray, *, n: int,
+                strategy: str, dedup_similarity: float,
+                labelled_dir: Path | None = None) -> pd.DataFrame:
     """The review queue: unlabelled, non-echo passages the model is least sure of."""
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown strategy {strategy!r}; choose one of {STRATEGIES}")
     candidates = scored[~scored["echo"].astype(bool)].reset_index(drop=True)
     if labelled_dir is not None:
         texts, ids = labelled_keys(labelled_dir)
-        keep = ~candidates["text"].map(_norm).isin(texts) & ~candidates["passage_id"].astype(str).isin(ids)
+        keep = (~candidates["text"].map(_norm).isin(texts)
+                & ~candidates["passage_id"].astype(str).isin(ids))
         candidates = candidates[keep].reset_index(drop=True)
     scores = uncertainty_scores(candidates, labels, thresholds, strategy)
-    rows = select_queue(candidates, scores, n, dedup_similarity=dedup_similarity, diverse=strategy == "diverse")
+    rows = select_queue(candidates, scores, n, dedup_similarity=dedup_similarity,
+                        diverse=strategy == "diverse")
     queue = candidates.iloc[rows].copy()
     queue["uncertainty"] = scores[rows].round(4)
     return queue.reset_index(drop=True)
@@ -124,42 +132,49 @@ def write_queue(queue: pd.DataFrame, path: Path, labels: list[str], model_versio
             "passage_id": r["passage_id"], "text": r["text"], "heading": r.get("heading") or "",
             "force": r.get("force") or "", "page": int(r.get("page") or 0),
             "source_path": r.get("source_path") or "", "model_version": model_version,
-            "probs": {lab: float(r[f"p_{lab}"]) for lab in labels}, "labels": predicted, "notes": "",
+            "probs": {lab: float(r[f"p_{lab}"]) for lab in labels}, "labels": predicted,
+            "notes": "",
             "uncertainty": float(r.get("uncertainty", 0.0)),
         })
     if name.endswith(LABEL_STUDIO_SUFFIX):
         tasks = [{"data": {k: v for k, v in rec.items() if k not in ("probs", "labels", "notes")},
                   "predictions": [{"model_version": model_version, "score": 1 - rec["uncertainty"],
-                                   "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
+                                   "result": [{"from_name": "labels", "to_name": "text",
+                                               "type": "choices",
                                                "value": {"choices": rec["labels"]}}]}]}
                  for rec in records]
         with atomic_open(path) as fh:
             json.dump(tasks, fh, ensure_ascii=False, indent=1)
-        with atomic_open(path.with_name(path.name[: -len(LABEL_STUDIO_SUFFIX)] + ".labelstudio.xml")) as fh:
+        config = path.with_name(path.name[: -len(LABEL_STUDIO_SUFFIX)] + ".labelstudio.xml")
+        with atomic_open(config) as fh:
             fh.write(label_studio_config(labels))
     elif name.endswith(".jsonl"):
         write_jsonl(path, records)
     elif name.endswith(".csv"):
-        fields = ["passage_id", "force", "page", "heading", "text", *labels, "notes", "model_version",
-                  *[f"p_{lab}" for lab in labels], "source_path"]
+        fields = ["passage_id", "force", "page", "heading", "text", *labels, "notes",
+                  "model_version", *[f"p_{lab}" for lab in labels], "source_path"]
+        plain = ("passage_id", "force", "page", "heading", "text", "notes", "model_version",
+                 "source_path")
         with atomic_open(path, newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             for rec in records:
-                writer.writerow({**{k: rec[k] for k in ("passage_id", "force", "page", "heading", "text", "notes",
-                                                         "model_version", "source_path")},
+                writer.writerow({**{k: rec[k] for k in plain},
                                  **{lab: int(lab in rec["labels"]) for lab in labels},
                                  **{f"p_{lab}": round(rec["probs"][lab], 4) for lab in labels}})
     else:
-        raise ValueError(f"{path}: queue format follows the extension: .csv, .jsonl or {LABEL_STUDIO_SUFFIX}")
+        raise ValueError(f"{path}: queue format follows the extension: "
+                         f".csv, .jsonl or {LABEL_STUDIO_SUFFIX}")
 
 
 def label_studio_config(labels: list[str]) -> str:
     """The Label Studio labelling interface for the queue (multi-choice over the taxonomy)."""
     choices = "\n".join(f'    <Choice value="{lab}"/>' for lab in labels)
     return (f'<View>\n  <Header value="$heading"/>\n  <Text name="text" value="$text"/>\n'
-            f'  <Choices name="labels" toName="text" choice="multiple" showInLine="false">\n{choices}\n'
-            f'  </Choices>\n  <TextArea name="notes" toName="text" placeholder="notes" editable="true"/>\n</View>\n')
+            '  <Choices name="labels" toName="text" choice="multiple" showInLine="false">\n'
+            f'{choices}\n  </Choices>\n'
+            '  <TextArea name="notes" toName="text" placeholder="notes" editable="true"/>\n'
+            '</View>\n')
 
 
 # ----------------------------------------------------------------------------- import
@@ -201,13 +216,16 @@ def _read_csv(path: Path, labels: list[str], problems: list[str]) -> list[Review
         return []
     rows = []
     for n, rec in enumerate(reader, start=2):  # row 1 is the header
-        values = {lab: _truthy(rec.get(lab, ""), f"row {n}, column {lab}", problems) for lab in labels}
+        values = {lab: _truthy(rec.get(lab, ""), f"row {n}, column {lab}", problems)
+                  for lab in labels}
         if all(v is None for v in values.values()) and not (rec.get("notes") or "").strip():
             continue  # not reviewed yet
-        probs = {lab: float(rec[f"p_{lab}"]) for lab in labels if rec.get(f"p_{lab}") not in (None, "")}
+        probs = {lab: float(rec[f"p_{lab}"]) for lab in labels
+                 if rec.get(f"p_{lab}") not in (None, "")}
         rows.append(ReviewRow(n, (rec.get("passage_id") or "").strip(), rec.get("text") or "",
-                              [lab for lab, v in values.items() if v], (rec.get("notes") or "").strip(),
-                              rec.get("heading") or "", rec.get("force") or "", rec.get("model_version") or "",
+                              [lab for lab, v in values.items() if v],
+                              (rec.get("notes") or "").strip(), rec.get("heading") or "",
+                              rec.get("force") or "", rec.get("model_version") or "",
                               {"probs": probs} if probs else {}))
     return rows
 
@@ -217,7 +235,8 @@ def _from_object(n: int, obj: dict[str, Any], problems: list[str]) -> ReviewRow 
         problems.append(f"row {n}: 'labels' must be a list of category ids")
         return None
     return ReviewRow(n, str(obj.get("passage_id") or ""), str(obj.get("text") or ""),
-                     [str(x) for x in obj["labels"]], str(obj.get("notes") or ""), str(obj.get("heading") or ""),
+                     [str(x) for x in obj["labels"]], str(obj.get("notes") or ""),
+                     str(obj.get("heading") or ""),
                      str(obj.get("force") or ""), str(obj.get("model_version") or ""),
                      {"probs": obj["probs"]} if isinstance(obj.get("probs"), dict) else {})
 
@@ -265,8 +284,10 @@ def _read_label_studio(path: Path, problems: list[str]) -> list[ReviewRow]:
                     choices += value.get("choices", [])
                 if r.get("from_name") == "notes" or "text" in value:
                     notes = " ".join(value.get("text", []))
-            pred = (task.get("predictions") or [{}])[0] if isinstance(task.get("predictions"), list) else {}
-            pred_choices = [c for r in pred.get("result", []) for c in r.get("value", {}).get("choices", [])]
+            pred = ((task.get("predictions") or [{}])[0]
+                    if isinstance(task.get("predictions"), list) else {})
+            pred_choices = [c for r in pred.get("result", [])
+                            for c in r.get("value", {}).get("choices", [])]
             rows.append(ReviewRow(n, str(data.get("passage_id") or ""), str(data.get("text") or ""),
                                   [str(c) for c in choices], notes, str(data.get("heading") or ""),
                                   str(data.get("force") or ""),
@@ -289,11 +310,13 @@ def read_review_file(path: Path, labels: list[str]) -> tuple[list[ReviewRow], li
     elif name.endswith(".json"):
         rows = _read_label_studio(path, problems)
     else:
-        raise DataValidationError(str(path), ["unsupported review file: use .csv, .jsonl or Label Studio .json"])
+        raise DataValidationError(
+            str(path), ["unsupported review file: use .csv, .jsonl or Label Studio .json"])
     return rows, problems
 
 
-def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy, known: dict[str, dict[str, Any]]) -> list[str]:
+def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy,
+                  known: dict[str, dict[str, Any]]) -> list[str]:
     """Every problem, numbered by row: unknown labels, unknown passage ids, missing text."""
     problems = []
     valid = set(taxonomy.labels)
@@ -313,15 +336,19 @@ def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy, known: dict[str, di
     return problems
 
 
-def review_record(r: ReviewRow, annotator: str, source_file: str, now: dt.datetime) -> dict[str, Any]:
+def review_record(r: ReviewRow, annotator: str, source_file: str,
+                  now: dt.datetime) -> dict[str, Any]:
     """The labelled-corpus record for one decision, with full provenance."""
     key = r.passage_id or _norm(r.text)
-    digest = hashlib.sha256(json.dumps([key, annotator, sorted(r.labels), r.notes]).encode()).hexdigest()[:16]
+    identity = json.dumps([key, annotator, sorted(r.labels), r.notes])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return {
-        "id": f"review-{digest}", "text": r.text, "labels": sorted(set(r.labels)), "voice": "review",
+        "id": f"review-{digest}", "text": r.text, "labels": sorted(set(r.labels)),
+        "voice": "review",
         "kind": "content" if r.labels else "other_none", "source": "review", "author": annotator,
         "annotator": annotator, "created": now.date().isoformat(),
-        "timestamp": now.isoformat(timespec="seconds"), "passage_id": r.passage_id, "heading": r.heading,
+        "timestamp": now.isoformat(timespec="seconds"), "passage_id": r.passage_id,
+        "heading": r.heading,
         "force": r.force, "model_version": r.model_version, "model_prediction": r.model_prediction,
         "notes": r.notes, "import_file": source_file, "annotator_ref": r.annotator_ref,
     }
@@ -344,7 +371,8 @@ class ImportResult:
 
 
 def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: Path,
-                   known: dict[str, dict[str, Any]] | None = None, now: dt.datetime | None = None) -> ImportResult:
+                   known: dict[str, dict[str, Any]] | None = None,
+                   now: dt.datetime | None = None) -> ImportResult:
     """Validate a whole review file, then append its new decisions to ``reviewed``.
 
     Nothing is written if any row is bad. Decisions already imported (same passage,
@@ -353,8 +381,8 @@ def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: 
     if not annotator.strip():
         raise DataValidationError(str(path), ["--annotator is required: who gave these labels?"])
     rows, problems = read_review_file(path, taxonomy.labels)
-    return save_reviews(rows, annotator=annotator, taxonomy=taxonomy, reviewed=reviewed, source=str(path),
-                        known=known, now=now, read_problems=problems)
+    return save_reviews(rows, annotator=annotator, taxonomy=taxonomy, reviewed=reviewed,
+                        source=str(path), known=known, now=now, read_problems=problems)
 
 
 def _passage_matches(rec: dict[str, Any], row: ReviewRow) -> bool:
@@ -363,9 +391,10 @@ def _passage_matches(rec: dict[str, Any], row: ReviewRow) -> bool:
     return _norm(rec.get("text", "")) == _norm(row.text)
 
 
-def save_reviews(rows: list[ReviewRow], *, annotator: str, taxonomy: Taxonomy, reviewed: Path, source: str,
-                 known: dict[str, dict[str, Any]] | None = None, now: dt.datetime | None = None,
-                 read_problems: list[str] | None = None, supersede: bool = False) -> ImportResult:
+def save_reviews(rows: list[ReviewRow], *, annotator: str, taxonomy: Taxonomy, reviewed: Path,
+                 source: str, known: dict[str, dict[str, Any]] | None = None,
+                 now: dt.datetime | None = None, read_problems: list[str] | None = None,
+                 supersede: bool = False) -> ImportResult:
     """Validate decisions, then append the new ones to ``reviewed`` under the lock, atomically.
 
     The one write path for reviewed labels: ``review import`` (rows read from a file) and the
@@ -407,14 +436,17 @@ def _aware(t: dt.datetime) -> dt.datetime:
 
 def _superseding_records(rows: list[ReviewRow], annotator: str, source_name: str, now: dt.datetime,
                          reviewed: Path, have: set[str]) -> list[dict[str, Any]]:
-    """Records that make each row the annotator's newest decision for its passage (see save_reviews)."""
+    """Records that make each row the annotator's newest decision for its passage
+    (see save_reviews)."""
     mine = []
     if reviewed.exists():
         with open(reviewed, encoding="utf-8") as fh:
-            mine = [rec for rec in map(json.loads, filter(str.strip, fh)) if rec.get("annotator") == annotator]
+            mine = [rec for rec in map(json.loads, filter(str.strip, fh))
+                    if rec.get("annotator") == annotator]
     records = []
     for r in rows:
-        earlier = sorted((rec for rec in mine if _passage_matches(rec, r)), key=lambda rec: str(rec.get("timestamp")))
+        earlier = sorted((rec for rec in mine if _passage_matches(rec, r)),
+                         key=lambda rec: str(rec.get("timestamp")))
         when = _aware(now).replace(microsecond=0)
         if earlier:
             last = _aware(dt.datetime.fromisoformat(str(earlier[-1]["timestamp"])))
@@ -423,7 +455,8 @@ def _superseding_records(rows: list[ReviewRow], annotator: str, source_name: str
         if earlier and earlier[-1]["id"] == rec["id"]:
             continue  # already the annotator's newest decision for this passage
         if rec["id"] in have:  # the same decision as an older, since overridden one: record it anew
-            rec["id"] = "review-" + hashlib.sha256(f"{rec['id']}|{rec['timestamp']}".encode()).hexdigest()[:16]
+            renewed = f"{rec['id']}|{rec['timestamp']}"
+            rec["id"] = "review-" + hashlib.sha256(renewed.encode()).hexdigest()[:16]
         records.append(rec)
         mine.append(rec)
     return records
@@ -437,11 +470,13 @@ def conflicts(reviewed: Path) -> pd.DataFrame:
     cols = ["passage", "annotator", "labels", "timestamp", "text"]
     if not reviewed.exists():
         return pd.DataFrame(columns=cols)
-    recs = [json.loads(line) for line in reviewed.read_text(encoding="utf-8").splitlines() if line.strip()]
+    recs = [json.loads(line) for line in reviewed.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
     frame = pd.DataFrame(recs)
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    frame["passage"] = [p or _norm(t)[:60] for p, t in zip(frame["passage_id"].fillna(""), frame["text"])]
+    frame["passage"] = [p or _norm(t)[:60]
+                        for p, t in zip(frame["passage_id"].fillna(""), frame["text"], strict=True)]
     latest = frame.sort_values("timestamp").groupby(["passage", "annotator"], as_index=False).last()
     latest["labels_key"] = latest["labels"].map(lambda x: ";".join(sorted(x)))
     disputed = latest.groupby("passage")["labels_key"].nunique()
@@ -465,7 +500,8 @@ def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Any, *, top: int = 5
 
     X = model_frame(corpus["text"], corpus["heading"], corpus.get("context"))
     Y = label_matrix(corpus, taxonomy)
-    folds = grouped_folds(groups_for(corpus, params.cv.group_by), params.cv.n_splits, params.cv.seed)
+    folds = grouped_folds(groups_for(corpus, params.cv.group_by), params.cv.n_splits,
+                          params.cv.seed)
     proba = out_of_fold_proba(make_classifier(taxonomy, params), X, Y, folds)
     # Self-confidence: the model's probability of the label as given, worst label per passage.
     self_conf = np.where(Y == 1, proba, 1 - proba).min(axis=1)
@@ -495,11 +531,14 @@ def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Any, *, top: int = 5
 
 def known_passages(run_dir: Path) -> dict[str, dict[str, Any]]:
     """passage_id -> passage fields, from a scoring run, to resolve imports that carry only ids."""
-    frame = pd.read_parquet(Path(run_dir) / "passages.parquet", columns=["passage_id", "text", "heading", "force"])
+    frame = pd.read_parquet(Path(run_dir) / "passages.parquet",
+                            columns=["passage_id", "text", "heading", "force"])
     return {r["passage_id"]: r for r in frame.to_dict("records")}
 
 
-def run_model_and_thresholds(run_dir: Path, models_dir: Path, labels: list[str]) -> tuple[str, list[str], np.ndarray]:
+def run_model_and_thresholds(
+    run_dir: Path, models_dir: Path, labels: list[str]
+) -> tuple[str, list[str], npt.NDArray[np.float64]]:
     """Model version and thresholds behind a scoring run (from its summary and model card)."""
     from .modelstore import read_card
 

@@ -21,11 +21,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import DataValidationError, ForcecovError
 from .review import LABEL_STUDIO_SUFFIX, ReviewRow, _norm, save_reviews
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
+    from flask.typing import ResponseReturnValue
+    from werkzeug.exceptions import HTTPException
 
 ContextLookup = Callable[[dict[str, Any]], dict[str, Any] | None]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -70,8 +75,9 @@ def read_queue(path: Path, labels: list[str]) -> list[dict[str, Any]]:
                 rec = json.loads(line)
                 if not isinstance(rec, dict):
                     raise DataValidationError(str(path), [f"row {n}: not a JSON object"])
-                probs = rec.get("probs") if isinstance(rec.get("probs"), dict) else {}
-                predicted = rec.get("labels") if isinstance(rec.get("labels"), list) else []
+                raw_probs, raw_labels = rec.get("probs"), rec.get("labels")
+                probs = raw_probs if isinstance(raw_probs, dict) else {}
+                predicted = raw_labels if isinstance(raw_labels, list) else []
                 items.append(_item(rec, labels, probs, [str(x) for x in predicted]))
         elif name.endswith(".json"):
             tasks = json.loads(path.read_text(encoding="utf-8"))
@@ -229,7 +235,8 @@ class Session:
 
     def next_pending(self, after: int) -> int:
         n = len(self.items)
-        for j in [*range(after + 1, n), *range(0, min(after + 1, n))]:
+        order: list[int] = [*range(after + 1, n), *range(0, min(after + 1, n))]
+        for j in order:
             if self.pending(j):
                 return j
         return n  # done
@@ -261,7 +268,7 @@ def create_app(
     source: str = "review-serve",
     known: dict[str, dict[str, Any]] | None = None,
     trusted_hosts: list[str] | None = None,
-):
+) -> Flask:
     """The review app over ``queue_items`` (dicts as from :func:`read_queue`).
 
     Decisions go to ``reviewed_path`` through :func:`save_reviews` (the import path), recorded
@@ -269,6 +276,7 @@ def create_app(
     restricts the Host header (``serve`` sets it when bound to loopback: no DNS rebinding).
     """
     from flask import Flask, g, jsonify, render_template, request
+    from flask.json.provider import DefaultJSONProvider
     from werkzeug.exceptions import HTTPException
 
     if not annotator.strip():
@@ -285,7 +293,8 @@ def create_app(
     session.position = session.next_pending(-1)
 
     app = Flask(__name__)
-    app.json.sort_keys = False
+    if isinstance(app.json, DefaultJSONProvider):  # the default: keep the order we build
+        app.json.sort_keys = False
     app.config["TRUSTED_HOSTS"] = trusted_hosts
     app.extensions["forcecov_review"] = session
     categories = [
@@ -293,7 +302,7 @@ def create_app(
         for i, c in enumerate(taxonomy.categories)
     ]
 
-    def error(status: int, message: str, **extra: Any):
+    def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
         return jsonify({"error": message, **extra}), status
 
     def body() -> dict[str, Any]:
@@ -347,17 +356,17 @@ def create_app(
         }
 
     @app.errorhandler(_BadRequest)
-    def _bad(e: _BadRequest):
+    def _bad(e: _BadRequest) -> ResponseReturnValue:
         return error(e.status, e.message)
 
     @app.errorhandler(HTTPException)
-    def _http(e: HTTPException):
+    def _http(e: HTTPException) -> ResponseReturnValue:
         if request.path.startswith("/api/"):
             return error(e.code or 500, e.description or e.name)
         return e
 
     @app.after_request
-    def _headers(resp):
+    def _headers(resp: Response) -> Response:
         nonce = g.get("csp_nonce")
         script = f"'nonce-{nonce}'" if nonce else "'none'"
         resp.headers["Content-Security-Policy"] = (
@@ -371,7 +380,7 @@ def create_app(
         return resp
 
     @app.get("/")
-    def page():
+    def page() -> ResponseReturnValue:
         g.csp_nonce = secrets.token_urlsafe(16)
         config = {
             "annotator": annotator.strip(),
@@ -383,12 +392,12 @@ def create_app(
         )
 
     @app.get("/api/progress")
-    def progress():
+    def progress() -> ResponseReturnValue:
         with session.lock:
             return jsonify(session.progress())
 
     @app.get("/api/items/<int:i>")
-    def get_item(i: int):
+    def get_item(i: int) -> ResponseReturnValue:
         with session.lock:
             if not 0 <= i < len(session.items):
                 return error(
@@ -399,7 +408,7 @@ def create_app(
             return jsonify(item_json(i))
 
     @app.post("/api/decisions")
-    def decide():
+    def decide() -> ResponseReturnValue:
         data = body()
         chosen = data.get("labels")
         if not isinstance(chosen, list) or not all(isinstance(x, str) for x in chosen):
@@ -463,7 +472,7 @@ def create_app(
             ), 201 if rec else 200
 
     @app.post("/api/skip")
-    def skip():
+    def skip() -> ResponseReturnValue:
         data = body()
         with session.lock:
             i = index_of(data)
@@ -473,7 +482,7 @@ def create_app(
             return jsonify({"index": i, "next": session.position, "progress": session.progress()})
 
     @app.post("/api/undo")
-    def undo():
+    def undo() -> ResponseReturnValue:
         body()
         with session.lock:
             if not session.history:
@@ -498,7 +507,9 @@ class _BadRequest(Exception):
 # ----------------------------------------------------------------------------- serve
 
 
-def prepare(*, queue: Path | None, run_dir: Path | None, n: int | None, root: Path | None = None):
+def prepare(
+    *, queue: Path | None, run_dir: Path | None, n: int | None, root: Path | None = None
+) -> tuple[list[dict[str, Any]], ContextLookup | None, str, dict[str, dict[str, Any]] | None]:
     """(items, context lookup, source name, known passages) for ``serve``.
 
     From a queue file, or else built from a scoring run as ``review export`` would build it.

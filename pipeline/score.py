@@ -8,9 +8,10 @@ summary.json, report.html, figures/heatmap.png, figures/score_distribution.png.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -24,6 +25,11 @@ from .practices import practices_by_force
 from .records import PASSAGE_COLUMNS
 from .taxonomy import Taxonomy
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .records import DocumentResult
+
 
 @dataclass(frozen=True)
 class ScoreSummary:
@@ -34,9 +40,9 @@ class ScoreSummary:
     n_passages: int
     n_needs_review: int
     out_dir: Path
-    summary: dict
-    results: list
-    seconds: dict  # per stage: extract, classify, coverage, report, total
+    summary: dict[str, Any]
+    results: list[DocumentResult]
+    seconds: dict[str, float]  # per stage: extract, classify, coverage, report, total
     n_cached: int = 0
     n_pages: int = 0
 
@@ -47,17 +53,18 @@ def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params
     return pd.concat([passages.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
 
 
-def passage_schema(labels: list[str]):
+def passage_schema(labels: list[str]) -> pa.Schema:
     """Arrow schema of passages.parquet, fixed so that batches append to one file."""
     import pyarrow as pa
 
     fields = [("passage_id", pa.string()), ("doc_id", pa.string()), ("force", pa.string()),
               ("source_path", pa.string()), ("page", pa.int64()), ("heading", pa.string()),
-              ("text", pa.string()), ("rec_refs", pa.list_(pa.string())), ("char_start", pa.int64()),
-              ("char_end", pa.int64()), ("kind", pa.string()), ("context", pa.string())]
+              ("text", pa.string()), ("rec_refs", pa.list_(pa.string())),
+              ("char_start", pa.int64()), ("char_end", pa.int64()), ("kind", pa.string()),
+              ("context", pa.string())]
     fields += [(f"p_{lab}", pa.float64()) for lab in labels]
-    fields += [("labels", pa.list_(pa.string())), ("echo", pa.bool_()), ("confidence", pa.float64()),
-               ("needs_review", pa.bool_())]
+    fields += [("labels", pa.list_(pa.string())), ("echo", pa.bool_()),
+               ("confidence", pa.float64()), ("needs_review", pa.bool_())]
     return pa.schema(fields)
 
 
@@ -81,7 +88,8 @@ class PassageWriter:
         import pyarrow as pa
 
         if len(frame):
-            table = pa.Table.from_pandas(frame[self.schema.names], schema=self.schema, preserve_index=False)
+            table = pa.Table.from_pandas(frame[self.schema.names], schema=self.schema,
+                                         preserve_index=False)
             self.writer.write_table(table)
 
     def close(self) -> None:
@@ -111,10 +119,11 @@ def remove_stale_temp_files(out_dir: Path) -> int:
     return n
 
 
-def run_score(inputs: list[str | Path], out_dir: Path, *, model: TrainedModel, params: Params,
-              taxonomy: Taxonomy, manifest: dict[str, str] | None = None,
+def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedModel,
+              params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None = None,
               on_done: Callable[[Extracted], None] | None = None, jobs: int | None = None,
-              backend: str | None = None, scheduler: str | None = None, cache_dir: Path | None = None) -> ScoreSummary:
+              backend: str | None = None, scheduler: str | None = None,
+              cache_dir: Path | None = None) -> ScoreSummary:
     """Score every input and write the run folder.
 
     Documents stream through: each chunk is extracted (in parallel if asked), classified,
@@ -136,11 +145,13 @@ def run_score(inputs: list[str | Path], out_dir: Path, *, model: TrainedModel, p
     cache = ExtractCache(cache_dir, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,
                          manifest=manifest) if cache_dir else None
     seconds = {"extract": 0.0, "classify": 0.0, "coverage": 0.0, "report": 0.0}
-    results, evidence_parts, flags = [], [], []
+    results: list[DocumentResult] = []
+    evidence_parts: list[pd.DataFrame] = []
+    flags: list[pd.DataFrame] = []
     writer = PassageWriter(out_dir / "passages.parquet", model.labels)
     try:
         t0 = time.perf_counter()
-        batch: list[dict] = []
+        batch: list[dict[str, Any]] = []
 
         def flush() -> None:
             nonlocal batch
@@ -154,9 +165,10 @@ def run_score(inputs: list[str | Path], out_dir: Path, *, model: TrainedModel, p
             flags.append(scored[["echo", "needs_review"]])
             batch = []
 
-        for extracted in extract_many(files, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,
-                                      manifest=manifest, on_done=on_done, jobs=jobs, backend=backend,
-                                      scheduler=scheduler, cache=cache):
+        for extracted in extract_many(files, ingest=params.ingest, seg=params.segment,
+                                      taxonomy=taxonomy, manifest=manifest, on_done=on_done,
+                                      jobs=jobs, backend=backend, scheduler=scheduler,
+                                      cache=cache):
             results.append(extracted.result)
             batch += [p.to_json() for p in extracted.passages]
             if len(batch) >= 5000:
@@ -171,7 +183,8 @@ def run_score(inputs: list[str | Path], out_dir: Path, *, model: TrainedModel, p
     t2 = time.perf_counter()
     evidence = pd.concat(evidence_parts, ignore_index=True) if evidence_parts else evidence_table(
         predict_passages(pd.DataFrame(columns=PASSAGE_COLUMNS), model, params), taxonomy)
-    flag_frame = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame({"echo": [], "needs_review": []})
+    flag_frame = (pd.concat(flags, ignore_index=True) if flags
+                  else pd.DataFrame({"echo": [], "needs_review": []}))
     documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
         columns=["doc_id", "force", "status"])
     cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)

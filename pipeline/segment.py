@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from .config import SegmentParams
 from .records import Block, Document, Passage
+
+if TYPE_CHECKING:
+    from spacy.language import Language
 
 _REC_PATTERNS = [
     # "Recommendation 2a", "Recommendation 2 (c)", "Rec 3", "Recommendations 2f", "Rec. 4 (PCCs)"
@@ -25,7 +29,7 @@ _REC_PATTERNS = [
 
 
 @lru_cache(maxsize=1)
-def sentencizer():
+def sentencizer() -> Language:
     """A blank English pipeline with the rule-based sentencizer, built once per process."""
     import spacy
 
@@ -103,8 +107,9 @@ def _units(blocks: list[Block]) -> list[list[Block]]:
             last = units[-1]
             lead = last[-1]
             same_place = lead.heading == b.heading and b.page - lead.page <= 1
-            if same_place and (lead.kind == "bullet" or
-                               (len(last) == 1 and lead.kind == "paragraph" and lead.text.rstrip().endswith(":"))):
+            lead_in = (len(last) == 1 and lead.kind == "paragraph"
+                       and lead.text.rstrip().endswith(":"))
+            if same_place and (lead.kind == "bullet" or lead_in):
                 last.append(b)
                 continue
         units.append([b])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -64,13 +65,13 @@ class Taxonomy:
         return list(self.recommendation_texts) + list(self.complaint_concerns)
 
 
-def _require(mapping: dict, key: str, where: str):
+def _require(mapping: dict[str, Any], key: str, where: str) -> Any:
     if key not in mapping or mapping[key] in (None, ""):
         raise TaxonomyError(f"{where}: missing '{key}'")
     return mapping[key]
 
 
-def parse_taxonomy(raw: dict) -> Taxonomy:
+def parse_taxonomy(raw: dict[str, Any]) -> Taxonomy:
     """Validate a taxonomy mapping (as read from YAML) and build a :class:`Taxonomy`."""
     if not isinstance(raw, dict):
         raise TaxonomyError("taxonomy must be a mapping")
@@ -99,7 +100,7 @@ def parse_taxonomy(raw: dict) -> Taxonomy:
         for s in c.subpoints:
             if subpoints and s not in subpoints:
                 raise TaxonomyError(f"category '{c.id}' names unknown sub-point '{s}'")
-    practice = {}
+    practice: dict[str, dict[str, tuple[str, ...]]] = {}
     for cid, groups in (raw.get("practice_terms") or {}).items():
         if cid not in seen:
             raise TaxonomyError(f"practice_terms names unknown category '{cid}'")
@@ -122,7 +123,7 @@ def parse_taxonomy(raw: dict) -> Taxonomy:
     )
 
 
-def _patterns(raw: dict, key: str) -> tuple[str, ...]:
+def _patterns(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     import re
 
     out = tuple(str(p) for p in (raw.get(key) or ()))

@@ -10,6 +10,7 @@ import datetime as dt
 import hashlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,8 @@ def groups_for(corpus: pd.DataFrame, group_by: str) -> np.ndarray:
         return np.arange(len(corpus))
     if group_by not in corpus:
         raise ValueError(f"cv.group_by={group_by!r} is not a corpus column")
-    return corpus[group_by].fillna("unknown").astype(str).to_numpy()
+    groups: np.ndarray = corpus[group_by].fillna("unknown").astype(str).to_numpy()
+    return groups
 
 
 def make_classifier(taxonomy: Taxonomy, params: Params) -> Any:
@@ -79,7 +81,8 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
     X = model_frame(train_rows["text"], train_rows["heading"], train_rows.get("context"))
     Y = label_matrix(train_rows, taxonomy)
     estimator = make_classifier(taxonomy, params)
-    folds = grouped_folds(groups_for(train_rows, params.cv.group_by), params.cv.n_splits, params.cv.seed)
+    folds = grouped_folds(groups_for(train_rows, params.cv.group_by), params.cv.n_splits,
+                          params.cv.seed)
     oof = out_of_fold_proba(estimator, X, Y, folds)
     thresholds = choose_thresholds(Y, oof, params.thresholds)
     cv_metrics = summary(Y, oof, thresholds, taxonomy.labels)
@@ -88,19 +91,18 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
     final = estimator.fit(X, Y)
     echo = make_echo_detector(taxonomy, params.echo).fit(list(train_rows["text"]))
     version = version or dt.datetime.now(dt.timezone.utc).strftime("v%Y%m%d-%H%M%S")
+    n_per_label = {lab: int(Y[:, j].sum()) for j, lab in enumerate(taxonomy.labels)}
     model = TrainedModel(labels=taxonomy.labels, classifier=final, thresholds=thresholds, echo=echo,
                          version=version,
                          meta={"data_sha256": data_sha256, "n_train": int(len(train_rows)),
-                               "n_eval": int(len(eval_rows)),
-                               "n_per_label": {lab: int(Y[:, j].sum()) for j, lab in enumerate(taxonomy.labels)}})
+                               "n_eval": int(len(eval_rows)), "n_per_label": n_per_label})
     return TrainResult(model, cv_metrics, oof, train_rows, eval_rows, time.monotonic() - start)
 
 
 def train_and_save(labelled_dir: Any, models_dir: Any, taxonomy: Taxonomy, params: Params, *,
-                   make_current: bool = True, extra_card: dict[str, Any] | None = None) -> tuple[TrainResult, Any]:
+                   make_current: bool = True,
+                   extra_card: dict[str, Any] | None = None) -> tuple[TrainResult, Path]:
     """Load and validate the corpus, train, and write the model with its card."""
-    from pathlib import Path
-
     from .corpus import corpus_sha256, load_corpus
     from .modelstore import save_model
 

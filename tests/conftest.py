@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+# Each line of the body is one paragraph or table row of the rendered document, so lines run long.
 REALISTIC_SOURCE = """---
 force: Avon and Somerset Police
 output: pdf
@@ -48,7 +49,7 @@ Working with the Police and Crime Commissioner, we fund two Justice and Care Vic
 |---|---|
 | 2e: advise victims what support is available | Officers carry a leaflet in twelve languages explaining the support on offer and how to reach the Salvation Army. |
 | 2f: understand the NRM | Every referral is quality assured by the modern slavery coordinator before it is submitted. |
-"""
+"""  # noqa: E501
 
 
 def _png(width: int = 40, height: int = 40) -> bytes:
@@ -56,10 +57,12 @@ def _png(width: int = 40, height: int = 40) -> bytes:
     raw = b"".join(b"\x00" + b"\x80" * width for _ in range(height))
 
     def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw))
+            + chunk(b"IEND", b""))
 
 
 def make_canvas_pdf(pages: list[list[tuple[float, str]]], *, encrypt: str | None = None,
@@ -116,9 +119,11 @@ def bad_inputs(tmp_path, realistic_docx) -> dict[str, Path]:
     """One file per kind of bad input the batch must survive."""
     files = {}
     files["corrupt"] = tmp_path / "corrupt.pdf"
-    files["corrupt"].write_bytes(b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nthis is not a pdf\n%%EOF")
+    files["corrupt"].write_bytes(
+        b"%PDF-1.4\n1 0 obj << /Type /Catalog >>\nthis is not a pdf\n%%EOF")
     files["encrypted"] = tmp_path / "encrypted.pdf"
-    files["encrypted"].write_bytes(make_canvas_pdf([[(100, "Secret response text.")]], encrypt="pw"))
+    files["encrypted"].write_bytes(
+        make_canvas_pdf([[(100, "Secret response text.")]], encrypt="pw"))
     files["image_only"] = tmp_path / "scanned letter.pdf"
     files["image_only"].write_bytes(make_canvas_pdf([[], []], images={1, 2}))
     files["empty"] = tmp_path / "empty.txt"
@@ -129,8 +134,14 @@ def bad_inputs(tmp_path, realistic_docx) -> dict[str, Path]:
     files["docx_as_pdf"].write_bytes(realistic_docx.read_bytes())
     files["undecodable"] = tmp_path / "garbled.txt"
     files["undecodable"].write_bytes(b"Modern slavery \x81\x8d\x8f\x90\x9d response")
+    files["zip_bomb"] = tmp_path / "bomb.docx"
+    import zipfile
+
+    with zipfile.ZipFile(files["zip_bomb"], "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("word/document.xml", b"<w:document/>" + b"\x00" * (50 * 1024 * 1024))
     files["latin1"] = tmp_path / "latin1.txt"
-    files["latin1"].write_bytes("Caf\u00e9 workers were safeguarded by Kent Police \u00a3500.".encode("latin-1"))
+    files["latin1"].write_bytes(
+        "Caf\u00e9 workers were safeguarded by Kent Police \u00a3500.".encode("latin-1"))
     return files
 
 
@@ -160,11 +171,11 @@ def project(tmp_path_factory) -> Path:
     """A throwaway project root (params, labelled subset, models/) with a trained model."""
     import json
 
+    import yaml
+
     from pipeline.modelstore import save_model
     from pipeline.taxonomy import load_taxonomy
     from pipeline.train import train
-
-    import yaml
 
     root = tmp_path_factory.mktemp("project")
     (root / "params.yaml").write_text(yaml.safe_dump(fast_params().as_dict()))

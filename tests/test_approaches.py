@@ -116,8 +116,8 @@ def test_keywords_read_the_context_too(taxonomy):
 
 
 def test_make_kinds_and_availability(taxonomy, monkeypatch):
-    assert approaches.KINDS == ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy",
-                                "embeddings")
+    assert approaches.KINDS == ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word",
+                                "tfidf_svm_word", "spacy", "embeddings")
     for kind in ("tfidf_lr", "tfidf_svm"):
         est = approaches.make(kind, taxonomy, fast_params())
         assert isinstance(est, PassageClassifier) and est.model.kind == kind

@@ -3,12 +3,17 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.classify import choose_thresholds, make_echo_detector, classify_records, prepare_text, read_passage_lines
-from pipeline.config import ThresholdParams
+from pipeline.classify import (
+    choose_thresholds,
+    classify_records,
+    make_echo_detector,
+    prepare_text,
+    read_passage_lines,
+)
+from pipeline.config import ThresholdParams, load_params
 from pipeline.errors import DataValidationError
 from pipeline.modelstore import load_model
 from pipeline.taxonomy import load_taxonomy
-from pipeline.config import load_params
 from tests.conftest import REPO, fast_params, small_corpus
 
 
@@ -19,15 +24,20 @@ def model(project):
 
 def test_trained_model_separates_clear_cases(model):
     records = [
-        {"id": "1", "text": "Every NRM referral is checked by our SPOC before it goes to the Single Competent Authority."},
-        {"id": "2", "text": "The PCC commissions a specialist advocacy service that supports survivors long after the NRM."},
-        {"id": "3", "text": "Custody sergeants must record whether the section 45 statutory defence was considered."},
-        {"id": "4", "text": "Modern slavery crimes are allocated to PIP2 detectives in the dedicated exploitation team."},
-        {"id": "5", "text": "Guidance for officers sits on the intranet page and in the app on every mobile device."},
+        {"id": "1", "text": "Every NRM referral is checked by our SPOC before it goes to the "
+                            "Single Competent Authority."},
+        {"id": "2", "text": "The PCC commissions a specialist advocacy service that supports "
+                            "survivors long after the NRM."},
+        {"id": "3", "text": "Custody sergeants must record whether the section 45 statutory "
+                            "defence was considered."},
+        {"id": "4", "text": "Modern slavery crimes are allocated to PIP2 detectives in the "
+                            "dedicated exploitation team."},
+        {"id": "5", "text": "Guidance for officers sits on the intranet page and in the app on "
+                            "every mobile device."},
     ]
     out = classify_records(records, model)
     expected = ["nrm", "victim_support", "section45", "investigation", "force_systems"]
-    for rec, label in zip(out, expected):
+    for rec, label in zip(out, expected, strict=True):
         assert label in rec["labels"], (rec["text"], rec["probs"])
         assert rec["probs"][label] == max(rec["probs"].values())
 
@@ -51,8 +61,10 @@ def test_echo_detector_flags_restated_recommendations_not_answers():
     echo = make_echo_detector(tax, load_params(REPO / "params.yaml").echo).fit(
         ["We refer victims to the NRM.", "Our team investigates."])
     flagged = echo.predict([
-        "Recommendation 2(g): make sure the statutory defence in section 45 of the Modern Slavery Act 2015 is considered in all cases.",
-        "Our custody sergeants now record, for every detainee, whether section 45 was considered and why.",
+        "Recommendation 2(g): make sure the statutory defence in section 45 of the Modern "
+        "Slavery Act 2015 is considered in all cases.",
+        "Our custody sergeants now record, for every detainee, whether section 45 was "
+        "considered and why.",
     ])
     assert list(flagged) == [True, False]
 
@@ -78,8 +90,9 @@ def test_two_category_taxonomy_trains(tmp_path):
     from pipeline.train import train
 
     raw = yaml.safe_load(DEFAULT_TAXONOMY.read_text())
-    raw["categories"] = [c for c in raw["categories"] if c["id"] in ("investigation", "victim_support")]
-    raw["practice_terms"] = {k: v for k, v in raw["practice_terms"].items() if k in ("investigation", "victim_support")}
+    keep = ("investigation", "victim_support")
+    raw["categories"] = [c for c in raw["categories"] if c["id"] in keep]
+    raw["practice_terms"] = {k: v for k, v in raw["practice_terms"].items() if k in keep}
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(raw))
     two = load(path)
@@ -87,5 +100,6 @@ def test_two_category_taxonomy_trains(tmp_path):
     corpus["labels"] = corpus["labels"].apply(lambda ls: [x for x in ls if x in two.labels])
     result = train(corpus, two, fast_params(), version="vtwo")
     assert result.model.labels == ["investigation", "victim_support"]
-    assert result.model.classifier.predict_proba(model_frame(["PIP2 detectives investigate"])).shape == (1, 2)
+    proba = result.model.classifier.predict_proba(model_frame(["PIP2 detectives investigate"]))
+    assert proba.shape == (1, 2)
     assert json.dumps(result.cv_metrics)  # metrics are plain data

@@ -19,20 +19,23 @@ def test_extract_handles_a_folder_of_good_and_bad_files(tmp_path, bad_inputs, re
     proc = run_cli("extract", folder, "--out", out)
     assert proc.returncode == 0, proc.stderr
     docs = pd.read_csv(out / "documents.csv")
-    by_name = {p.split("/")[-1]: row for p, row in zip(docs["path"], docs.to_dict("records"))}
+    by_name = {p.split("/")[-1]: row
+               for p, row in zip(docs["path"], docs.to_dict("records"), strict=True)}
     assert by_name["good.pdf"]["status"] == "ok"
     assert by_name["corrupt.pdf"]["status"] == "error"
     assert "encrypted" in by_name["encrypted.pdf"]["reason"]
     assert "OCR" in by_name["scanned letter.pdf"]["reason"]
     assert by_name["renamed.pdf"]["status"] == "warning"
     assert by_name["latin1.txt"]["status"] == "warning"
+    assert "zip bomb" in by_name["bomb.docx"]["reason"]
+    assert by_name["empty.txt"]["reason"] == "empty file (0 bytes)"
     # Each bad file gets its own one-line message on stderr, naming the file.
     assert "corrupt.pdf: corrupt PDF" in proc.stderr
     passages = [json.loads(line) for line in (out / "passages.jsonl").read_text().splitlines()]
     good = [p for p in passages if p["source_path"].endswith("good.pdf")]
     assert good and all(p["page"] >= 1 for p in good)
-    assert set(passages[0]) >= {"passage_id", "doc_id", "force", "source_path", "page", "heading", "text",
-                                "rec_refs", "char_start", "char_end"}
+    assert set(passages[0]) >= {"passage_id", "doc_id", "force", "source_path", "page",
+                                "heading", "text", "rec_refs", "char_start", "char_end"}
 
 
 def test_extract_exits_1_when_nothing_could_be_read(tmp_path):
@@ -103,7 +106,8 @@ def test_review_loop_end_to_end(project, tmp_path, realistic_pdf):
     assert proc.returncode == 0, proc.stderr
     reviewed = project / "data" / "labelled" / "reviewed.jsonl"
     assert len(reviewed.read_text().splitlines()) == len(rows)
-    assert run_in_project(project, "review", "import", queue, "--annotator", "analyst.b").returncode == 0
+    proc = run_in_project(project, "review", "import", queue, "--annotator", "analyst.b")
+    assert proc.returncode == 0
     assert len(reviewed.read_text().splitlines()) == len(rows)  # a second import adds nothing
     proc = run_in_project(project, "train", "--no-current")
     assert proc.returncode == 0, proc.stderr

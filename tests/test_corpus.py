@@ -33,8 +33,8 @@ def test_corpus_meets_its_counts(corpus):
 
 
 def test_validator_reports_each_problem_with_ids():
-    good = {"text": "We refer victims to the NRM.", "labels": ["nrm"], "voice": "v", "source": "authored",
-            "author": "a", "created": "2026-11-28"}
+    good = {"text": "We refer victims to the NRM.", "labels": ["nrm"], "voice": "v",
+            "source": "authored", "author": "a", "created": "2026-11-28"}
     records = [("f.jsonl", 1, {**good, "id": "a"}),
                ("f.jsonl", 2, {**good, "id": "a", "text": "Different text entirely here."}),
                ("f.jsonl", 3, {**good, "id": "b", "labels": ["bogus"], "text": "Another one."}),
@@ -50,7 +50,8 @@ def test_validator_reports_each_problem_with_ids():
 
 
 def test_near_duplicates_use_tfidf_cosine():
-    pairs = find_near_duplicates(["x", "y", "z"], ["the team reviews every referral", "the team reviews every referral.",
+    pairs = find_near_duplicates(["x", "y", "z"], ["the team reviews every referral",
+                                                    "the team reviews every referral.",
                                                     "something else"], exact=True)
     assert [(a, b) for a, b, _ in pairs] == [("x", "y")]
 
@@ -58,9 +59,10 @@ def test_near_duplicates_use_tfidf_cosine():
 def test_sample_submissions_and_gold_cover_the_28_forces():
     gold = pd.read_csv(REPO / "data" / "raw" / "gold_coverage.csv")
     assert gold["file"].nunique() >= 28 and gold["force"].nunique() == 28
-    files = [p for p in (REPO / "data" / "raw").iterdir() if p.suffix in (".pdf", ".docx", ".txt", ".md")
-             and p.name != "README.md"]
-    assert sum(p.suffix == ".pdf" for p in files) >= 10 and sum(p.suffix == ".docx" for p in files) >= 8
+    files = [p for p in (REPO / "data" / "raw").iterdir()
+             if p.suffix in (".pdf", ".docx", ".txt", ".md") and p.name != "README.md"]
+    assert sum(p.suffix == ".pdf" for p in files) >= 10
+    assert sum(p.suffix == ".docx" for p in files) >= 8
     no4 = gold[(gold.category == "victim_support") & (gold.addressed == 0)]
     assert 4 <= len(no4) <= 8
 
@@ -78,11 +80,13 @@ def test_no_sample_submission_passage_leaks_from_the_labelled_corpus(corpus, tmp
     from pipeline.extract import run_extract
 
     params = load_params(REPO / "params.yaml")
-    run_extract([REPO / "data" / "raw"], tmp_path, ingest=params.ingest, seg=params.segment, taxonomy=TAX)
-    raw = [json.loads(line)["text"] for line in (tmp_path / "passages.jsonl").read_text().splitlines()]
+    run_extract([REPO / "data" / "raw"], tmp_path, ingest=params.ingest, seg=params.segment,
+                taxonomy=TAX)
+    lines = (tmp_path / "passages.jsonl").read_text().splitlines()
+    raw = [json.loads(line)["text"] for line in lines]
     echo = make_echo_detector(TAX, params.echo).fit(raw)
     flagged = echo.predict(raw)
-    raw = [t for t, e in zip(raw, flagged) if not e and len(t.split()) >= 6]
+    raw = [t for t, e in zip(raw, flagged, strict=True) if not e and len(t.split()) >= 6]
     labelled = list(corpus["text"])
     vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(labelled + raw)
     sims = (vec.transform(raw) @ vec.transform(labelled).T).max(axis=1).toarray().ravel()

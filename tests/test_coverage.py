@@ -4,7 +4,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.config import CoverageParams
-from pipeline.coverage import coverage, coverage_matrix, national_summary, noisy_or, passage_subpoints
+from pipeline.coverage import (
+    coverage,
+    coverage_matrix,
+    national_summary,
+    noisy_or,
+    passage_subpoints,
+)
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -14,7 +20,8 @@ def _passages(rows):
     base = {"doc_id": "d1", "force": "Kent", "page": 1, "rec_refs": [], "echo": False}
     out = []
     for i, r in enumerate(rows):
-        rec = {**base, "passage_id": f"p{i}", "text": "text", "labels": [], **{f"p_{c}": 0.0 for c in TAX.labels}}
+        rec = {**base, "passage_id": f"p{i}", "text": "text", "labels": [],
+               **{f"p_{c}": 0.0 for c in TAX.labels}}
         rec.update(r)
         out.append(rec)
     return pd.DataFrame(out)
@@ -66,5 +73,6 @@ def test_national_summary_counts_forces_in_npcc_manner():
     passages = _passages([{"labels": ["victim_support"], "p_victim_support": 0.9}])
     cov = coverage(passages, DOCS, TAX, CoverageParams())
     s = national_summary(cov, TAX, ["Kent", "Essex"])
-    assert s["categories"]["victim_support"]["sentence"].startswith("1 of 1 responding forces addressed")
+    sentence = s["categories"]["victim_support"]["sentence"]
+    assert sentence.startswith("1 of 1 responding forces addressed")
     assert s["forces_not_responded"] == ["Essex"]

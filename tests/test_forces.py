@@ -1,6 +1,12 @@
 import pytest
 
-from pipeline.forces import canonical_force, match_force, read_manifest, resolve_force, territorial_forces
+from pipeline.forces import (
+    canonical_force,
+    match_force,
+    read_manifest,
+    resolve_force,
+    territorial_forces,
+)
 
 
 def test_there_are_43_territorial_forces():

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from pipeline.config import IngestParams, SegmentParams
 from pipeline.extract import extract_one
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=25, deadline=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def _mutate(data: bytes, seed: int, n: int) -> bytes:

@@ -57,7 +57,8 @@ def test_engines_agree_on_the_words(realistic_pdf):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_hyphenation_repaired_and_real_hyphens_kept(tmp_path, engine):
-    lines = [(100, "The Exploitation Team leads every investi-"), (114, "gation and works with multi-"),
+    lines = [(100, "The Exploitation Team leads every investi-"),
+             (114, "gation and works with multi-"),
              (128, "agency partners in a well-established way.")]
     path = tmp_path / "Kent hyphens.pdf"
     path.write_bytes(make_canvas_pdf([lines]))
@@ -69,10 +70,11 @@ def test_hyphenation_repaired_and_real_hyphens_kept(tmp_path, engine):
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_paragraph_broken_across_pages_is_rejoined(tmp_path, engine):
-    p1 = [(60, "OFFICIAL"), (100, "Kent Police response"), (140, "Officers who find a possible victim make"),
+    p1 = [(60, "OFFICIAL"), (100, "Kent Police response"),
+          (140, "Officers who find a possible victim make"),
           (154, "an immediate referral to the single point of"), (800, "Page 1 of 2")]
-    p2 = [(60, "OFFICIAL"), (100, "contact, who arranges a place of safety."), (140, "Next paragraph here."),
-          (800, "Page 2 of 2")]
+    p2 = [(60, "OFFICIAL"), (100, "contact, who arranges a place of safety."),
+          (140, "Next paragraph here."), (800, "Page 2 of 2")]
     path = tmp_path / "broken.pdf"
     path.write_bytes(make_canvas_pdf([p1, p2]))
     doc = _doc(path, engine)
@@ -117,7 +119,8 @@ def test_docx_reads_body_in_order_and_leaves_out_headers_and_footers(realistic_d
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "cp1252"])
 def test_text_files_decode_in_common_encodings(tmp_path, encoding):
-    text = "RECOMMENDATION 4\r\n\r\nWe fund a victim navigator \u2013 \u201cNavigate\u201d \u2013 for \u00a3500.\r\n"
+    text = ("RECOMMENDATION 4\r\n\r\n"
+            "We fund a victim navigator \u2013 \u201cNavigate\u201d \u2013 for \u00a3500.\r\n")
     path = tmp_path / "Essex response.txt"
     path.write_bytes(text.encode(encoding))
     doc = _doc(path)
@@ -150,7 +153,8 @@ def test_image_only_reason_names_the_pages(bad_inputs):
 
 def test_mixed_pdf_warns_about_its_image_only_pages(tmp_path):
     path = tmp_path / "mixed.pdf"
-    path.write_bytes(make_canvas_pdf([[(100, "Page one has real text about the NRM.")], []], images={2}))
+    path.write_bytes(make_canvas_pdf([[(100, "Page one has real text about the NRM.")], []],
+                                     images={2}))
     doc = _doc(path)
     assert any("image-only pages" in w and "2" in w for w in doc.warnings)
 

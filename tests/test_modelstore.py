@@ -17,10 +17,12 @@ def model_copy(project, tmp_path):
 
 def test_card_records_what_a_reviewer_needs(project):
     card = read_card(project / "models" / "vtest")
-    for key in ("version", "created", "labels", "thresholds", "library_versions", "model_sha256", "n_per_label"):
+    for key in ("version", "created", "labels", "thresholds", "library_versions", "model_sha256",
+                "n_per_label"):
         assert key in card
     assert current_version(project / "models") == "vtest"
-    assert (project / "models" / "current").is_file() and not (project / "models" / "current").is_symlink()
+    pointer = project / "models" / "current"
+    assert pointer.is_file() and not pointer.is_symlink()
 
 
 def test_tampered_model_file_is_refused(model_copy):
@@ -53,4 +55,5 @@ def test_model_outside_models_folder_needs_trust(model_copy, tmp_path):
     shutil.copytree(model_copy / "vtest", elsewhere)
     with pytest.raises(ModelError, match="--trust-model"):
         load_model(elsewhere, load_taxonomy(), models_dir=model_copy)
-    assert load_model(elsewhere, load_taxonomy(), models_dir=model_copy, trust=True).version == "vtest"
+    trusted = load_model(elsewhere, load_taxonomy(), models_dir=model_copy, trust=True)
+    assert trusted.version == "vtest"

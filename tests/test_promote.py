@@ -33,4 +33,5 @@ def test_gate_passes_an_equal_model_and_blocks_a_worse_one(project):
     result = gate(worse, current, frozen, TAX, PromoteParams())
     assert not result.passed
     assert any("f1_victim_support" in r for r in result.reasons)
-    assert isinstance(result.table, pd.DataFrame) and set(result.table.columns) >= {"metric", "current", "candidate"}
+    assert isinstance(result.table, pd.DataFrame)
+    assert set(result.table.columns) >= {"metric", "current", "candidate"}

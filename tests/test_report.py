@@ -1,7 +1,7 @@
 import pandas as pd
 
-from pipeline.coverage import coverage, evidence_table, national_summary
 from pipeline.config import CoverageParams
+from pipeline.coverage import coverage, evidence_table, national_summary
 from pipeline.practices import practices_by_force
 from pipeline.records import DocumentResult
 from pipeline.report import build_context, render_html
@@ -13,15 +13,15 @@ HOSTILE = ('<script>alert(1)</script> see <a href="javascript:alert(2)">here</a>
 
 
 def _context():
-    passages = pd.DataFrame([{"passage_id": "p0", "doc_id": "d1", "force": "Kent", "page": 3, "text": HOSTILE,
-                              "rec_refs": [], "labels": ["nrm"], "echo": False,
+    passages = pd.DataFrame([{"passage_id": "p0", "doc_id": "d1", "force": "Kent", "page": 3,
+                              "text": HOSTILE, "rec_refs": [], "labels": ["nrm"], "echo": False,
                               **{f"p_{c}": (0.9 if c == "nrm" else 0.0) for c in TAX.labels}}])
     docs = [DocumentResult("d1", "/x/<b>evil</b>.pdf", "s", "Kent", "pdf", 3, 1, "ok", "")]
     cov = coverage(passages, pd.DataFrame([d.__dict__ for d in docs]), TAX, CoverageParams())
     ev = evidence_table(passages, TAX)
     summary = national_summary(cov, TAX, ["Kent"])
-    summary.update(generated="now", model_version="v", n_documents=1, n_documents_error=0, n_passages=1,
-                   n_echo=0, n_needs_review=0)
+    summary.update(generated="now", model_version="v", n_documents=1, n_documents_error=0,
+                   n_passages=1, n_echo=0, n_needs_review=0)
     return build_context(coverage=cov, evidence=ev, practices=practices_by_force(ev, TAX),
                          summary=summary, documents=docs, taxonomy=TAX, heatmap_b64="")
 

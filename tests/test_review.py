@@ -22,12 +22,16 @@ def _scored(n=12):
     rows = []
     for i in range(n):
         p = rng.uniform(0, 1, len(LABELS))
-        rows.append({"passage_id": f"pid-{i}", "doc_id": "d", "force": "Kent", "page": 1, "heading": "H",
-                     "text": f"Passage {i} about topic {i * 7} with words {'alpha ' * (i % 3)}", "echo": False,
-                     "labels": [lab for lab, q in zip(LABELS, p) if q >= 0.5],
-                     **{f"p_{lab}": float(q) for lab, q in zip(LABELS, p)}})
-    rows.append({**rows[0], "passage_id": "pid-dup", "text": rows[0]["text"]})  # a near-identical passage
-    rows.append({**rows[1], "passage_id": "pid-echo", "echo": True, "text": "Recommendation 2a restated"})
+        rows.append({"passage_id": f"pid-{i}", "doc_id": "d", "force": "Kent", "page": 1,
+                     "heading": "H",
+                     "text": f"Passage {i} about topic {i * 7} with words {'alpha ' * (i % 3)}",
+                     "echo": False,
+                     "labels": [lab for lab, q in zip(LABELS, p, strict=True) if q >= 0.5],
+                     **{f"p_{lab}": float(q) for lab, q in zip(LABELS, p, strict=True)}})
+    # a near-identical passage
+    rows.append({**rows[0], "passage_id": "pid-dup", "text": rows[0]["text"]})
+    rows.append({**rows[1], "passage_id": "pid-echo", "echo": True,
+                 "text": "Recommendation 2a restated"})
     return pd.DataFrame(rows)
 
 
@@ -36,19 +40,22 @@ def test_queue_prefers_uncertain_passages_and_skips_duplicates_echo_and_labelled
     scored.loc[3, [f"p_{lab}" for lab in LABELS]] = 0.5  # maximally unsure
     labelled = tmp_path / "labelled"
     labelled.mkdir()
-    (labelled / "a.jsonl").write_text(json.dumps({"text": scored.loc[5, "text"], "labels": []}) + "\n")
+    (labelled / "a.jsonl").write_text(
+        json.dumps({"text": scored.loc[5, "text"], "labels": []}) + "\n")
     for strategy in ("uncertainty", "margin", "diverse"):
-        queue = build_queue(scored, LABELS, THRESHOLDS, n=20, strategy=strategy, dedup_similarity=0.8,
-                            labelled_dir=labelled)
+        queue = build_queue(scored, LABELS, THRESHOLDS, n=20, strategy=strategy,
+                            dedup_similarity=0.8, labelled_dir=labelled)
         ids = list(queue["passage_id"])
         assert ids[0] == "pid-3" or strategy == "diverse"
         assert "pid-3" in ids and "pid-echo" not in ids and "pid-5" not in ids
-        assert not ({"pid-0", "pid-dup"} <= set(ids))  # near-identical passages do not both fill the queue
+        # near-identical passages do not both fill the queue
+        assert not ({"pid-0", "pid-dup"} <= set(ids))
 
 
 @pytest.fixture
 def queue_files(tmp_path):
-    queue = build_queue(_scored(), LABELS, THRESHOLDS, n=5, strategy="uncertainty", dedup_similarity=0.95)
+    queue = build_queue(_scored(), LABELS, THRESHOLDS, n=5, strategy="uncertainty",
+                        dedup_similarity=0.95)
     files = {}
     for ext in (".csv", ".jsonl", ".labelstudio.json"):
         files[ext] = tmp_path / f"queue{ext}"
@@ -69,15 +76,18 @@ def test_csv_round_trip_with_edits_keeps_provenance(queue_files, tmp_path):
         writer.writerows(rows)
     reviewed = tmp_path / "labelled" / "reviewed.jsonl"
     now = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.timezone.utc)
-    result = import_reviews(files[".csv"], annotator="analyst.a", taxonomy=TAX, reviewed=reviewed, now=now)
+    result = import_reviews(files[".csv"], annotator="analyst.a", taxonomy=TAX, reviewed=reviewed,
+                            now=now)
     assert result.n_added == len(queue)
     recs = [json.loads(line) for line in reviewed.read_text().splitlines()]
     first = next(r for r in recs if r["passage_id"] == rows[0]["passage_id"])
     assert first["labels"] == ["nrm"] and first["notes"] == "referral pathway"
     assert first["annotator"] == "analyst.a" and first["timestamp"].startswith("2026-11-28T12:00")
-    assert first["model_version"] == "vtest" and set(first["model_prediction"]["probs"]) == set(LABELS)
+    assert first["model_version"] == "vtest"
+    assert set(first["model_prediction"]["probs"]) == set(LABELS)
     # Importing the same file again adds nothing.
-    again = import_reviews(files[".csv"], annotator="analyst.a", taxonomy=TAX, reviewed=reviewed, now=now)
+    again = import_reviews(files[".csv"], annotator="analyst.a", taxonomy=TAX, reviewed=reviewed,
+                           now=now)
     assert again.n_added == 0 and len(reviewed.read_text().splitlines()) == len(recs)
 
 
@@ -93,7 +103,8 @@ def test_bad_file_is_rejected_whole_with_row_numbers(queue_files, tmp_path):
     with pytest.raises(DataValidationError) as info:
         import_reviews(files[".jsonl"], annotator="a", taxonomy=TAX, reviewed=reviewed)
     message = str(info.value)
-    assert "row 2: unknown label(s) ['made_up']" in message and "row 4: unknown passage id" in message
+    assert "row 2: unknown label(s) ['made_up']" in message
+    assert "row 4: unknown passage id" in message
     assert not reviewed.exists()  # nothing written
 
 
@@ -106,9 +117,10 @@ def test_label_studio_export_round_trips_without_losing_a_label(queue_files, tmp
     for i, task in enumerate(tasks):  # what Label Studio's JSON export looks like after annotation
         picks = [LABELS[i % len(LABELS)], LABELS[(i + 2) % len(LABELS)]]
         chosen[task["data"]["passage_id"]] = sorted(picks)
-        task["annotations"] = [{"completed_by": 3, "created_at": "2026-11-28T10:00:00Z", "was_cancelled": False,
-                                "result": [{"from_name": "labels", "to_name": "text", "type": "choices",
-                                            "value": {"choices": picks}}]}]
+        task["annotations"] = [{"completed_by": 3, "created_at": "2026-11-28T10:00:00Z",
+                                "was_cancelled": False,
+                                "result": [{"from_name": "labels", "to_name": "text",
+                                            "type": "choices", "value": {"choices": picks}}]}]
     export = tmp_path / "project-1-at-2026.json"
     export.write_text(json.dumps(tasks))
     reviewed = tmp_path / "reviewed.jsonl"
@@ -140,18 +152,42 @@ def test_concurrent_imports_lose_nothing(tmp_path):
     files = []
     for who in ("p1", "p2"):
         f = tmp_path / f"{who}.jsonl"
-        f.write_text("".join(json.dumps({"passage_id": f"{who}-{i}", "text": f"text {who} {i}", "labels": ["nrm"]}) + "\n"
+        f.write_text("".join(json.dumps({"passage_id": f"{who}-{i}", "text": f"text {who} {i}",
+                                         "labels": ["nrm"]}) + "\n"
                              for i in range(500)))
         files.append(f)
     reviewed = tmp_path / "labelled" / "reviewed.jsonl"
-    code = ("import sys, pathlib\nfrom pipeline.review import import_reviews\nfrom pipeline.taxonomy import load_taxonomy\n"
+    code = ("import sys, pathlib\nfrom pipeline.review import import_reviews\n"
+            "from pipeline.taxonomy import load_taxonomy\n"
             "f = pathlib.Path(sys.argv[1])\n"
             "for i in range(0, 500, 25):\n"
             "    part = f.with_name(f.stem + f'-{i}.jsonl')\n"
             "    part.write_text(''.join(f.read_text().splitlines(True)[i:i + 25]))\n"
-            "    import_reviews(part, annotator=f.stem, taxonomy=load_taxonomy(), reviewed=pathlib.Path(sys.argv[2]))\n")
+            "    import_reviews(part, annotator=f.stem, taxonomy=load_taxonomy(),\n"
+            "                   reviewed=pathlib.Path(sys.argv[2]))\n")
     procs = [subprocess.Popen([sys.executable, "-c", code, str(f), str(reviewed)]) for f in files]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     lines = reviewed.read_text().splitlines()
     assert len(lines) == 1000
     assert len({json.loads(line)["id"] for line in lines}) == 1000
+
+
+def test_simulation_and_audit_run_on_a_small_corpus():
+    from pipeline.review import audit
+    from pipeline.simulate import labels_to_match, simulate
+    from tests.conftest import fast_params, small_corpus
+
+    corpus = small_corpus(25)
+    params = fast_params().override("model", kind="tfidf_lr", calibration="none")
+    table = simulate(corpus, TAX, params, start_fraction=0.3, batch=40, rounds=2)
+    assert set(table["strategy"]) == {"uncertainty", "random"}
+    assert table.groupby("strategy")["n_labels"].apply(lambda s: s.is_monotonic_increasing).all()
+    assert 0 <= table["macro_f1"].dropna().max() <= 1
+    assert set(labels_to_match(table)) >= {"share", "random_final_macro_f1"}
+    # Flip one passage's labels: the audit should rank it among the likeliest errors.
+    corpus = corpus.copy()
+    i = corpus.index[corpus["investigation"] == 1][0]
+    corpus.at[i, "labels"] = ["force_systems"]
+    corpus.loc[i, TAX.labels] = [1 if c == "force_systems" else 0 for c in TAX.labels]
+    ranked = audit(corpus, TAX, fast_params(), top=30)
+    assert corpus.at[i, "id"] in set(ranked["id"])

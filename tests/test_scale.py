@@ -20,21 +20,25 @@ def corpus_dir(tmp_path_factory):
     from pipeline.render import parse_source, render
 
     folder = tmp_path_factory.mktemp("many")
-    forces = ["Kent", "Essex", "Surrey", "Sussex", "Dorset", "Durham", "Gwent", "Cheshire", "Norfolk",
-              "Suffolk", "Cleveland", "Humberside"]
+    forces = ["Kent", "Essex", "Surrey", "Sussex", "Dorset", "Durham", "Gwent", "Cheshire",
+              "Norfolk", "Suffolk", "Cleveland", "Humberside"]
     for i, force in enumerate(forces):
-        body = (f"# {force} Police response\n\nOfficers refer every potential victim to the NRM and the SPOC "
-                f"checks referral {i}.\n\n## Victim care\n\nThe PCC commissions an advocacy service for "
-                f"survivors in {force}.\n\n- Investigations go to PIP2 detectives.\n- The intranet page has guidance.")
-        src = parse_source(f"---\nforce: {force}\noutput: {'pdf' if i % 2 else 'docx'}\nmarking: OFFICIAL\n---\n{body}",
+        body = (f"# {force} Police response\n\nOfficers refer every potential victim to the NRM "
+                f"and the SPOC checks referral {i}.\n\n## Victim care\n\n"
+                f"The PCC commissions an advocacy service for survivors in {force}.\n\n"
+                "- Investigations go to PIP2 detectives.\n- The intranet page has guidance.")
+        output = "pdf" if i % 2 else "docx"
+        src = parse_source(f"---\nforce: {force}\noutput: {output}\nmarking: OFFICIAL\n---\n{body}",
                            slug=force.lower())
         (folder / f"{force} response.{src.output}").write_bytes(render(src))
     return folder
 
 
 def _outputs(run):
-    cov = pd.read_csv(run / "coverage.csv").sort_values(["level", "force", "doc_id", "category"]).reset_index(drop=True)
-    passages = pd.read_parquet(run / "passages.parquet").sort_values("passage_id").reset_index(drop=True)
+    cov = pd.read_csv(run / "coverage.csv").sort_values(["level", "force", "doc_id", "category"])
+    cov = cov.reset_index(drop=True)
+    passages = pd.read_parquet(run / "passages.parquet").sort_values("passage_id")
+    passages = passages.reset_index(drop=True)
     return cov, passages.drop(columns=["source_path"])
 
 
@@ -46,7 +50,7 @@ def test_jobs_and_cache_give_identical_results(project, corpus_dir, tmp_path):
     assert proc.returncode == 0, proc.stderr
     again = run_in_project(project, "score", corpus_dir, "--out", par, "--jobs", "2")
     assert "(12 from cache)" in again.stdout
-    for a, b in zip(_outputs(base), _outputs(par)):
+    for a, b in zip(_outputs(base), _outputs(par), strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
@@ -54,13 +58,15 @@ def test_dask_local_cluster_matches_the_local_run(project, corpus_dir, tmp_path)
     from dask.distributed import LocalCluster
 
     local = tmp_path / "local"
-    assert run_in_project(project, "score", corpus_dir, "--out", local, "--no-cache").returncode == 0
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    proc = run_in_project(project, "score", corpus_dir, "--out", local, "--no-cache")
+    assert proc.returncode == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
         dist = tmp_path / "dask"
-        proc = run_in_project(project, "score", corpus_dir, "--out", dist, "--no-cache", "--backend", "dask",
-                              "--scheduler", cluster.scheduler_address)
+        proc = run_in_project(project, "score", corpus_dir, "--out", dist, "--no-cache",
+                              "--backend", "dask", "--scheduler", cluster.scheduler_address)
         assert proc.returncode == 0, proc.stderr
-    for a, b in zip(_outputs(local), _outputs(dist)):
+    for a, b in zip(_outputs(local), _outputs(dist), strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
@@ -69,25 +75,29 @@ def test_interrupted_run_resumes_without_duplicates(project, corpus_dir, tmp_pat
     big.mkdir()
     for f in corpus_dir.iterdir():  # 24 documents, some of them the same file twice
         for k in range(2):
-            (big / f"{k}-{f.name}").write_bytes(f.read_bytes() + (b"" if f.suffix == ".docx" else b"\n%" + str(k).encode()))
+            suffix = b"" if f.suffix == ".docx" else b"\n%" + str(k).encode()
+            (big / f"{k}-{f.name}").write_bytes(f.read_bytes() + suffix)
     run = tmp_path / "run"
     env = {**os.environ, "FORCECOV_ROOT": str(project)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "score", str(big), "--out", str(run)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [sys.executable, "-m", "pipeline", "score", str(big), "--out", str(run)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cache = project / "data" / "interim" / "cache"
     deadline = time.time() + 120
-    while time.time() < deadline and not (cache.exists() and sum(1 for _ in cache.rglob("*.json")) >= 5):
+    while time.time() < deadline and not (cache.exists()
+                                          and sum(1 for _ in cache.rglob("*.json")) >= 5):
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert not (run / "coverage.csv").exists() or True  # whatever was there is whole (atomic writes)
+    # whatever was there is whole (atomic writes)
+    assert not (run / "coverage.csv").exists() or True
     resumed = run_in_project(project, "score", big, "--out", run)
     assert resumed.returncode == 0, resumed.stderr
     assert "from cache)" in resumed.stdout and "(0 from cache)" not in resumed.stdout
     passages = pd.read_parquet(run / "passages.parquet")
     assert passages["passage_id"].is_unique
     docs = pd.read_csv(run / "documents.csv")
-    assert docs["reason"].fillna("").str.contains("identical to").sum() == 6  # the repeated DOCX files
+    # the repeated DOCX files
+    assert docs["reason"].fillna("").str.contains("identical to").sum() == 6
     assert not list(run.glob(".*.tmp"))
     clean = tmp_path / "clean"
     assert run_in_project(project, "score", big, "--out", clean, "--no-cache").returncode == 0

@@ -12,7 +12,8 @@ def _document(blocks):
 
 
 def test_long_paragraph_splits_at_sentence_boundaries_without_losing_text():
-    sentences = [f"Sentence number {i} describes how the team reviewed referrals with partners." for i in range(40)]
+    sentences = [f"Sentence number {i} describes how the team reviewed referrals with partners."
+                 for i in range(40)]
     text = " ".join(sentences)
     doc = _document([Block(text, 1, "paragraph", "Recommendation 2f")])
     passages = segment(doc, params=SegmentParams(max_words=150))
@@ -37,14 +38,17 @@ def test_bullet_group_keeps_its_lead_in_line_and_heading():
               Block("the Hydra course.", 1, "bullet", "Recommendation 3"),
               Block("A separate paragraph.", 1, "paragraph", "Recommendation 3")]
     passages = segment(_document(blocks))
-    assert [p.text for p in passages] == ["Our investigators have:\nPIP2 accreditation;\nthe Hydra course.",
-                                          "A separate paragraph."]
+    assert [p.text for p in passages] == [
+        "Our investigators have:\nPIP2 accreditation;\nthe Hydra course.",
+        "A separate paragraph.",
+    ]
     assert passages[0].heading == "Recommendation 3" and passages[0].kind == "bullets"
     assert passages[0].rec_refs == ("3",)
 
 
 def test_headings_are_context_not_passages():
-    blocks = [Block("Victim care", 1, "heading", "Victim care"), Block("We fund navigators.", 2, "paragraph", "Victim care")]
+    blocks = [Block("Victim care", 1, "heading", "Victim care"),
+              Block("We fund navigators.", 2, "paragraph", "Victim care")]
     passages = segment(_document(blocks))
     assert len(passages) == 1 and passages[0].heading == "Victim care" and passages[0].page == 2
 
@@ -57,7 +61,8 @@ def test_passage_ids_are_deterministic():
 
 def test_table_cells_carry_their_row_context():
     blocks = [Block("2f: understand the NRM", 1, "table_cell"),
-              Block("Every referral is checked.", 1, "table_cell", context="2f: understand the NRM")]
+              Block("Every referral is checked.", 1, "table_cell",
+                    context="2f: understand the NRM")]
     passages = segment(_document(blocks))
     assert passages[1].context == "2f: understand the NRM"
     assert passages[1].rec_refs == ("2f",)

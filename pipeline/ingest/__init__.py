@@ -17,7 +17,7 @@ from ..records import Block, Document
 from .docx import read_docx
 from .layout import build_lines, lines_to_blocks, remove_furniture
 from .pdf import page_ranges, read_pages
-from .text import decode_text, text_to_blocks
+from .text import read_text, text_to_blocks
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
         blocks, pages = read_docx(path, max_uncompressed_mb=params.docx_max_uncompressed_mb,
                                   max_ratio=params.docx_max_ratio, max_pages=params.max_pages)
     else:
-        text, warning = decode_text(path, path.read_bytes())
+        text, warning = read_text(path)
         if warning:
             warnings.append(warning)
         blocks, pages = text_to_blocks(text, markdown=ext in (".md", ".markdown"),
@@ -105,7 +105,8 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
                                        edge_lines=params.furniture_edge_lines)
     blocks = [b for b in blocks if b.text.strip()]
     if not any(b.kind != "heading" for b in blocks):
-        raise IngestError(path, "no text found: the document is empty after removing page furniture")
+        raise IngestError(path,
+                          "no text found: the document is empty after removing page furniture")
     offset = 0
     for b in blocks:
         b.char_start = offset
@@ -133,11 +134,13 @@ def _read_pdf(path: Path, params: IngestParams, warnings: list[str]) -> tuple[li
     with_text = [p for p in pages if p.n_chars > 0]
     if not with_text:
         if image_only:
-            raise IngestError(path, f"image-only PDF with no text layer (pages {page_ranges(image_only)}): "
+            raise IngestError(path, "image-only PDF with no text layer "
+                                    f"(pages {page_ranges(image_only)}): "
                                     "OCR needed; forcecov does not OCR, ask for a text PDF")
         raise IngestError(path, "no text found: every page is blank")
     if image_only:
-        warnings.append(f"image-only pages with no text layer (OCR needed): {page_ranges(image_only)}")
+        warnings.append("image-only pages with no text layer (OCR needed): "
+                        f"{page_ranges(image_only)}")
     line_pages = [build_lines(p.segments) for p in pages]
     line_pages = remove_furniture(line_pages, min_fraction=params.furniture_min_fraction,
                                   edge_lines=params.furniture_edge_lines,

@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import IngestError
 from ..records import Block
 from .cleanup import is_furniture, looks_like_heading, normalise_chars
+
+if TYPE_CHECKING:
+    from docx.oxml.xmlchemy import BaseOxmlElement
+    from docx.text.paragraph import Paragraph
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 
@@ -23,7 +28,8 @@ def check_zip(path: Path, *, max_uncompressed_mb: float, max_ratio: float) -> No
             infos = zf.infolist()
             names = {i.filename for i in infos}
     except zipfile.BadZipFile as e:
-        raise IngestError(path, "corrupt DOCX: not a valid zip archive; ask for a fresh copy") from e
+        raise IngestError(path,
+                          "corrupt DOCX: not a valid zip archive; ask for a fresh copy") from e
     if "word/document.xml" not in names:
         raise IngestError(path, "not a Word document: the zip archive has no word/document.xml")
     total = sum(i.file_size for i in infos)
@@ -32,18 +38,19 @@ def check_zip(path: Path, *, max_uncompressed_mb: float, max_ratio: float) -> No
         raise IngestError(
             path,
             f"DOCX refused as a possible zip bomb: expands to {total / 1e6:.0f} MB, ratio "
-            f"{total / packed:.0f}:1 (limits ingest.docx_max_uncompressed_mb, ingest.docx_max_ratio)",
+            f"{total / packed:.0f}:1 "
+            "(limits ingest.docx_max_uncompressed_mb, ingest.docx_max_ratio)",
         )
 
 
-def _page_breaks(element) -> int:
+def _page_breaks(element: BaseOxmlElement) -> int:
     explicit = sum(1 for br in element.iter(f"{_W}br") if br.get(f"{_W}type") == "page")
     rendered = sum(1 for _ in element.iter(f"{_W}lastRenderedPageBreak"))
     before = sum(1 for _ in element.iter(f"{_W}pageBreakBefore"))
     return max(explicit, rendered) + before
 
 
-def _paragraph_kind(paragraph) -> str:
+def _paragraph_kind(paragraph: Paragraph) -> str:
     style = (paragraph.style.name if paragraph.style is not None else "") or ""
     if style.startswith(("Heading", "Title", "Subtitle")):
         return "heading"
@@ -105,7 +112,8 @@ def read_docx(path: Path, *, max_uncompressed_mb: float, max_ratio: float,
                 context = cells[0] if cells else ""
                 for i, cell in enumerate(cells):
                     if cell and not is_furniture(cell):
-                        blocks.append(Block(cell, page, "table_cell", heading, context if i else ""))
+                        blocks.append(Block(cell, page, "table_cell", heading,
+                                            context if i else ""))
             page += _page_breaks(child)
         if page > max_pages:
             raise IngestError(path, f"over the limit of {max_pages} pages (ingest.max_pages)")

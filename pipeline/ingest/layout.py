@@ -96,7 +96,8 @@ def build_lines(segments: list[Segment]) -> list[Line]:
     """Group segments into lines by vertical overlap; split a line into cells at wide gaps."""
     rows: list[list[Segment]] = []
     for seg in sorted(segments, key=lambda s: (round(s.top, 1), s.x0)):
-        seg = Segment(normalise_chars(seg.text), seg.x0, seg.x1, seg.top, seg.bottom, seg.size, seg.bold)
+        seg = Segment(normalise_chars(seg.text), seg.x0, seg.x1, seg.top, seg.bottom, seg.size,
+                      seg.bold)
         if not seg.text.strip():
             continue
         centre = (seg.top + seg.bottom) / 2
@@ -125,7 +126,8 @@ def build_lines(segments: list[Segment]) -> list[Line]:
                 prev = cells[-1]
                 gap = s.x0 - prev.x1
                 width = max(_char_width(prev), _char_width(s), 2.0)
-                lone_bullet = len(prev.text.strip()) == 1 and is_bullet_line(prev.text.strip() + " x")
+                lone_bullet = (len(prev.text.strip()) == 1
+                               and is_bullet_line(prev.text.strip() + " x"))
                 if gap < 2.6 * width or lone_bullet:
                     if lone_bullet:
                         gap = width  # a bullet glyph and its text belong to one cell
@@ -146,7 +148,8 @@ def build_lines(segments: list[Segment]) -> list[Line]:
 
 
 def remove_furniture(pages: list[list[Line]], *, min_fraction: float, edge_lines: int,
-                     page_heights: list[float] | None = None, margin: float = 0.12) -> list[list[Line]]:
+                     page_heights: list[float] | None = None,
+                     margin: float = 0.12) -> list[list[Line]]:
     """Drop running headers/footers (recurring at page edges) and bare numbers or markings.
 
     An edge line is one of the first or last ``edge_lines`` of a page; where page heights
@@ -261,7 +264,9 @@ def lines_to_blocks(pages: list[list[Line]], *, paragraph_gap: float) -> list[Bl
     return _groups_to_blocks(groups, median_size, vocabulary)
 
 
-_HEADING_PATTERN = re.compile(r"^(recommendation|rec\b|\d{1,2}(\.\d{1,2})?[a-g]?[.)]?\s+[A-Z])", re.I)
+_HEADING_PATTERN = re.compile(
+    r"^(recommendation|rec\b|\d{1,2}(\.\d{1,2})?[a-g]?[.)]?\s+[A-Z])", re.I
+)
 
 
 def _is_heading(g: _Group, text: str, median_size: float) -> bool:
@@ -276,7 +281,8 @@ def _is_heading(g: _Group, text: str, median_size: float) -> bool:
     return large or g.bold or text.isupper() or bool(_HEADING_PATTERN.match(text))
 
 
-def _groups_to_blocks(groups: list[_Group], median_size: float, vocabulary: set[str]) -> list[Block]:
+def _groups_to_blocks(groups: list[_Group], median_size: float,
+                      vocabulary: set[str]) -> list[Block]:
     blocks: list[Block] = []
     heading = ""
     for g in groups:

@@ -10,9 +10,14 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..errors import IngestError
 from .layout import PageText, Segment
+
+if TYPE_CHECKING:
+    import pypdfium2 as pdfium
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +66,7 @@ def read_pdfium(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageT
         pdf.close()
 
 
-def _pdfium_page(pdf, i: int, pdfium_c) -> PageText:
+def _pdfium_page(pdf: pdfium.PdfDocument, i: int, pdfium_c: ModuleType) -> PageText:
     page = pdf[i]
     try:
         width, height = page.get_size()
@@ -79,10 +84,12 @@ def _pdfium_page(pdf, i: int, pdfium_c) -> PageText:
                     if idx is not None and idx >= 0:
                         size = pdfium_c.FPDFText_GetFontSize(textpage.raw, idx)
                         bold = pdfium_c.FPDFText_GetFontWeight(textpage.raw, idx) >= 600
-                    segments.append(Segment(text, left, right, height - top, height - bottom, size, bold))
+                    segments.append(Segment(text, left, right, height - top, height - bottom,
+                                            size, bold))
         finally:
             textpage.close()
-        n_images = sum(1 for _ in page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2))
+        images = page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2)
+        n_images = sum(1 for _ in images)
     finally:
         page.close()
     return PageText(i + 1, width, height, segments, n_chars, n_images)

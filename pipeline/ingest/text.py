@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import re
 from pathlib import Path
 
@@ -17,30 +18,60 @@ from .cleanup import (
 )
 from .layout import Line, Segment, remove_furniture
 
+CHUNK = 1 << 20
 
-def decode_text(path: Path, data: bytes) -> tuple[str, str | None]:
-    """Decode bytes: UTF-8 (with or without BOM), UTF-16 with BOM, then Windows-1252.
+
+def _decode_stream(path: Path, encoding: str, skip: int) -> str:
+    """Decode a file chunk by chunk (never holding its bytes and text at once)."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    parts = []
+    with open(path, "rb") as fh:
+        fh.seek(skip)
+        offset = skip
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            try:
+                parts.append(decoder.decode(chunk))
+            except UnicodeDecodeError as e:
+                raise UnicodeDecodeError(e.encoding, e.object, offset + e.start, offset + e.end,
+                                         e.reason) from e
+            offset += len(chunk)
+        parts.append(decoder.decode(b"", final=True))
+    return "".join(parts)
+
+
+def read_text(path: Path) -> tuple[str, str | None]:
+    """Decode a text file: UTF-8 (with or without BOM), UTF-16 with BOM, then Windows-1252.
 
     Returns the text and a warning when a fallback encoding was used.
     """
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="replace"), None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+    with open(path, "rb") as fh:
+        head = fh.read(4096)
+    if head.startswith(b"\xef\xbb\xbf"):
         try:
-            return data.decode("utf-16"), None
+            return _decode_stream(path, "utf-8", 3), None
         except UnicodeDecodeError as e:
-            raise IngestError(path, f"undecodable text: UTF-16 byte order mark but bad data at byte {e.start}") from e
-    if b"\x00" in data[:4096]:
+            raise IngestError(path, "undecodable text: UTF-8 byte order mark but bad data "
+                                    f"at byte {e.start}") from e
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return _decode_stream(path, "utf-16", 0), None
+        except UnicodeDecodeError as e:
+            raise IngestError(path, "undecodable text: UTF-16 byte order mark but bad data "
+                                    f"at byte {e.start}") from e
+    if b"\x00" in head:
         raise IngestError(path, "binary content (NUL bytes), not text; is the extension wrong?")
     try:
-        return data.decode("utf-8"), None
+        return _decode_stream(path, "utf-8", 0), None
     except UnicodeDecodeError:
         pass
     try:
-        return data.decode("cp1252"), "decoded as Windows-1252, not UTF-8"
+        return _decode_stream(path, "cp1252", 0), "decoded as Windows-1252, not UTF-8"
     except UnicodeDecodeError as e:
+        with open(path, "rb") as fh:
+            fh.seek(e.start)
+            bad = fh.read(1)
         raise IngestError(path, f"undecodable text: not UTF-8, UTF-16 or Windows-1252 "
-                                f"(byte 0x{data[e.start]:02x} at offset {e.start}); "
+                                f"(byte 0x{bad.hex()} at offset {e.start}); "
                                 "re-save the file as UTF-8") from e
 
 
@@ -51,17 +82,20 @@ def _cells(line: str) -> list[str]:
     return [c.strip() for c in line.strip().strip("|").split("|")]
 
 
-def text_to_blocks(text: str, *, markdown: bool, min_fraction: float, edge_lines: int) -> tuple[list[Block], int]:
+def text_to_blocks(text: str, *, markdown: bool, min_fraction: float,
+                   edge_lines: int) -> tuple[list[Block], int]:
     """Blocks and page count from decoded text (form feeds separate pages)."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     raw_pages = text.split("\f")
-    pages = []
-    for page in raw_pages:
-        lines = [normalise_chars(ln).rstrip() for ln in page.split("\n")]
-        # Positions count from the nearer page edge, so a footer lines up across pages of any length.
+    pages: list[list[Line]] = []
+    for raw_page in raw_pages:
+        lines = [normalise_chars(ln).rstrip() for ln in raw_page.split("\n")]
+        # Positions count from the nearer page edge, so a footer lines up across pages of any
+        # length.
         n = len(lines)
         tops = [6 * i if i < n / 2 else 6 * (10_000 - (n - i)) for i in range(n)]
-        pages.append([Line([Segment(ln, 0, len(ln), t, t + 1)], t, t + 1) for t, ln in zip(tops, lines)])
+        pages.append([Line([Segment(ln, 0, len(ln), t, t + 1)], t, t + 1)
+                      for t, ln in zip(tops, lines, strict=True)])
     # Furniture removal works on non-blank lines; blank lines carry paragraph breaks, so
     # re-insert them by position afterwards.
     content = [[ln for ln in p if ln.text.strip()] for p in pages]
@@ -69,7 +103,7 @@ def text_to_blocks(text: str, *, markdown: bool, min_fraction: float, edge_lines
     vocabulary = hyphenated_vocabulary(text)
     blocks: list[Block] = []
     heading = ""
-    for page_no, (page, kept_lines) in enumerate(zip(pages, kept), start=1):
+    for page_no, (page, kept_lines) in enumerate(zip(pages, kept, strict=True), start=1):
         keep_ids = {id(ln) for ln in kept_lines}
         paras: list[list[str]] = [[]]
         for ln in page:

@@ -1,0 +1,44 @@
+"""The benchmark runs end to end on a tiny corpus and reports every figure it promises."""
+
+import json
+
+import pytest
+
+from pipeline import bench
+from pipeline.ingest import read_document
+
+
+def test_generated_documents_are_realistic_and_unique(tmp_path):
+    files = bench.generate(tmp_path / "docs", 11, 2)  # the 11th is a copy of the 10th, made unique
+    assert [f.name for f in files] == [f"doc-{i:05d}.pdf" for i in range(11)]
+    assert len({f.read_bytes() for f in files}) == 11
+    assert files[10].read_bytes().startswith(files[9].read_bytes())
+    doc = read_document(files[0])
+    assert doc.force == "Kent" and doc.pages >= 1
+    assert [b.text for b in doc.blocks if b.kind == "heading"][-2:] == ["Section 1", "Section 2"]
+    assert "Reference 0-1-3." in doc.text
+    assert bench.generate(tmp_path / "docs", 11, 2) == files  # existing files are kept
+
+
+@pytest.mark.slow
+def test_benchmark_prints_and_writes_its_figures(project, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FORCECOV_ROOT", str(project))
+    full_rate = bench.classify_rate
+    monkeypatch.setattr(bench, "classify_rate", lambda: full_rate(n=300))
+    figures = tmp_path / "bench.json"
+    argv = ["--docs", "2", "--pages", "1", "--rss-small", "1", "--rss-large", "2",
+            "--workdir", str(tmp_path / "work"), "--json", str(figures)]
+    assert bench.main(argv) == 0
+    out = capsys.readouterr().out
+    for line in ("pdfium  jobs=1:", "pdfium  jobs=2:", "plumber jobs=1:", "--jobs 2 vs --jobs 1",
+                 "raw pdfium:", "raw plumber:", "classify:", "peak RSS 2 vs 1 documents"):
+        assert line in out, line
+    results = json.loads(figures.read_text())
+    assert results["docs"] == 2 and results["pages_per_doc"] == 1
+    pdfium = results["pdfium"]["1"]
+    assert pdfium["pages"] == 2 and pdfium["passages"] > 0 and pdfium["peak_rss_mb"] > 0
+    assert set(pdfium["seconds"]) >= {"extract", "classify", "coverage", "report", "total"}
+    for key in ("jobs2_speedup", "raw_pdfium_pages_per_s", "raw_plumber_pages_per_s",
+                "pdfium_overhead", "plumber_overhead", "classify_passages_per_s", "rss_ratio"):
+        assert results[key] > 0, key
+    assert set(results["rss_mb"]) == {"1", "2"}

@@ -1,0 +1,96 @@
+"""Evaluation: frozen split, approaches on the same folds, leave one voice out, gold coverage."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from pipeline.evaluate import coverage_vs_gold, run_evaluation
+from pipeline.taxonomy import load_taxonomy
+from pipeline.train import train
+from tests.conftest import fast_params, small_corpus
+
+TAX = load_taxonomy()
+
+
+def _light_params():
+    """Word n-grams and an uncalibrated logistic regression: seconds, not minutes."""
+    params = fast_params().override("model", kind="tfidf_lr", calibration="none")
+    return params.override("features", char_ngram_max=0)
+
+
+def _coverage_run(folder, rows):
+    """A scoring run's coverage.csv and documents.csv: rows of (file, category, addressed)."""
+    folder.mkdir()
+    files = sorted({f for f, _, _ in rows})
+    docs = pd.DataFrame({"doc_id": [f"d{i}" for i in range(len(files))],
+                         "path": [f"/in/{f}" for f in files]})
+    doc_of = dict(zip(files, docs["doc_id"], strict=True))
+    cov = pd.DataFrame([{"level": "document", "doc_id": doc_of[f], "category": c,
+                         "addressed": a} for f, c, a in rows])
+    cov = pd.concat([cov, cov.assign(level="force", doc_id="")])  # force rows are ignored
+    cov.to_csv(folder / "coverage.csv", index=False)
+    docs.to_csv(folder / "documents.csv", index=False)
+    return folder
+
+
+def test_coverage_agreement_counts_false_positives_and_negatives(tmp_path):
+    run = _coverage_run(tmp_path / "run", [("a.pdf", "nrm", True), ("a.pdf", "section45", False),
+                                           ("b.docx", "nrm", True), ("b.docx", "section45", True)])
+    gold = tmp_path / "gold.csv"
+    pd.DataFrame([{"file": "a.pdf", "category": "nrm", "addressed": 1},
+                  {"file": "a.pdf", "category": "section45", "addressed": 1},
+                  {"file": "b.docx", "category": "nrm", "addressed": 0},
+                  {"file": "b.docx", "category": "section45", "addressed": 1},
+                  {"file": "unscored.pdf", "category": "nrm", "addressed": 1}]).to_csv(gold,
+                                                                                  index=False)
+    table = coverage_vs_gold(run, gold).set_index("category")
+    assert list(table.index) == ["nrm", "section45", "overall"]
+    assert table.loc["nrm", "n"] == 2 and table.loc["nrm", "agreement"] == 0.5
+    assert table.loc["nrm", "false_positives"] == 1 and table.loc["nrm", "false_negatives"] == 0
+    assert table.loc["section45", "false_negatives"] == 1
+    assert table.loc["overall", "n"] == 4 and table.loc["overall", "agreement"] == 0.5
+
+
+def test_coverage_agreement_needs_matching_file_names(tmp_path):
+    run = _coverage_run(tmp_path / "run", [("a.pdf", "nrm", True)])
+    gold = tmp_path / "gold.csv"
+    pd.DataFrame([{"file": "other.pdf", "category": "nrm", "addressed": 1}]).to_csv(gold,
+                                                                                  index=False)
+    with pytest.raises(ValueError, match="match"):
+        coverage_vs_gold(run, gold)
+
+
+def test_full_evaluation_writes_metrics_tables_and_plots(tmp_path):
+    corpus = small_corpus(20)
+    params = _light_params()
+    model = train(corpus, TAX, params, version="veval").model
+    run = _coverage_run(tmp_path / "run", [("a.pdf", "nrm", True),
+                                           ("a.pdf", "investigation", False)])
+    pd.DataFrame([{"file": "a.pdf", "category": "nrm", "addressed": 1},
+                  {"file": "a.pdf", "category": "investigation", "addressed": 0}]).to_csv(
+        run / "gold_coverage.csv", index=False)
+    out = tmp_path / "eval"
+    result = run_evaluation(model, corpus, TAX, params, out, compare_kinds=["keywords", "tfidf_lr"],
+                            lovo=True, coverage_run=run)
+    tables = result.pop("tables")
+    assert result["model_version"] == "veval" and result["n_eval"] > 0
+    assert 0 <= result["macro_f1"] <= 1 and set(result["per_label"]) == set(TAX.labels)
+    assert 0 <= result["echo"]["recall"] <= 1 and result["echo"]["n_restated"] > 0
+    # Approaches on the same folds: one row each, with speed and calibration.
+    comparison = tables["comparison"].set_index("approach")
+    assert list(comparison.index) == ["keywords", "tfidf_lr"]
+    assert {f"f1_{lab}" for lab in TAX.labels} | {"macro_f1", "ece", "passages_per_s"} <= set(
+        comparison.columns)
+    assert (comparison["macro_f1"].between(0, 1)).all()
+    # Leave one voice out: every voice is a test set once.
+    lovo = tables["lovo"]
+    assert sorted(lovo["voice"]) == sorted(corpus["voice"].unique())
+    assert result["lovo_worst_macro_f1"] <= result["lovo_mean_macro_f1"]
+    assert result["coverage_agreement"]["overall"] == 1.0
+    written = json.loads((out / "metrics.json").read_text())
+    assert written == json.loads(json.dumps(result))
+    for name in ("comparison.csv", "lovo.csv", "coverage_agreement.csv", "plots/calibration.png",
+                 "plots/calibration.csv", "plots/per_category.csv"):
+        assert (out / name).is_file(), name
+    assert (out / "plots" / "calibration.png").read_bytes().startswith(b"\x89PNG")
