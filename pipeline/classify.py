@@ -259,23 +259,17 @@ def read_passage_lines(path: Any) -> list[dict[str, Any]]:
 
     Raises :class:`~pipeline.errors.DataValidationError` naming every bad line.
     """
-    import json
-
+    from .corpus import iter_jsonl
     from .errors import DataValidationError
 
-    records, problems = [], []
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                problems.append(f"line {n}: not valid JSON ({e.msg})")
-                continue
-            if not isinstance(obj, dict) or "id" not in obj or not isinstance(obj.get("text"), str):
-                problems.append(f"line {n}: needs an object with 'id' and 'text'")
-                continue
+    records: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for n, obj, problem in iter_jsonl(path):
+        if problem:
+            problems.append(f"line {n}: {problem}")
+        elif not isinstance(obj, dict) or "id" not in obj or not isinstance(obj.get("text"), str):
+            problems.append(f"line {n}: needs an object with 'id' and 'text'")
+        else:
             records.append(obj)
     if problems:
         raise DataValidationError(str(path), problems)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,18 +76,26 @@ class LabelledPassage(BaseModel):
         return v
 
 
-def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) pairs; a line that is not JSON raises with its number."""
-    out = []
+def iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
+    """(line number, object, problem) for each non-blank line of a JSONL file; ``problem``
+    says why a line is not JSON (and the object is then None)."""
     with open(path, encoding="utf-8") as fh:
         for n, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
+                yield n, json.loads(line), None
             except json.JSONDecodeError as e:
-                raise DataValidationError(str(path), [f"line {n}: not valid JSON ({e.msg})"]) from e
-            out.append((n, obj))
+                yield n, None, f"not valid JSON ({e.msg})"
+
+
+def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) pairs; a line that is not JSON raises with its number."""
+    out = []
+    for n, obj, problem in iter_jsonl(path):
+        if problem:
+            raise DataValidationError(str(path), [f"line {n}: {problem}"])
+        out.append((n, obj))
     return out
 
 

@@ -8,7 +8,6 @@ the caller trusts it explicitly, and only when its labels and scikit-learn versi
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import platform
 from importlib import metadata
@@ -18,6 +17,7 @@ from typing import Any
 from .atomic import write_json, write_text
 from .classify import TrainedModel
 from .errors import ModelError
+from .ingest import sha256_file
 from .taxonomy import Taxonomy
 
 MODEL_FILE = "model.joblib"
@@ -33,14 +33,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             pass
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(model: TrainedModel, models_dir: Path, card: dict[str, Any], *,
@@ -62,7 +54,7 @@ def save_model(model: TrainedModel, models_dir: Path, card: dict[str, Any], *,
         "library_versions": library_versions(),
         **model.meta,
         **card,
-        "model_sha256": _sha256(folder / MODEL_FILE),
+        "model_sha256": sha256_file(folder / MODEL_FILE),
     }
     write_json(folder / CARD_FILE, full_card)
     if make_current:
@@ -136,7 +128,7 @@ def load_model(folder: Path, taxonomy: Taxonomy, *, models_dir: Path,
     artefact = folder / MODEL_FILE
     if not artefact.is_file():
         raise ModelError(f"{artefact}: model file missing")
-    actual = _sha256(artefact)
+    actual = sha256_file(artefact)
     if actual != card.get("model_sha256"):
         raise ModelError(f"{artefact}: sha256 does not match its card "
                          "(file changed or tampered with); "

@@ -242,19 +242,15 @@ def _from_object(n: int, obj: dict[str, Any], problems: list[str]) -> ReviewRow 
 
 
 def _read_jsonl(path: Path, problems: list[str]) -> list[ReviewRow]:
+    from .corpus import iter_jsonl
+
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"row {n}: not valid JSON ({e.msg})")
-            continue
-        row = _from_object(n, obj, problems) if isinstance(obj, dict) else None
-        if row is None and not isinstance(obj, dict):
+    for n, obj, problem in iter_jsonl(path):
+        if problem:
+            problems.append(f"row {n}: {problem}")
+        elif not isinstance(obj, dict):
             problems.append(f"row {n}: not a JSON object")
-        if row:
+        elif (row := _from_object(n, obj, problems)) is not None:
             rows.append(row)
     return rows
 

@@ -7,10 +7,10 @@ import joblib
 import pytest
 
 from pipeline.errors import ModelError
+from pipeline.ingest import sha256_file
 from pipeline.modelstore import (
     CARD_FILE,
     MODEL_FILE,
-    _sha256,
     current_version,
     load_model,
     read_card,
@@ -77,6 +77,6 @@ def test_missing_file_foreign_labels_and_old_libraries_are_refused(models):
 def test_a_pickle_that_is_not_a_model_is_refused(models):
     folder = models / "vtest"
     joblib.dump({"not": "a model"}, folder / MODEL_FILE)
-    _edit_card(folder, model_sha256=_sha256(folder / MODEL_FILE))
+    _edit_card(folder, model_sha256=sha256_file(folder / MODEL_FILE))
     with pytest.raises(ModelError, match="not a forcecov model"):
         load_model(folder, TAX, models_dir=models)
