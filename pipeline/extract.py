@@ -158,14 +158,18 @@ class ExtractCache:
 
 def _extract_chunk(paths: list[Path], ingest: IngestParams, seg: SegmentParams,
                    taxonomy: Taxonomy | None, manifest: dict[str, str] | None,
-                   parallel: Any) -> list[Extracted]:
-    """Extract a chunk of files, in order, in this process or through a joblib Parallel."""
+                   parallel: Any) -> Iterator[Extracted]:
+    """Extract a chunk of files, in order, in this process or through a joblib Parallel.
+
+    Results come back lazily: while the caller classifies one document, the workers go on
+    extracting the next ones.
+    """
     if parallel is None or len(paths) <= 1:
-        return [extract_one(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
-                for p in paths]
+        return (extract_one(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
+                for p in paths)
     from joblib import delayed
 
-    return list(parallel(
+    return iter(parallel(
         delayed(extract_one)(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
         for p in paths))
 
@@ -207,7 +211,11 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
             # loky warns when idle workers time out between chunks; nothing is lost.
             warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
             # One pool for the whole run: workers are started once, not per chunk.
-            parallel = stack.enter_context(Parallel(n_jobs=-1 if backend == "dask" else jobs))
+            if backend == "dask":
+                parallel = stack.enter_context(Parallel(n_jobs=-1))
+            else:
+                parallel = stack.enter_context(
+                    Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="all"))
         for start in range(0, len(files), size):
             chunk = files[start:start + size]
             ready: dict[int, Extracted] = {}
@@ -225,12 +233,13 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                     todo.append(i)
             done = _extract_chunk([chunk[i] for i in todo], ingest, seg, taxonomy, manifest,
                                   parallel)
-            for i, out in zip(todo, done, strict=True):
-                ready[i] = out
-                if cache is not None:
-                    cache.put(chunk[i], out)
             for i in range(len(chunk)):
-                out = ready[i]
+                if i in ready:
+                    out = ready.pop(i)
+                else:
+                    out = next(done)
+                    if cache is not None:
+                        cache.put(chunk[i], out)
                 sha = out.result.sha256
                 if sha and sha in first_seen and out.result.status != "error":
                     r = out.result

@@ -47,9 +47,24 @@ class ScoreSummary:
     n_pages: int = 0
 
 
-def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params) -> pd.DataFrame:
-    """Passages with the model's probabilities, labels, echo flag, confidence, needs_review."""
-    preds = model.predict(passages, review_margin=params.coverage.review_margin)
+def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params, *,
+                     jobs: int = 1) -> pd.DataFrame:
+    """Passages with the model's probabilities, labels, echo flag, confidence, needs_review.
+
+    With ``jobs`` > 1 and enough passages, the rows are split across worker processes:
+    feature extraction is pure Python, so threads would not help.
+    """
+    margin = params.coverage.review_margin
+    if jobs > 1 and len(passages) >= 500 * jobs:
+        from joblib import Parallel, delayed
+
+        parts = [passages.iloc[i::jobs] for i in range(jobs)]
+        results = Parallel(n_jobs=jobs)(delayed(model.predict)(part, review_margin=margin)
+                                        for part in parts)
+        preds = pd.concat([r.set_axis(part.index) for r, part in zip(results, parts, strict=True)])
+        preds = preds.loc[passages.index]
+    else:
+        preds = model.predict(passages, review_margin=margin)
     return pd.concat([passages.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
 
 
@@ -158,7 +173,8 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
             if not batch:
                 return
             t1 = time.perf_counter()
-            scored = predict_passages(pd.DataFrame(batch, columns=PASSAGE_COLUMNS), model, params)
+            scored = predict_passages(pd.DataFrame(batch, columns=PASSAGE_COLUMNS), model, params,
+                                      jobs=jobs if backend == "local" else 1)
             writer.write(scored)
             seconds["classify"] += time.perf_counter() - t1
             evidence_parts.append(evidence_table(scored, taxonomy))
@@ -171,7 +187,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
                                       cache=cache):
             results.append(extracted.result)
             batch += [p.to_json() for p in extracted.passages]
-            if len(batch) >= 5000:
+            if len(batch) >= 2000:  # classify as we go, while workers extract the next files
                 flush()
         flush()
         seconds["extract"] = time.perf_counter() - t0 - seconds["classify"]

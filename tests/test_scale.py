@@ -102,3 +102,20 @@ def test_interrupted_run_resumes_without_duplicates(project, corpus_dir, tmp_pat
     clean = tmp_path / "clean"
     assert run_in_project(project, "score", big, "--out", clean, "--no-cache").returncode == 0
     assert len(pd.read_parquet(clean / "passages.parquet")) == len(passages)
+
+
+def test_parallel_classification_matches_serial(project):
+    from pipeline.config import load_params
+    from pipeline.modelstore import load_model
+    from pipeline.score import predict_passages
+    from pipeline.taxonomy import load_taxonomy
+
+    model = load_model(project / "models" / "vtest", load_taxonomy(), models_dir=project / "models")
+    texts = [f"Passage {i}: officers refer victims to the NRM and PIP2 detectives investigate case {i}."
+             for i in range(1100)]
+    passages = pd.DataFrame({"passage_id": [f"p{i}" for i in range(1100)], "text": texts,
+                             "heading": ["Recommendation 3"] * 1100, "context": [""] * 1100})
+    params = load_params(project / "params.yaml")
+    serial = predict_passages(passages, model, params, jobs=1)
+    parallel = predict_passages(passages, model, params, jobs=2)
+    pd.testing.assert_frame_equal(serial, parallel)
