@@ -111,7 +111,7 @@ def test_parallel_classification_matches_serial(project):
     from pipeline.taxonomy import load_taxonomy
 
     model = load_model(project / "models" / "vtest", load_taxonomy(), models_dir=project / "models")
-    texts = [f"Passage {i}: officers refer victims to the NRM and PIP2 detectives investigate case {i}."
+    texts = [f"Passage {i}: officers refer victims to the NRM; PIP2 detectives investigate {i}."
              for i in range(1100)]
     passages = pd.DataFrame({"passage_id": [f"p{i}" for i in range(1100)], "text": texts,
                              "heading": ["Recommendation 3"] * 1100, "context": [""] * 1100})
