@@ -51,6 +51,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _find_inputs_or_fail(inputs: list[Path]) -> list[Path]:
+    """The files to read (folders searched once, here); a usage error when there are none."""
+    from .extract import find_inputs
+
+    files = find_inputs(inputs)
+    if not files:
+        fail(f"no input files found in {', '.join(map(str, inputs))}")
+    return files
+
+
 def report_bad_documents(results: Iterable[DocumentResult]) -> None:
     for r in results:
         if r.status == "error":
@@ -92,17 +102,15 @@ def extract(
     no_cache: NoCache = False,
 ) -> None:
     """Extract passages from PDF, DOCX, TXT and MD responses."""
-    from .extract import find_inputs, run_extract
+    from .extract import run_extract
     from .forces import read_manifest
     from .taxonomy import load_taxonomy
 
     params = load_params().override("ingest", pdf_engine=pdf_engine)
     mapping = read_manifest(manifest) if manifest else None
-    files = find_inputs(inputs)
-    if not files:
-        fail(f"no input files found in {', '.join(map(str, inputs))}")
+    files = _find_inputs_or_fail(inputs)
     with progress_bar(len(files), "Extracting") as advance:
-        summary = run_extract(inputs, out_dir, ingest=params.ingest, seg=params.segment,
+        summary = run_extract(files, out_dir, ingest=params.ingest, seg=params.segment,
                               taxonomy=load_taxonomy(), manifest=mapping, on_done=advance,
                               jobs=jobs or params.score.jobs,
                               backend=backend or params.score.backend,
@@ -201,18 +209,15 @@ def score(
     no_cache: NoCache = False,
 ) -> None:
     """Score submissions: coverage per force and category, with evidence, and an HTML report."""
-    from .extract import find_inputs
     from .forces import read_manifest
     from .score import run_score
     from .taxonomy import load_taxonomy
 
     params = load_params().override("ingest", pdf_engine=pdf_engine)
-    files = find_inputs(inputs)
-    if not files:
-        fail(f"no input files found in {', '.join(map(str, inputs))}")
+    files = _find_inputs_or_fail(inputs)
     model = _model(model_path, trust_model)
     with progress_bar(len(files), "Scoring") as advance:
-        summary = run_score(inputs, out_dir, model=model, params=params, taxonomy=load_taxonomy(),
+        summary = run_score(files, out_dir, model=model, params=params, taxonomy=load_taxonomy(),
                             manifest=read_manifest(manifest) if manifest else None, on_done=advance,
                             jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=_cache_dir(no_cache, params))

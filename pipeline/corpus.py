@@ -76,6 +76,11 @@ class LabelledPassage(BaseModel):
         return v
 
 
+def normalise_text(text: object) -> str:
+    """Lower case, whitespace folded: the key under which two passages count as the same text."""
+    return " ".join(str(text).lower().split())
+
+
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any, str | None]]:
     """(line number, object, problem) for each non-blank line of a JSONL file; ``problem``
     says why a line is not JSON (and the object is then None)."""
@@ -136,13 +141,13 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
     authored = [r for r in valid if r.source != "review"]
     by_text: dict[str, str] = {}
     for r in authored:
-        key = " ".join(r.text.lower().split())
+        key = normalise_text(r.text)
         if key in by_text:
             problems.append(f"exact duplicate text: {by_text[key]} and {r.id}")
         else:
             by_text[key] = r.id
     if near_duplicates and len(authored) > 1:
-        text_of = {r.id: " ".join(r.text.lower().split()) for r in authored}
+        text_of = {r.id: normalise_text(r.text) for r in authored}
         near = find_near_duplicates([r.id for r in authored], [r.text for r in authored],
                                     exact=True)
         problems += [f"near-duplicate (cosine {c:.2f}): {a} and {b}" for a, b, c in near
@@ -210,7 +215,7 @@ def _apply_reviews(frame: pd.DataFrame) -> pd.DataFrame:
     if "timestamp" not in frame:
         return frame
     frame = frame.copy()
-    frame["_key"] = frame["text"].map(lambda t: " ".join(str(t).lower().split()))
+    frame["_key"] = frame["text"].map(normalise_text)
     frame["_order"] = frame["timestamp"].fillna("").astype(str)
     frame["_review"] = (frame["source"] == "review").astype(int)
     frame = frame.sort_values(["_key", "_review", "_order"]).drop_duplicates("_key", keep="last")

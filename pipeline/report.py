@@ -78,9 +78,7 @@ def _quote(text: str) -> str:
 
 def _shade(score: float) -> str:
     """Background colour for a score (white to green)."""
-    g = int(255 - 120 * score)
-    r = int(255 - 200 * score)
-    return f"rgb({r},{g + 0},{int(255 - 180 * score)})"
+    return f"rgb({int(255 - 200 * score)},{int(255 - 120 * score)},{int(255 - 180 * score)})"
 
 
 def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,

@@ -22,15 +22,12 @@ import numpy.typing as npt
 import pandas as pd
 
 from .atomic import append_jsonl, atomic_open, locked, write_jsonl
+from .corpus import normalise_text
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
 
 STRATEGIES = ("uncertainty", "margin", "diverse")
 LABEL_STUDIO_SUFFIX = ".labelstudio.json"
-
-
-def _norm(text: str) -> str:
-    return " ".join(str(text).lower().split())
 
 
 # ----------------------------------------------------------------------------- export
@@ -92,7 +89,7 @@ def labelled_keys(labelled_dir: Path) -> tuple[set[str], set[str]]:
             for line in fh:
                 if line.strip():
                     obj = json.loads(line)
-                    texts.add(_norm(obj.get("text", "")))
+                    texts.add(normalise_text(obj.get("text", "")))
                     if obj.get("passage_id"):
                         ids.add(str(obj["passage_id"]))
     return texts, ids
@@ -107,7 +104,7 @@ def build_queue(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray,
     candidates = scored[~scored["echo"].astype(bool)].reset_index(drop=True)
     if labelled_dir is not None:
         texts, ids = labelled_keys(labelled_dir)
-        keep = (~candidates["text"].map(_norm).isin(texts)
+        keep = (~candidates["text"].map(normalise_text).isin(texts)
                 & ~candidates["passage_id"].astype(str).isin(ids))
         candidates = candidates[keep].reset_index(drop=True)
     scores = uncertainty_scores(candidates, labels, thresholds, strategy)
@@ -335,7 +332,7 @@ def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy,
 def review_record(r: ReviewRow, annotator: str, source_file: str,
                   now: dt.datetime) -> dict[str, Any]:
     """The labelled-corpus record for one decision, with full provenance."""
-    key = r.passage_id or _norm(r.text)
+    key = r.passage_id or normalise_text(r.text)
     identity = json.dumps([key, annotator, sorted(r.labels), r.notes])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
     return {
@@ -384,7 +381,7 @@ def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: 
 def _passage_matches(rec: dict[str, Any], row: ReviewRow) -> bool:
     if row.passage_id and str(rec.get("passage_id") or "") == row.passage_id:
         return True
-    return _norm(rec.get("text", "")) == _norm(row.text)
+    return normalise_text(rec.get("text", "")) == normalise_text(row.text)
 
 
 def save_reviews(rows: list[ReviewRow], *, annotator: str, taxonomy: Taxonomy, reviewed: Path,
@@ -471,7 +468,7 @@ def conflicts(reviewed: Path) -> pd.DataFrame:
     frame = pd.DataFrame(recs)
     if frame.empty:
         return pd.DataFrame(columns=cols)
-    frame["passage"] = [p or _norm(t)[:60]
+    frame["passage"] = [p or normalise_text(t)[:60]
                         for p, t in zip(frame["passage_id"].fillna(""), frame["text"], strict=True)]
     latest = frame.sort_values("timestamp").groupby(["passage", "annotator"], as_index=False).last()
     latest["labels_key"] = latest["labels"].map(lambda x: ";".join(sorted(x)))

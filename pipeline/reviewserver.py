@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .corpus import normalise_text
 from .errors import DataValidationError, ForcecovError
-from .review import LABEL_STUDIO_SUFFIX, ReviewRow, _norm, save_reviews
+from .review import LABEL_STUDIO_SUFFIX, ReviewRow, save_reviews
 from .taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -211,7 +212,7 @@ def my_reviews(
         }
         if r.get("passage_id"):
             by_id[str(r["passage_id"])] = decision
-        by_text[_norm(r.get("text", ""))] = decision
+        by_text[normalise_text(r.get("text", ""))] = decision
     return by_id, by_text
 
 
@@ -285,7 +286,8 @@ def create_app(
     labels = taxonomy.labels
     by_id, by_text = my_reviews(reviewed_path, annotator)
     saved = [
-        by_id.get(it["passage_id"]) if it["passage_id"] in by_id else by_text.get(_norm(it["text"]))
+        by_id.get(it["passage_id"]) if it["passage_id"] in by_id
+        else by_text.get(normalise_text(it["text"]))
         for it in queue_items
     ]
     session = Session(items=list(queue_items), saved=saved, skipped=[False] * len(queue_items))

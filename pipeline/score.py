@@ -197,8 +197,8 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
         raise
 
     t2 = time.perf_counter()
-    evidence = pd.concat(evidence_parts, ignore_index=True) if evidence_parts else evidence_table(
-        predict_passages(pd.DataFrame(columns=PASSAGE_COLUMNS), model, params), taxonomy)
+    evidence = (pd.concat(evidence_parts, ignore_index=True) if evidence_parts
+                else evidence_table(pd.DataFrame(), taxonomy))
     flag_frame = (pd.concat(flags, ignore_index=True) if flags
                   else pd.DataFrame({"echo": [], "needs_review": []}))
     documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
