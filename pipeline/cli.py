@@ -135,7 +135,7 @@ def _model(model_path: Path | None, trust: bool) -> TrainedModel:
                   "(offline, under a minute).")
         from .train import train_and_save
 
-        train_and_save(p.labelled, p.models, taxonomy, load_params())
+        train_and_save(p.labelled, p.models, taxonomy, load_params(), field_dir=p.field)
     return load_model(resolve_model_dir(p.models, model_path), taxonomy, models_dir=p.models,
                       trust=trust)
 
@@ -164,7 +164,8 @@ def train(
     taxonomy = load_taxonomy()
     with err.status("Training (grouped cross-validation, then the final fit)..."):
         result, folder = train_and_save(data or p.labelled, out_dir or p.models, taxonomy,
-                                        load_params(), make_current=not no_promote)
+                                        load_params(), make_current=not no_promote,
+                                        field_dir=p.field)
     m = result.cv_metrics
     out.print(f"trained {result.model.version} on {len(result.train_rows)} passages "
               f"({len(result.eval_rows)} held out for promotion) in {result.seconds:.1f} s")
@@ -258,6 +259,13 @@ def evaluate(
         Path | None, typer.Option("--coverage", help="A scoring run folder to check against gold")
     ] = None,
     gold: Annotated[Path | None, typer.Option(help="Gold coverage CSV")] = None,
+    field: Annotated[
+        bool, typer.Option("--field", help="Train each of --field-approaches as shipped and "
+                           "score it on the field set's test part (data/field)")
+    ] = False,
+    field_approaches: Annotated[str, typer.Option(help="Approaches for --field, comma-separated "
+                                                  "(default: the model.kind in params.yaml)")] = "",
+    logo: Annotated[bool, typer.Option(help="With --field: leave one genre out too")] = True,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where metrics.json and plots go")
     ] = Path("reports"),
@@ -273,18 +281,20 @@ def evaluate(
     params = load_params()
     model = _model(model_path, trust_model)
     corpus = load_corpus(p.labelled, taxonomy)
-    kinds = [k.strip() for k in approaches.split(",") if k.strip()] if do_compare else None
-    if kinds:
-        from .approaches import available
+    kinds = _available_kinds(approaches) if do_compare else None
+    field_set = field_kinds = None
+    if field:
+        from .fieldset import load_field
 
-        skipped = [k for k in kinds if not available(k)]
-        for k in skipped:
-            err.print(f"[yellow]skipping {k}[/yellow]: not installed (pip install -e '.[{k}]')")
-        kinds = [k for k in kinds if k not in skipped]
-    with err.status("Evaluating..."):
+        field_set = load_field(p.field, taxonomy,
+                               calibration_fraction=params.field.calibration_fraction,
+                               seed=params.field.seed)
+        field_kinds = _available_kinds(field_approaches or params.model.kind)
+    with err.status("Evaluating (with --field, each approach is trained as shipped: minutes)..."):
         result = run_evaluation(model, corpus, taxonomy, params, out_dir, compare_kinds=kinds,
                                 lovo=lovo, coverage_run=coverage_run,
-                                gold_csv=gold or (p.raw / "gold_coverage.csv"))
+                                gold_csv=gold or (p.raw / "gold_coverage.csv"), field=field_set,
+                                field_kinds=field_kinds, logo=logo)
     tables = result.pop("tables")
     out.print(f"model {result['model_version']} on the frozen evaluation split "
               f"(n={result['n_eval']}): macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
@@ -292,12 +302,35 @@ def evaluate(
     e = result["echo"]
     out.print(f"echo detection: recall {e['recall']:.3f} on {e['n_restated']} restated passages, "
               f"precision {e['precision']:.3f} against {e['n_content']} content passages")
+    if "field" in tables:
+        n_test = int((field_set["part"] == "test").sum()) if field_set is not None else 0
+        print_table(f"Field set, test part (n={n_test}; never trained on, thresholds not set "
+                    "on it)", tables["field"])
+        print_table("Field set per category", tables["field_per_category"])
+        print_table("Field set per genre", tables["field_by_genre"])
+        print_table("How well a plain classifier tells the sets apart (ROC AUC; 0.5 = not at "
+                    "all)", tables["separability"])
+        if not tables["logo"].empty:
+            print_table("Leave one genre out (thresholds as shipped)", tables["logo"])
     for key, title in (("comparison", "Approaches on the same grouped folds"),
                        ("lovo", "Leave one voice out"),
                        ("coverage", "Coverage agreement with gold")):
         if key in tables:
             print_table(title, tables[key])
     out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")
+
+
+def _available_kinds(names: str) -> list[str]:
+    """The comma-separated model kinds that can be built here; the others are named on
+    stderr with how to install them."""
+    from .approaches import available
+
+    kinds = [k.strip() for k in names.split(",") if k.strip()]
+    for k in kinds:
+        if not available(k):
+            err.print(f"[yellow]skipping {k}[/yellow]: not installed "
+                      "(pip install -e '.[embeddings]')")
+    return [k for k in kinds if available(k)]
 
 
 review_app = typer.Typer(no_args_is_help=True, help="The analyst review loop.")

@@ -38,6 +38,10 @@ class Paths:
         return self.root / "data" / "labelled"
 
     @property
+    def field(self) -> Path:
+        return self.root / "data" / "field"
+
+    @property
     def interim(self) -> Path:
         return self.root / "data" / "interim"
 
@@ -106,6 +110,17 @@ class ModelParams:
     class_weight: str | None = "balanced"
     max_iter: int = 2000
     calibration: str = "sigmoid"
+    static_C: float = 4.0
+
+
+@dataclass(frozen=True)
+class FieldParams:
+    calibration_fraction: float = 0.4
+    seed: int = 11
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.calibration_fraction < 1:
+            raise ValueError("field.calibration_fraction must be in [0, 1)")
 
 
 @dataclass(frozen=True)
@@ -122,6 +137,11 @@ class ThresholdParams:
     grid_min: float = 0.15
     grid_max: float = 0.85
     grid_step: float = 0.01
+
+    def __post_init__(self) -> None:
+        if self.policy not in ("cv_f1", "fixed", "shift"):
+            raise ValueError("thresholds.policy must be cv_f1, fixed or shift, "
+                             f"not {self.policy!r}")
 
 
 @dataclass(frozen=True)
@@ -174,6 +194,8 @@ class Params:
     review: ReviewParams = field(default_factory=ReviewParams)
     promote: PromoteParams = field(default_factory=PromoteParams)
     score: ScoreParams = field(default_factory=ScoreParams)
+    # Last: from here on the class body's name ``field`` is this attribute, not the function.
+    field: FieldParams = field(default_factory=FieldParams)
 
     def override(self, section: str, **values: Any) -> Params:
         """A copy with some values of one section replaced (None values are ignored)."""

@@ -5,8 +5,10 @@ Authored passages carry voice, author and date; reviewed ones (``reviewed.jsonl`
 carry the annotator, timestamp, model version and the model's prediction at the time.
 
 Columns of the frame returned by :func:`load_corpus`:
-id, text, labels (list), voice, source, author, created, heading, force, subpoints (list),
-kind, file, plus one 0/1 column per taxonomy category.
+id, text, labels (list), voice, genre (the genre it was written in; its voice when none is
+named), source, author, created, heading, force, subpoints (list), kind, source_url and
+retrieved (the public page a passage follows, where it follows one), file, plus one 0/1
+column per taxonomy category.
 """
 
 from __future__ import annotations
@@ -44,6 +46,11 @@ class LabelledPassage(BaseModel):
     force: str | None = None
     subpoints: list[str] | None = None
     kind: str | None = None
+    # Passages written after reading a real public page (the new genres) say which page and
+    # when; older authored passages have neither.
+    genre: str | None = None
+    source_url: str | None = None
+    retrieved: str | None = None
 
     @field_validator("text")
     @classmethod
@@ -205,6 +212,12 @@ def load_corpus(folder: Path, taxonomy: Taxonomy, *, validate: bool = True,
     frame["subpoints"] = frame.get("subpoints", pd.Series([None] * len(frame))).apply(
         lambda v: list(v) if isinstance(v, list) else [])
     frame = _apply_reviews(frame)
+    # The genre a passage was written in: the new genres name it, older passages their voice.
+    genre = frame["genre"] if "genre" in frame else pd.Series(None, index=frame.index)
+    frame["genre"] = genre.fillna(frame["voice"]).astype(str)
+    for col in ("source_url", "retrieved"):
+        if col not in frame:
+            frame[col] = None
     for cat in taxonomy.labels:
         frame[cat] = frame["labels"].apply(lambda labels, c=cat: int(c in labels))
     return frame.reset_index(drop=True)

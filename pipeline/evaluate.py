@@ -118,6 +118,150 @@ def leave_one_voice_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params
     return pd.DataFrame(records)
 
 
+def _macro_over_present(Y: np.ndarray, pred: np.ndarray) -> float:
+    """Macro-F1 over the categories that occur in ``Y`` (NaN when none does): a genre with
+    no passage of a category says nothing about recall on it."""
+    from sklearn.metrics import f1_score
+
+    present = Y.sum(axis=0) > 0
+    if not present.any():
+        return float("nan")
+    return float(f1_score(Y[:, present], pred[:, present], average="macro", zero_division=0))
+
+
+def unlabelled_share(Y: np.ndarray, pred: np.ndarray) -> float:
+    """Of the passages that carry a label, the share given none."""
+    carries = Y.sum(axis=1) > 0
+    return float((pred[carries].sum(axis=1) == 0).mean()) if carries.any() else float("nan")
+
+
+def leave_one_genre_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
+                        thresholds: np.ndarray) -> pd.DataFrame:
+    """Train on every genre but one, test on that one, with the given thresholds.
+
+    Columns: genre, n, macro_f1 (over the categories present in the genre; NaN when none
+    is), any_label (share of the genre's passages given a label: for a genre of hard
+    negatives, its false-positive rate), unlabelled (labelled passages given none), and
+    f1_<category>.
+    """
+    rows, _ = split_frozen(corpus, params)
+    X = model_frame(rows["text"], rows["heading"], rows.get("context"))
+    Y = label_matrix(rows, taxonomy)
+    genres = rows["genre"].to_numpy()
+    estimator = make_classifier(taxonomy, params)
+    records = []
+    for genre in sorted(set(genres)):
+        test = genres == genre
+        est = clone(estimator).fit(X[~test].reset_index(drop=True), Y[~test])
+        pred = (est.predict_proba(X[test].reset_index(drop=True)) >= thresholds).astype(int)
+        scores = per_label_scores(Y[test], pred, taxonomy.labels)
+        records.append({"genre": genre, "n": int(test.sum()),
+                        "macro_f1": _macro_over_present(Y[test], pred),
+                        "any_label": float(pred.any(axis=1).mean()),
+                        "unlabelled": unlabelled_share(Y[test], pred),
+                        **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels}})
+    return pd.DataFrame(records)
+
+
+def classify_speed(model: TrainedModel, texts: list[str], *, repeats: int = 1) -> float:
+    """Passages per second of ``model.predict`` (classifier and echo detection) in this
+    process, on one batch of ``texts``."""
+    frame = pd.DataFrame({"text": texts * repeats})
+    model.predict(frame.head(50))  # load lazily held resources outside the timing
+    t0 = time.perf_counter()
+    model.predict(frame)
+    return len(frame) / max(time.perf_counter() - t0, 1e-9)
+
+
+def field_scores(model: TrainedModel, field: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, Any]:
+    """The model, with its own thresholds, on field passages (echo detection included)."""
+    Y = label_matrix(field, taxonomy)
+    frame = field[["text"]].assign(heading="", context="")
+    preds = model.predict(frame)
+    proba = preds[[f"p_{lab}" for lab in taxonomy.labels]].to_numpy()
+    pred = np.array([[int(lab in labs) for lab in taxonomy.labels] for labs in preds["labels"]],
+                    dtype=int).reshape(len(field), len(taxonomy.labels))
+    by_genre = []
+    for genre, idx in field.groupby("genre").indices.items():
+        by_genre.append({"genre": genre, "n": int(len(idx)),
+                         "macro_f1": _macro_over_present(Y[idx], pred[idx]),
+                         "any_label": float(pred[idx].any(axis=1).mean()),
+                         "unlabelled": unlabelled_share(Y[idx], pred[idx])})
+    return {"n": int(len(field)), "macro_f1": macro_f1(Y, pred),
+            "per_label": per_label_scores(Y, pred, taxonomy.labels),
+            "ece": expected_calibration_error(Y, proba), "unlabelled": unlabelled_share(Y, pred),
+            "by_genre": pd.DataFrame(by_genre)}
+
+
+def field_comparison(corpus: pd.DataFrame, field: pd.DataFrame, taxonomy: Taxonomy,
+                     params: Params, kinds: list[str], *,
+                     logo: bool = True) -> dict[str, pd.DataFrame]:
+    """Each approach trained exactly as ``forcecov train`` would ship it, then scored on the
+    field set's test part (thresholds from its policy, which may use the calibration part).
+
+    Tables: ``field`` (one row per approach: field macro-F1, F1/precision/recall per
+    category, unlabelled share, leave-one-genre-out worst and mean, grouped CV on our
+    corpus, ECE, training seconds, passages/s), ``field_by_genre`` and ``logo`` (per
+    approach and genre).
+    """
+    from .train import train
+
+    calibration = field[field["part"] == "calibration"].reset_index(drop=True)
+    test = field[field["part"] == "test"].reset_index(drop=True)
+    speed_texts = list(corpus["text"].astype(str))[:4000]
+    summary_rows: list[dict[str, Any]] = []
+    category_rows: list[dict[str, Any]] = []
+    genre_rows: list[dict[str, Any]] = []
+    logo_rows: list[dict[str, Any]] = []
+    for kind in kinds:
+        kind_params = params.override("model", kind=kind)
+        t0 = time.perf_counter()
+        result = train(corpus, taxonomy, kind_params, version=kind, calibration=calibration)
+        seconds = time.perf_counter() - t0
+        scores = field_scores(result.model, test, taxonomy)
+        per_label = scores["per_label"]
+        row: dict[str, Any] = {"approach": kind, "field_macro_f1": scores["macro_f1"],
+                               **{f"f1_{lab}": sc["f1"] for lab, sc in per_label.items()},
+                               "min_precision": min(sc["precision"] for sc in per_label.values()),
+                               "min_recall": min(sc["recall"] for sc in per_label.values()),
+                               "unlabelled": scores["unlabelled"]}
+        if logo:
+            table = leave_one_genre_out(corpus, taxonomy, kind_params, result.model.thresholds)
+            logo_rows += [{"approach": kind, **r} for r in table.to_dict("records")]
+            row["logo_worst"] = float(table["macro_f1"].min())
+            row["logo_mean"] = float(table["macro_f1"].mean())
+        row.update({"cv_macro_f1": result.cv_metrics["macro_f1"], "field_ece": scores["ece"],
+                    "train_seconds": seconds,
+                    "passages_per_s": classify_speed(result.model, speed_texts)})
+        summary_rows.append(row)
+        category_rows += [{"approach": kind, "category": lab, **sc}
+                          for lab, sc in per_label.items()]
+        genre_rows += [{"approach": kind, **r} for r in scores["by_genre"].to_dict("records")]
+    return {"field": pd.DataFrame(summary_rows), "field_per_category": pd.DataFrame(category_rows),
+            "field_by_genre": pd.DataFrame(genre_rows), "logo": pd.DataFrame(logo_rows)}
+
+
+def separability_auc(texts_a: list[str], texts_b: list[str], *, seed: int = 0) -> float:
+    """How well a plain classifier tells two sets of passages apart: cross-validated ROC AUC
+    of word TF-IDF + logistic regression (0.5 = indistinguishable, 1.0 = always told apart).
+
+    A low figure between the training corpus and the field set means the model cannot lean
+    on how our writers write."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+
+    texts = list(texts_a) + list(texts_b)
+    y = np.array([0] * len(texts_a) + [1] * len(texts_b))
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                         LogisticRegression(max_iter=2000, class_weight="balanced"))
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    proba = cross_val_predict(pipe, texts, y, cv=folds, method="predict_proba")[:, 1]
+    return float(roc_auc_score(y, proba))
+
+
 def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     """Document-level agreement of ``addressed`` with the gold file, per category and overall.
 
@@ -169,7 +313,8 @@ def calibration_png(curve: list[dict[str, float]]) -> bytes:
 def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
                    out_dir: Path, *, compare_kinds: list[str] | None = None, lovo: bool = False,
                    coverage_run: Path | None = None,
-                   gold_csv: Path | None = None) -> dict[str, Any]:
+                   gold_csv: Path | None = None, field: pd.DataFrame | None = None,
+                   field_kinds: list[str] | None = None, logo: bool = True) -> dict[str, Any]:
     """Run the requested evaluations and write metrics.json, plots and tables into ``out_dir``.
 
     Returns the metrics dict plus DataFrames under ``tables`` for printing.
@@ -202,6 +347,22 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
         write_frame_csv(out_dir / "lovo.csv", table)
         metrics["lovo_worst_macro_f1"] = float(table["macro_f1"].min())
         metrics["lovo_mean_macro_f1"] = float(table["macro_f1"].mean())
+    if field is not None:
+        tables.update(field_comparison(corpus, field, taxonomy, params,
+                                       field_kinds or [params.model.kind], logo=logo))
+        for name in ("field", "field_per_category", "field_by_genre", "logo"):
+            if not tables[name].empty:
+                write_frame_csv(out_dir / f"{name}.csv", tables[name])
+        metrics["field"] = tables["field"].set_index("approach").to_dict("index")
+        public = corpus["source_url"].notna()
+        tables["separability"] = pd.DataFrame([
+            {"sets": sets, "auc": separability_auc(list(a), list(field["text"]))}
+            for sets, a in (("whole training corpus vs field set", corpus["text"]),
+                            ("first corpus (12 voices) vs field set", corpus.loc[~public, "text"]),
+                            ("public-genre passages vs field set", corpus.loc[public, "text"]))
+            if len(a)])
+        write_frame_csv(out_dir / "separability.csv", tables["separability"])
+        metrics["separability_auc"] = tables["separability"].set_index("sets")["auc"].to_dict()
     if coverage_run is not None:
         table = coverage_vs_gold(coverage_run, gold_csv or coverage_run / "gold_coverage.csv")
         tables["coverage"] = table

@@ -117,15 +117,22 @@ def test_keywords_read_the_context_too(taxonomy):
 
 def test_make_kinds_and_availability(taxonomy, monkeypatch):
     assert approaches.KINDS == ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word",
-                                "tfidf_svm_word", "spacy", "embeddings")
+                                "tfidf_svm_word", "spacy", "embeddings", "static",
+                                "ensemble_svm_static", "ensemble_svm_word_static",
+                                "ensemble_svm_embeddings")
     for kind in ("tfidf_lr", "tfidf_svm"):
         est = approaches.make(kind, taxonomy, fast_params())
         assert isinstance(est, PassageClassifier) and est.model.kind == kind
     assert approaches.available("keywords") and approaches.available("spacy")
     with pytest.raises(ValueError, match="unknown model kind"):
         approaches.make("bert", taxonomy)
+    ensemble = approaches.make("ensemble_svm_static", taxonomy, fast_params())
+    assert [type(m).__name__ for m in ensemble.members] == ["PassageClassifier",
+                                                            "StaticEmbeddingClassifier"]
     monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
     assert not approaches.available("embeddings")
+    assert not approaches.available("ensemble_svm_embeddings")
+    assert approaches.available("static")  # shipped in models/static, no extra needed
     with pytest.raises(ImportError, match=r"pip install -e '\.\[embeddings\]'"):
         approaches.make("embeddings", taxonomy)
 
@@ -134,3 +141,32 @@ def test_fit_refuses_a_label_matrix_of_the_wrong_shape(taxonomy, data):
     X, Y = data
     with pytest.raises(ValueError, match="one column per"):
         approaches.make("spacy", taxonomy).fit(X, Y[:, :3])
+
+
+def test_static_embeddings_learn_and_survive_a_joblib_round_trip(taxonomy, data, tmp_path):
+    X, Y = data
+    est = approaches.make("static", taxonomy, fast_params()).fit(X, Y)
+    proba = est.predict_proba(X)
+    assert proba.shape == Y.shape and ((proba >= 0) & (proba <= 1)).all()
+    # It learns: on its own training passages the true labels score above the others.
+    assert proba[Y == 1].mean() > proba[Y == 0].mean() + 0.2
+    joblib.dump(est, tmp_path / "m.joblib")
+    assert np.allclose(joblib.load(tmp_path / "m.joblib").predict_proba(X), proba)
+
+
+def test_static_embeddings_refuse_weights_changed_since_fit(taxonomy, data):
+    X, Y = data
+    est = approaches.make("static", taxonomy, fast_params()).fit(X, Y)
+    est.static_sha256_ = "0" * 64
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        est.predict_proba(X)
+
+
+def test_ensemble_is_the_weighted_mean_of_its_members(taxonomy, data):
+    X, Y = data
+    members = (approaches.make("keywords", taxonomy), approaches.make("static", taxonomy))
+    ens = approaches.EnsembleClassifier(members, weights=(3.0, 1.0)).fit(X, Y)
+    expected = (3 * ens.members_[0].predict_proba(X) + ens.members_[1].predict_proba(X)) / 4
+    assert np.allclose(ens.predict_proba(X), expected)
+    with pytest.raises(ValueError, match="one weight per member"):
+        approaches.EnsembleClassifier(members, weights=(1.0,)).fit(X, Y)
