@@ -139,7 +139,8 @@ def out_of_fold_proba(estimator: Any, X: pd.DataFrame, Y: np.ndarray,
     return proba
 
 
-def choose_thresholds(Y: np.ndarray, proba: np.ndarray, params: ThresholdParams) -> np.ndarray:
+def choose_thresholds(Y: np.ndarray, proba: np.ndarray, params: ThresholdParams, *,
+                      sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Per-label threshold maximising F1 on the given probabilities (or the fixed one).
 
     ``cv_f1`` and ``shift`` both take the best F1 here; they differ in which out-of-fold
@@ -153,7 +154,8 @@ def choose_thresholds(Y: np.ndarray, proba: np.ndarray, params: ThresholdParams)
     grid = np.arange(params.grid_min, params.grid_max + 1e-9, params.grid_step)
     out = np.empty(k)
     for j in range(k):
-        scores = [f1_score(Y[:, j], proba[:, j] >= t, zero_division=0) for t in grid]
+        scores = [f1_score(Y[:, j], proba[:, j] >= t, zero_division=0,
+                           sample_weight=sample_weight) for t in grid]
         best = max(scores)
         # Of the thresholds within a hair of the best F1, take the middle one: more stable.
         near = [t for t, s in zip(grid, scores, strict=True) if s >= best - 1e-9]
