@@ -45,6 +45,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .classify import PassageClassifier
 from .config import Params
+from .ingest import sha256_file
 from .taxonomy import Taxonomy
 
 KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy",
@@ -447,16 +448,6 @@ def static_model_dir(name: str) -> Any:
         "python scripts/distill_static.py (needs the 'embeddings' extra)")
 
 
-def _sha256(path: Any) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_static(name: str, sha256: str | None = None) -> Any:
     """The model2vec ``StaticModel`` shipped in ``models/static/<name>``, loaded from local
     files only, once per process. With ``sha256``, refuses weights that changed since fit."""
@@ -465,7 +456,7 @@ def load_static(name: str, sha256: str | None = None) -> Any:
         from model2vec import StaticModel
 
         folder = static_model_dir(name)
-        if sha256 is not None and _sha256(folder / "model.safetensors") != sha256:
+        if sha256 is not None and sha256_file(folder / "model.safetensors") != sha256:
             raise ValueError(f"{folder}/model.safetensors differs from the file this model was "
                              "trained with (sha256 mismatch); retrain, or restore the file")
         _STATIC[key] = StaticModel.from_pretrained(str(folder))
@@ -503,7 +494,8 @@ class StaticEmbeddingClassifier(BaseEstimator, ClassifierMixin):  # type: ignore
         labels = tuple(self.labels)
         Y = _check_Y(Y, labels, len(X))
         _require_positives(Y, labels)
-        self.static_sha256_ = _sha256(static_model_dir(self.static_model) / "model.safetensors")
+        self.static_sha256_ = sha256_file(static_model_dir(self.static_model)
+                                          / "model.safetensors")
         est = LogisticRegression(C=self.C, class_weight=self.class_weight,
                                  max_iter=self.max_iter, random_state=self.seed)
         self.clf_ = OneVsRestClassifier(est).fit(self._encode(X, self.static_sha256_), Y)

@@ -201,8 +201,54 @@ class EchoDetector(BaseEstimator):  # type: ignore[misc]
         """Cosine to the nearest taxonomy text, for each passage."""
         if not len(texts):
             return np.zeros(0)
-        m = self.vectorizer_.transform([prepare_text(t) for t in texts])
+        m = self._char_tfidf([prepare_text(t) for t in texts])
         return np.asarray((m @ self.reference_.T).max(axis=1).toarray()).ravel()
+
+    def _char_tfidf(self, texts: list[str]) -> Any:
+        """Exactly ``self.vectorizer_.transform(texts)``, several times faster on a batch.
+
+        ``char_wb`` n-grams never cross a word boundary, so a passage's n-gram counts are the
+        sum of its words' counts. scikit-learn's pure-Python analyzer then runs once per
+        distinct word in the batch instead of once per word of every passage; a sparse
+        product adds them up, and the TF-IDF weighting (sublinear tf, idf, l2) follows.
+        """
+        from scipy import sparse
+        from sklearn.preprocessing import normalize
+
+        vec = self.vectorizer_
+        index: dict[str, int] = {}
+        rows: list[int] = []
+        cols: list[int] = []
+        for i, text in enumerate(texts):
+            for word in (text.lower() if vec.lowercase else text).split():
+                rows.append(i)
+                cols.append(index.setdefault(word, len(index)))
+        doc_words = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                                      shape=(len(texts), len(index)))
+        # The fitted vectorizer's own analyzer and vocabulary give each word's n-gram counts.
+        word_ngrams = self._word_counts(list(index))
+        counts = (doc_words @ word_ngrams).tocsr()
+        if vec.sublinear_tf:
+            np.log(counts.data, counts.data)
+            counts.data += 1
+        counts = counts @ sparse.diags(vec.idf_)
+        return normalize(counts, norm=vec.norm, copy=False) if vec.norm else counts
+
+    def _word_counts(self, words: list[str]) -> Any:
+        """Raw n-gram counts of each word, over the fitted vocabulary: (n words, n features)."""
+        from scipy import sparse
+
+        analyze = self.vectorizer_.build_analyzer()
+        vocabulary = self.vectorizer_.vocabulary_
+        rows, cols = [], []
+        for i, word in enumerate(words):
+            for gram in analyze(word):
+                j = vocabulary.get(gram)
+                if j is not None:
+                    rows.append(i)
+                    cols.append(j)
+        return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)),
+                                 shape=(len(words), len(vocabulary)))
 
     def predict(self, texts: list[str]) -> np.ndarray:
         texts = [str(t) for t in texts]

@@ -30,27 +30,13 @@ SOURCES = ("authored", "review", "import")
 NEAR_DUPLICATE_COSINE = 0.9
 
 
-class LabelledPassage(BaseModel):
-    """One labelled passage. Unknown extra fields (review provenance) are kept."""
-
-    model_config = ConfigDict(extra="allow")
+class PassageText(BaseModel):
+    """What every labelled record has: an id, a non-empty text, labels and a known kind."""
 
     id: str = Field(min_length=1)
     text: str
     labels: list[str]
-    voice: str = Field(min_length=1)
-    source: str
-    author: str = Field(min_length=1)
-    created: str
-    heading: str | None = None
-    force: str | None = None
-    subpoints: list[str] | None = None
     kind: str | None = None
-    # Passages written after reading a real public page (the new genres) say which page and
-    # when; older authored passages have neither.
-    genre: str | None = None
-    source_url: str | None = None
-    retrieved: str | None = None
 
     @field_validator("text")
     @classmethod
@@ -58,6 +44,32 @@ class LabelledPassage(BaseModel):
         if not v.strip():
             raise ValueError("empty text")
         return v
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str | None) -> str | None:
+        if v is not None and v not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}")
+        return v
+
+
+class LabelledPassage(PassageText):
+    """One labelled passage. Unknown extra fields (review provenance) are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    voice: str = Field(min_length=1)
+    source: str
+    author: str = Field(min_length=1)
+    created: str
+    heading: str | None = None
+    force: str | None = None
+    subpoints: list[str] | None = None
+    # Passages written after reading a real public page (the new genres) say which page and
+    # when; older authored passages have neither.
+    genre: str | None = None
+    source_url: str | None = None
+    retrieved: str | None = None
 
     @field_validator("source")
     @classmethod
@@ -73,13 +85,6 @@ class LabelledPassage(BaseModel):
             dt.datetime.fromisoformat(v.replace("Z", "+00:00"))
         except ValueError as e:
             raise ValueError(f"created is not an ISO date: {v!r}") from e
-        return v
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str | None) -> str | None:
-        if v is not None and v not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}")
         return v
 
 

@@ -95,29 +95,6 @@ def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
     return pd.DataFrame(records)
 
 
-def leave_one_voice_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> pd.DataFrame:
-    """Train on every voice but one (thresholds by inner grouped CV), test on that one."""
-    rows, _ = split_frozen(corpus, params)
-    X = model_frame(rows["text"], rows["heading"], rows.get("context"))
-    Y = label_matrix(rows, taxonomy)
-    voices = rows["voice"].to_numpy()
-    estimator = make_classifier(taxonomy, params)
-    records = []
-    for voice in sorted(set(voices)):
-        test = voices == voice
-        Xtr, Ytr = X[~test].reset_index(drop=True), Y[~test]
-        inner = grouped_folds(voices[~test], min(3, params.cv.n_splits), params.cv.seed)
-        thresholds = choose_thresholds(Ytr, out_of_fold_proba(estimator, Xtr, Ytr, inner),
-                                       params.thresholds)
-        est = clone(estimator).fit(Xtr, Ytr)
-        proba = est.predict_proba(X[test].reset_index(drop=True))
-        pred = (proba >= thresholds).astype(int)
-        scores = per_label_scores(Y[test], pred, taxonomy.labels)
-        records.append({"voice": voice, "n": int(test.sum()), "macro_f1": macro_f1(Y[test], pred),
-                        **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels}})
-    return pd.DataFrame(records)
-
-
 def _macro_over_present(Y: np.ndarray, pred: np.ndarray) -> float:
     """Macro-F1 over the categories that occur in ``Y`` (NaN when none does): a genre with
     no passage of a category says nothing about recall on it."""
@@ -135,27 +112,37 @@ def unlabelled_share(Y: np.ndarray, pred: np.ndarray) -> float:
     return float((pred[carries].sum(axis=1) == 0).mean()) if carries.any() else float("nan")
 
 
-def leave_one_genre_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
-                        thresholds: np.ndarray) -> pd.DataFrame:
-    """Train on every genre but one, test on that one, with the given thresholds.
+def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
+                        group: str = "genre",
+                        thresholds: np.ndarray | None = None) -> pd.DataFrame:
+    """Train on every ``group`` (genre or voice) but one, test on that one.
 
-    Columns: genre, n, macro_f1 (over the categories present in the genre; NaN when none
-    is), any_label (share of the genre's passages given a label: for a genre of hard
+    With ``thresholds``, those are applied (the shipped ones); without, each round chooses
+    its own by grouped cross-validation inside its training groups.
+
+    Columns: the group, n, macro_f1 (over the categories present in the group; NaN when none
+    is), any_label (share of the group's passages given a label: for a genre of hard
     negatives, its false-positive rate), unlabelled (labelled passages given none), and
     f1_<category>.
     """
     rows, _ = split_frozen(corpus, params)
     X = model_frame(rows["text"], rows["heading"], rows.get("context"))
     Y = label_matrix(rows, taxonomy)
-    genres = rows["genre"].to_numpy()
+    groups = rows[group].to_numpy()
     estimator = make_classifier(taxonomy, params)
     records = []
-    for genre in sorted(set(genres)):
-        test = genres == genre
-        est = clone(estimator).fit(X[~test].reset_index(drop=True), Y[~test])
-        pred = (est.predict_proba(X[test].reset_index(drop=True)) >= thresholds).astype(int)
+    for name in sorted(set(groups)):
+        test = groups == name
+        Xtr, Ytr = X[~test].reset_index(drop=True), Y[~test]
+        chosen = thresholds
+        if chosen is None:
+            inner = grouped_folds(groups[~test], min(3, params.cv.n_splits), params.cv.seed)
+            chosen = choose_thresholds(Ytr, out_of_fold_proba(estimator, Xtr, Ytr, inner),
+                                       params.thresholds)
+        est = clone(estimator).fit(Xtr, Ytr)
+        pred = (est.predict_proba(X[test].reset_index(drop=True)) >= chosen).astype(int)
         scores = per_label_scores(Y[test], pred, taxonomy.labels)
-        records.append({"genre": genre, "n": int(test.sum()),
+        records.append({group: name, "n": int(test.sum()),
                         "macro_f1": _macro_over_present(Y[test], pred),
                         "any_label": float(pred.any(axis=1).mean()),
                         "unlabelled": unlabelled_share(Y[test], pred),
@@ -227,7 +214,8 @@ def field_comparison(corpus: pd.DataFrame, field: pd.DataFrame, taxonomy: Taxono
                                "min_recall": min(sc["recall"] for sc in per_label.values()),
                                "unlabelled": scores["unlabelled"]}
         if logo:
-            table = leave_one_genre_out(corpus, taxonomy, kind_params, result.model.thresholds)
+            table = leave_one_group_out(corpus, taxonomy, kind_params,
+                                        thresholds=result.model.thresholds)
             logo_rows += [{"approach": kind, **r} for r in table.to_dict("records")]
             row["logo_worst"] = float(table["macro_f1"].min())
             row["logo_mean"] = float(table["macro_f1"].mean())
@@ -343,7 +331,7 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
         write_frame_csv(out_dir / "comparison.csv", table)
         metrics["comparison"] = table.set_index("approach")["macro_f1"].to_dict()
     if lovo:
-        table = leave_one_voice_out(corpus, taxonomy, params)
+        table = leave_one_group_out(corpus, taxonomy, params, group="voice")
         tables["lovo"] = table
         write_frame_csv(out_dir / "lovo.csv", table)
         metrics["lovo_worst_macro_f1"] = float(table["macro_f1"].min())

@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .corpus import KINDS, find_near_duplicates, normalise_text, read_records
+from .corpus import PassageText, find_near_duplicates, normalise_text, read_records
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
 
@@ -34,14 +34,11 @@ GENRES = ("force_web", "foi_answer", "pcc_publication", "inspection_report",
 SECOND_LABELS_FILE = "second_labels.jsonl"
 
 
-class FieldPassage(BaseModel):
+class FieldPassage(PassageText):
     """One field passage with its provenance: the page it follows, when, and by whom."""
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1)
-    text: str
-    labels: list[str]
     subpoints: list[str] = []
     kind: str
     genre: str
@@ -49,20 +46,6 @@ class FieldPassage(BaseModel):
     retrieved: str
     created: str
     paraphrased_by: str = Field(min_length=1)
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_empty(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("empty text")
-        return v
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, v: str) -> str:
-        if v not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}")
-        return v
 
     @field_validator("genre")
     @classmethod
