@@ -13,7 +13,7 @@ from pipeline import cli
 from pipeline.modelstore import save_model
 from pipeline.taxonomy import load_taxonomy
 from pipeline.train import train
-from tests.conftest import fast_params, small_corpus
+from tests.conftest import REPO, fast_params, small_corpus
 
 TAX = load_taxonomy()
 KEEP = ["id", "text", "labels", "voice", "source", "author", "created", "heading", "kind"]
@@ -151,6 +151,39 @@ def test_evaluate_compares_approaches_and_skips_missing_ones(project_root, tmp_p
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics["comparison"]) == ["keywords"]
     assert (out / "plots" / "calibration.png").is_file()
+
+
+def test_evaluate_field_trains_each_approach_and_scores_the_test_part(project_root, tmp_path,
+                                                                      monkeypatch):
+    from pipeline import approaches
+
+    monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
+    field = project_root / "data" / "field"
+    field.mkdir(parents=True)
+    lines = []
+    for f in sorted((REPO / "data" / "field").glob("field_*.jsonl")):
+        lines += f.read_text(encoding="utf-8").splitlines()[:40]
+    (field / "sample.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "eval"
+    result = invoke("evaluate", "--field", "--field-approaches", "keywords,embeddings",
+                    "--no-logo", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "skipping embeddings" in result.stderr
+    assert "Field set, test part" in result.stdout
+    table = pd.read_csv(out / "field.csv")
+    assert list(table["approach"]) == ["keywords"]
+    assert 0 < table.loc[0, "field_macro_f1"] < 1
+    by_genre = pd.read_csv(out / "field_by_genre.csv")
+    assert by_genre["n"].sum() == len(_test_ids(field)) > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["separability_auc"]) >= {"whole training corpus vs field set"}
+
+
+def _test_ids(folder):
+    from pipeline.fieldset import load_field
+
+    frame = load_field(folder, TAX)
+    return set(frame.loc[frame["part"] == "test", "id"])
 
 
 def test_promote_refuses_a_worse_candidate_unless_forced(project_root):
