@@ -184,3 +184,39 @@ def test_docx_zip_bomb_is_refused(tmp_path):
         zf.writestr("word/document.xml", b"<w:document/>" + b"\x00" * (20 * 1024 * 1024))
     with pytest.raises(IngestError, match="zip bomb"):
         _doc(path)
+
+
+@pytest.mark.parametrize("text", [
+    "well-being and co-operation", "x1abc-def", "abc-def-ghi", "aaaa-", "-bbb", "a-b c-d",
+    "Anti-Slavery Partnership's multi-agency work", "no hyphens here", "ab--cd", "é-a a-é"])
+def test_hyphenated_vocabulary_finds_what_the_unanchored_pattern_found(text):
+    from pipeline.ingest.cleanup import hyphenated_vocabulary
+
+    old = {m.group(0).lower() for m in re.finditer(r"[A-Za-z]+-[A-Za-z]+", text)}
+    assert hyphenated_vocabulary(text) == old
+
+
+def test_a_10_mb_run_of_letters_is_extracted_without_stalling_the_batch(tmp_path):
+    """The hyphenation pattern used to retry from every letter of a run: a 10 MB line took
+    over ten minutes. The alarm is a hang guard for the test run, not a speed target."""
+    import signal
+
+    from pipeline.config import SegmentParams
+    from pipeline.extract import run_extract
+
+    (tmp_path / "letters.txt").write_text("a" * 10_000_000 + "\n", encoding="ascii")
+    (tmp_path / "good.txt").write_text("We refer every potential victim to the NRM.\n")
+
+    def hang(*_):
+        raise TimeoutError("extraction of a 10 MB line did not finish in 120 s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(120)
+    try:
+        summary = run_extract([tmp_path / "letters.txt", tmp_path / "good.txt"], tmp_path / "out",
+                              ingest=IngestParams(), seg=SegmentParams())
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert summary.n_ok + summary.n_warning + summary.n_error == 2
+    assert "refer every potential victim" in (tmp_path / "out" / "passages.jsonl").read_text()

@@ -107,7 +107,12 @@ def join_lines(lines: list[str], vocabulary: set[str] | None = None) -> str:
 
 def hyphenated_vocabulary(text: str) -> set[str]:
     """Hyphenated words written within lines, so line-end repairs can respect them."""
-    return {m.group(0).lower() for m in re.finditer(r"[A-Za-z]+-[A-Za-z]+", text)}
+    # The lookbehind starts a match only at the start of a run of letters: without it the
+    # engine retries from every letter of a long run, which is quadratic in its length.
+    return {m.group(0).lower() for m in _HYPHENATED.finditer(text)}
+
+
+_HYPHENATED = re.compile(r"(?<![A-Za-z])[A-Za-z]+-[A-Za-z]+")
 
 
 def ends_sentence(text: str) -> bool:
