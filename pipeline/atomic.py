@@ -64,10 +64,35 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+# A cell starting with one of these is read as a formula by spreadsheets (OWASP: CSV
+# injection), e.g. "=HYPERLINK(...)" in a document's file name or a passage's text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with ``'`` put in front (the
+    spreadsheet shows the text as written); any other value unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def from_spreadsheet_safe(value: str) -> str:
+    """The text :func:`spreadsheet_safe` was given (a file whose apostrophes a spreadsheet
+    already dropped on saving comes through unchanged)."""
+    if value.startswith("'") and value[1:].startswith(FORMULA_STARTS):
+        return value[1:]
+    return value
+
+
 def write_frame_csv(path: str | Path, frame: Any) -> None:
-    """Write a pandas DataFrame as CSV, atomically."""
+    """Write a pandas DataFrame as CSV, atomically, with text cells made spreadsheet-safe
+    (Parquet and JSONL outputs keep the raw text)."""
+    safe = frame.copy()
+    for col in safe.select_dtypes(include=["object", "string"]).columns:
+        safe[col] = safe[col].map(spreadsheet_safe)
     with atomic_open(path, "w") as fh:
-        frame.to_csv(fh, index=False)
+        safe.to_csv(fh, index=False)
 
 
 def write_frame_parquet(path: str | Path, frame: Any) -> None:

@@ -257,10 +257,12 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     Documents are matched by file name. Columns: category, n, agreement, false_positives,
     false_negatives (the last row is ``overall``).
     """
+    from .atomic import from_spreadsheet_safe
+
     cov = pd.read_csv(run_dir / "coverage.csv")
     docs = pd.read_csv(run_dir / "documents.csv")
     gold = pd.read_csv(gold_csv)
-    docs["file"] = docs["path"].map(lambda p: Path(str(p)).name)
+    docs["file"] = docs["path"].map(lambda p: Path(from_spreadsheet_safe(str(p))).name)
     merged = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
               .merge(gold[["file", "category", "addressed"]], on=["file", "category"],
                      suffixes=("", "_gold")))

@@ -21,7 +21,14 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .atomic import append_jsonl, atomic_open, locked, write_jsonl
+from .atomic import (
+    append_jsonl,
+    atomic_open,
+    from_spreadsheet_safe,
+    locked,
+    spreadsheet_safe,
+    write_jsonl,
+)
 from .corpus import normalise_text
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
@@ -156,7 +163,7 @@ def write_queue(queue: pd.DataFrame, path: Path, labels: list[str], model_versio
             writer = csv.DictWriter(fh, fieldnames=fields)
             writer.writeheader()
             for rec in records:
-                writer.writerow({**{k: rec[k] for k in plain},
+                writer.writerow({**{k: spreadsheet_safe(rec[k]) for k in plain},
                                  **{lab: int(lab in rec["labels"]) for lab in labels},
                                  **{f"p_{lab}": round(rec["probs"][lab], 4) for lab in labels}})
     else:
@@ -219,11 +226,12 @@ def _read_csv(path: Path, labels: list[str], problems: list[str]) -> list[Review
             continue  # not reviewed yet
         probs = {lab: float(rec[f"p_{lab}"]) for lab in labels
                  if rec.get(f"p_{lab}") not in (None, "")}
-        rows.append(ReviewRow(n, (rec.get("passage_id") or "").strip(), rec.get("text") or "",
+        cell = {k: from_spreadsheet_safe(rec.get(k) or "")
+                for k in ("passage_id", "text", "notes", "heading", "force", "model_version")}
+        rows.append(ReviewRow(n, cell["passage_id"].strip(), cell["text"],
                               [lab for lab, v in values.items() if v],
-                              (rec.get("notes") or "").strip(), rec.get("heading") or "",
-                              rec.get("force") or "", rec.get("model_version") or "",
-                              {"probs": probs} if probs else {}))
+                              cell["notes"].strip(), cell["heading"], cell["force"],
+                              cell["model_version"], {"probs": probs} if probs else {}))
     return rows
 
 

@@ -121,3 +121,18 @@ def test_review_loop_end_to_end(project, tmp_path, realistic_pdf):
     # Put the fixture's model back for other tests.
     (project / "models" / "current").write_text("vtest\n")
     reviewed.unlink()
+
+
+def test_a_formula_file_name_reaches_documents_csv_as_text(tmp_path):
+    name = '=HYPERLINK("attacker.example") +1.txt'
+    (tmp_path / name).write_text("We refer every potential victim to the NRM.\n")
+    proc = run_cli("extract", name, "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    raw = (tmp_path / "out" / "documents.csv").read_text()
+    cells = [c for line in raw.splitlines()[1:] for c in line.split(",")]
+    assert not any(c.lstrip('"').startswith(("=", "+", "-", "@")) for c in cells), raw
+    docs = pd.read_csv(tmp_path / "out" / "documents.csv")
+    assert docs.loc[0, "path"] == "'" + name
+    # JSONL keeps the raw text.
+    first = json.loads((tmp_path / "out" / "passages.jsonl").read_text().splitlines()[0])
+    assert first["source_path"] == name

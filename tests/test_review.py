@@ -191,3 +191,29 @@ def test_simulation_and_audit_run_on_a_small_corpus():
     corpus.loc[i, TAX.labels] = [1 if c == "force_systems" else 0 for c in TAX.labels]
     ranked = audit(corpus, TAX, fast_params(), top=30)
     assert corpus.at[i, "id"] in set(ranked["id"])
+
+
+def test_formula_text_is_neutralised_in_the_queue_csv_and_restored_on_import(tmp_path):
+    scored = _scored()
+    formula = '=HYPERLINK("http://attacker.example","click")'
+    scored.loc[3, "text"] = formula
+    scored.loc[3, "heading"] = "@SUM(A1)"
+    scored.loc[3, [f"p_{lab}" for lab in LABELS]] = 0.5  # first in the queue
+    queue = build_queue(scored, LABELS, THRESHOLDS, n=5, strategy="uncertainty",
+                        dedup_similarity=0.95)
+    path = tmp_path / "queue.csv"
+    write_queue(queue, path, LABELS, "vtest")
+    rows = list(csv.DictReader(open(path, newline="")))
+    row = next(r for r in rows if r["passage_id"] == "pid-3")
+    # A spreadsheet shows these as text: no cell starts with a formula character.
+    assert row["text"] == "'" + formula and row["heading"] == "'@SUM(A1)"
+    assert all(not v.startswith(("=", "+", "-", "@")) for r in rows for v in r.values())
+    row.update({lab: "0" for lab in LABELS}, nrm="1")
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    reviewed = tmp_path / "labelled" / "reviewed.jsonl"
+    import_reviews(path, annotator="analyst.a", taxonomy=TAX, reviewed=reviewed)
+    recs = {r["passage_id"]: r for r in map(json.loads, reviewed.read_text().splitlines())}
+    assert recs["pid-3"]["text"] == formula and recs["pid-3"]["labels"] == ["nrm"]
