@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -61,12 +62,21 @@ def _find_inputs_or_fail(inputs: list[Path]) -> list[Path]:
     return files
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as part of one line: control characters (a newline in a file
+    name could forge a line of output) shown as escapes, rich markup escaped."""
+    return escape(_CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text))
+
+
 def report_bad_documents(results: Iterable[DocumentResult]) -> None:
     for r in results:
         if r.status == "error":
-            err.print(f"[red]error[/red] {escape(r.path)}: {escape(r.reason)}")
+            err.print(f"[red]error[/red] {one_line(r.path)}: {one_line(r.reason)}")
         elif r.status == "warning":
-            err.print(f"[yellow]warning[/yellow] {escape(r.path)}: {escape(r.reason)}")
+            err.print(f"[yellow]warning[/yellow] {one_line(r.path)}: {one_line(r.reason)}")
 
 
 Jobs = Annotated[

@@ -29,7 +29,7 @@ from .atomic import (
     spreadsheet_safe,
     write_jsonl,
 )
-from .corpus import normalise_text
+from .corpus import normalise_text, read_records
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
 
@@ -92,14 +92,17 @@ def labelled_keys(labelled_dir: Path) -> tuple[set[str], set[str]]:
     """(normalised texts, passage ids) already labelled, authored or reviewed."""
     texts, ids = set(), set()
     for f in sorted(Path(labelled_dir).glob("*.jsonl")):
-        with open(f, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    obj = json.loads(line)
-                    texts.add(normalise_text(obj.get("text", "")))
-                    if obj.get("passage_id"):
-                        ids.add(str(obj["passage_id"]))
+        for obj in json_records(f):
+            texts.add(normalise_text(obj.get("text", "")))
+            if obj.get("passage_id"):
+                ids.add(str(obj["passage_id"]))
     return texts, ids
+
+
+def json_records(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSONL file ([] when it does not exist). A line that is not JSON
+    raises :class:`DataValidationError` naming the file and the line, not a traceback."""
+    return [obj for _, obj in read_records(path)] if path.exists() else []
 
 
 def build_queue(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray, *, n: int,
@@ -356,10 +359,7 @@ def review_record(r: ReviewRow, annotator: str, source_file: str,
 
 
 def existing_review_ids(reviewed: Path) -> set[str]:
-    if not reviewed.exists():
-        return set()
-    with open(reviewed, encoding="utf-8") as fh:
-        return {json.loads(line)["id"] for line in fh if line.strip()}
+    return {str(rec.get("id")) for rec in json_records(reviewed)}
 
 
 @dataclass(frozen=True)
@@ -439,11 +439,7 @@ def _superseding_records(rows: list[ReviewRow], annotator: str, source_name: str
                          reviewed: Path, have: set[str]) -> list[dict[str, Any]]:
     """Records that make each row the annotator's newest decision for its passage
     (see save_reviews)."""
-    mine = []
-    if reviewed.exists():
-        with open(reviewed, encoding="utf-8") as fh:
-            mine = [rec for rec in map(json.loads, filter(str.strip, fh))
-                    if rec.get("annotator") == annotator]
+    mine = [rec for rec in json_records(reviewed) if rec.get("annotator") == annotator]
     records = []
     for r in rows:
         earlier = sorted((rec for rec in mine if _passage_matches(rec, r)),
@@ -469,11 +465,7 @@ def conflicts(reviewed: Path) -> pd.DataFrame:
     Columns: passage (id or text start), annotator, labels, timestamp, text.
     """
     cols = ["passage", "annotator", "labels", "timestamp", "text"]
-    if not reviewed.exists():
-        return pd.DataFrame(columns=cols)
-    recs = [json.loads(line) for line in reviewed.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-    frame = pd.DataFrame(recs)
+    frame = pd.DataFrame(json_records(reviewed))
     if frame.empty:
         return pd.DataFrame(columns=cols)
     frame["passage"] = [p or normalise_text(t)[:60]

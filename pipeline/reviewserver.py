@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .corpus import normalise_text
 from .errors import DataValidationError, ForcecovError
-from .review import LABEL_STUDIO_SUFFIX, ReviewRow, save_reviews
+from .review import LABEL_STUDIO_SUFFIX, ReviewRow, json_records, save_reviews
 from .taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -192,15 +192,8 @@ def my_reviews(
     """This annotator's newest decision per passage: (by passage id, by normalised text)."""
     by_id: dict[str, dict[str, Any]] = {}
     by_text: dict[str, dict[str, Any]] = {}
-    if not Path(reviewed).exists():
-        return by_id, by_text
-    recs = [
-        json.loads(line)
-        for line in Path(reviewed).read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
     recs = sorted(
-        (r for r in recs if r.get("annotator") == annotator.strip()),
+        (r for r in json_records(Path(reviewed)) if r.get("annotator") == annotator.strip()),
         key=lambda r: str(r.get("timestamp")),
     )
     for r in recs:

@@ -8,6 +8,7 @@ summary.json, report.html, figures/heatmap.png, figures/score_distribution.png.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,12 +126,22 @@ class PassageWriter:
             os.unlink(self.tmp)
 
 
+# What a scoring run writes into its folder; only temporary files of these are its own.
+RUN_OUTPUTS = ("passages.parquet", "coverage.csv", "coverage_matrix.csv", "practices.csv",
+               "documents.csv", "summary.json", "report.html")
+# atomic_open's temporary names: ".<output>.<8 random characters>.tmp"
+_OWN_TEMP = re.compile(r"^\.(?:" + "|".join(map(re.escape, RUN_OUTPUTS))
+                       + r")\.[A-Za-z0-9_]{8}\.tmp$")
+
+
 def remove_stale_temp_files(out_dir: Path) -> int:
-    """Temporary files left by an interrupted run (never read; safe to delete)."""
+    """Temporary files an interrupted run of ours left (never read; safe to delete). Other
+    hidden ``.tmp`` files in the folder are not ours and are left alone."""
     n = 0
     for tmp in out_dir.glob(".*.tmp") if out_dir.is_dir() else []:
-        tmp.unlink(missing_ok=True)
-        n += 1
+        if _OWN_TEMP.match(tmp.name):
+            tmp.unlink(missing_ok=True)
+            n += 1
     return n
 
 

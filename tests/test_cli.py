@@ -136,3 +136,14 @@ def test_a_formula_file_name_reaches_documents_csv_as_text(tmp_path):
     # JSONL keeps the raw text.
     first = json.loads((tmp_path / "out" / "passages.jsonl").read_text().splitlines()[0])
     assert first["source_path"] == name
+
+
+def test_a_newline_in_a_file_name_cannot_forge_a_line_on_stderr(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.txt").write_text("We refer every potential victim to the NRM.\n")
+    (tmp_path / "in" / "x\nerror forged.pdf: corrupt PDF.txt").write_bytes(b"")
+    proc = run_cli("extract", tmp_path / "in", "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert not any(ln.startswith("error forged") for ln in lines), proc.stderr
+    assert any("x\\nerror forged.pdf" in ln for ln in lines), proc.stderr

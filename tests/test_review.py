@@ -217,3 +217,18 @@ def test_formula_text_is_neutralised_in_the_queue_csv_and_restored_on_import(tmp
     import_reviews(path, annotator="analyst.a", taxonomy=TAX, reviewed=reviewed)
     recs = {r["passage_id"]: r for r in map(json.loads, reviewed.read_text().splitlines())}
     assert recs["pid-3"]["text"] == formula and recs["pid-3"]["labels"] == ["nrm"]
+
+
+def test_a_corrupt_reviewed_file_is_named_with_its_line_not_a_traceback(tmp_path, queue_files):
+    files, _ = queue_files
+    reviewed = tmp_path / "labelled" / "reviewed.jsonl"
+    reviewed.parent.mkdir(parents=True)
+    reviewed.write_text('{"id": "ok-1", "labels": []}\n{"id": "x", broken\n')
+    for call in (lambda: conflicts(reviewed),
+                 lambda: import_reviews(files[".csv"], annotator="a", taxonomy=TAX,
+                                        reviewed=reviewed),
+                 lambda: build_queue(_scored(), LABELS, THRESHOLDS, n=3, strategy="uncertainty",
+                                     dedup_similarity=0.9, labelled_dir=reviewed.parent)):
+        with pytest.raises(DataValidationError) as info:
+            call()
+        assert "reviewed.jsonl" in str(info.value) and "line 2" in str(info.value)

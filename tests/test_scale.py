@@ -119,3 +119,16 @@ def test_parallel_classification_matches_serial(project):
     serial = predict_passages(passages, model, params, jobs=1)
     parallel = predict_passages(passages, model, params, jobs=2)
     pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_only_temporary_files_of_our_own_outputs_are_cleared(tmp_path):
+    from pipeline.score import remove_stale_temp_files
+
+    ours = [tmp_path / ".coverage.csv.ab12cd_9.tmp", tmp_path / ".passages.parquet.x1y2z3w4.tmp"]
+    foreign = [tmp_path / ".notes.tmp", tmp_path / ".coverage.csv.tmp",
+               tmp_path / ".my-draft.docx.abcdefgh.tmp"]
+    for f in ours + foreign:
+        f.write_text("x")
+    assert remove_stale_temp_files(tmp_path) == 2
+    assert not any(f.exists() for f in ours)
+    assert all(f.exists() for f in foreign)
