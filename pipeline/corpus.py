@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ class PassageText(BaseModel):
     id: str = Field(min_length=1)
     text: str
     labels: list[str]
+    subpoints: list[str] | None = None
     kind: str | None = None
 
     @field_validator("text")
@@ -64,7 +65,6 @@ class LabelledPassage(PassageText):
     created: str
     heading: str | None = None
     force: str | None = None
-    subpoints: list[str] | None = None
     # Passages written after reading a real public page (the new genres) say which page and
     # when; older authored passages have neither.
     genre: str | None = None
@@ -116,6 +116,59 @@ def read_records(path: Path) -> list[tuple[int, dict[str, Any]]]:
     return out
 
 
+def in_hashed_fraction(key: str, fraction: float, seed: int) -> bool:
+    """Stable membership of a ``fraction`` of keys, by a hash of the key: the same key is
+    always in or always out, whatever else the data holds."""
+    import hashlib
+
+    h = hashlib.sha256(f"{seed}:{key}".encode()).hexdigest()
+    return int(h[:8], 16) / 0xFFFFFFFF < fraction
+
+
+def schema_problem(where: str, obj: dict[str, Any], error: ValidationError) -> str:
+    """One line naming the record and every field pydantic refused."""
+    msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in error.errors())
+    return f"{where} id={obj.get('id')!r}: {msgs}"
+
+
+def label_problems(rec: PassageText, where: str, taxonomy: Taxonomy) -> list[str]:
+    """Unknown labels or sub-points, and a ``kind`` that does not fit the labels."""
+    problems = []
+    unknown = set(rec.labels) - set(taxonomy.labels)
+    if unknown:
+        problems.append(f"{where} id={rec.id}: unknown label(s) {sorted(unknown)}")
+    known_sub = set(taxonomy.subpoints)
+    if rec.subpoints and known_sub and set(rec.subpoints) - known_sub:
+        problems.append(f"{where} id={rec.id}: unknown sub-point(s) "
+                        f"{sorted(set(rec.subpoints) - known_sub)}")
+    if rec.kind and (rec.kind == "content") != bool(rec.labels):
+        problems.append(f"{where} id={rec.id}: kind {rec.kind!r} "
+                        f"does not fit labels {rec.labels}")
+    return problems
+
+
+def exact_duplicate_problems(records: Sequence[PassageText]) -> list[str]:
+    """Records whose texts are the same once case and whitespace are folded."""
+    problems = []
+    by_text: dict[str, str] = {}
+    for r in records:
+        key = normalise_text(r.text)
+        if key in by_text:
+            problems.append(f"exact duplicate text: {by_text[key]} and {r.id}")
+        else:
+            by_text[key] = r.id
+    return problems
+
+
+def add_label_columns(frame: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """``subpoints`` as lists (empty where absent) and one 0/1 column per category."""
+    subpoints = frame["subpoints"] if "subpoints" in frame else pd.Series(None, index=frame.index)
+    frame["subpoints"] = subpoints.apply(lambda v: list(v) if isinstance(v, list) else [])
+    for cat in taxonomy.labels:
+        frame[cat] = frame["labels"].apply(lambda labels, c=cat: int(c in labels))
+    return frame
+
+
 def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: Taxonomy, *,
                      near_duplicates: bool = True) -> list[str]:
     """Every schema problem, as a message naming the offending ids.
@@ -124,8 +177,6 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
     sub-points, kind consistent with labels, duplicate ids, exact and near duplicates.
     """
     problems: list[str] = []
-    known = set(taxonomy.labels)
-    known_sub = set(taxonomy.subpoints)
     seen_ids: dict[str, str] = {}
     valid: list[LabelledPassage] = []
     for file, line, obj in records:
@@ -133,31 +184,15 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
         try:
             rec = LabelledPassage.model_validate(obj)
         except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
-                             for err in e.errors())
-            problems.append(f"{where} id={obj.get('id')!r}: {msgs}")
+            problems.append(schema_problem(where, obj, e))
             continue
-        unknown = set(rec.labels) - known
-        if unknown:
-            problems.append(f"{where} id={rec.id}: unknown label(s) {sorted(unknown)}")
-        if rec.subpoints and known_sub and set(rec.subpoints) - known_sub:
-            problems.append(f"{where} id={rec.id}: unknown sub-point(s) "
-                            f"{sorted(set(rec.subpoints) - known_sub)}")
-        if rec.kind and (rec.kind == "content") != bool(rec.labels):
-            problems.append(f"{where} id={rec.id}: kind {rec.kind!r} "
-                            f"does not fit labels {rec.labels}")
+        problems += label_problems(rec, where, taxonomy)
         if rec.id in seen_ids and rec.source != "review":
             problems.append(f"duplicate id {rec.id} ({seen_ids[rec.id]} and {where})")
         seen_ids.setdefault(rec.id, where)
         valid.append(rec)
     authored = [r for r in valid if r.source != "review"]
-    by_text: dict[str, str] = {}
-    for r in authored:
-        key = normalise_text(r.text)
-        if key in by_text:
-            problems.append(f"exact duplicate text: {by_text[key]} and {r.id}")
-        else:
-            by_text[key] = r.id
+    problems += exact_duplicate_problems(authored)
     if near_duplicates and len(authored) > 1:
         text_of = {r.id: normalise_text(r.text) for r in authored}
         near = find_near_duplicates([r.id for r in authored], [r.text for r in authored],
@@ -214,8 +249,6 @@ def load_corpus(folder: Path, taxonomy: Taxonomy, *, validate: bool = True,
             frame[col] = None
     frame["heading"] = frame["heading"].fillna("").astype(str)
     frame["context"] = frame["context"].fillna("").astype(str)
-    frame["subpoints"] = frame.get("subpoints", pd.Series([None] * len(frame))).apply(
-        lambda v: list(v) if isinstance(v, list) else [])
     frame = _apply_reviews(frame)
     # The genre a passage was written in: the new genres name it, older passages their voice.
     genre = frame["genre"] if "genre" in frame else pd.Series(None, index=frame.index)
@@ -223,9 +256,7 @@ def load_corpus(folder: Path, taxonomy: Taxonomy, *, validate: bool = True,
     for col in ("source_url", "retrieved"):
         if col not in frame:
             frame[col] = None
-    for cat in taxonomy.labels:
-        frame[cat] = frame["labels"].apply(lambda labels, c=cat: int(c in labels))
-    return frame.reset_index(drop=True)
+    return add_label_columns(frame, taxonomy).reset_index(drop=True)
 
 
 def _apply_reviews(frame: pd.DataFrame) -> pd.DataFrame:

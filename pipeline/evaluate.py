@@ -150,11 +150,11 @@ def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params
     return pd.DataFrame(records)
 
 
-def classify_speed(model: TrainedModel, texts: list[str], *, repeats: int = 1) -> float:
+def classify_speed(model: TrainedModel, texts: list[str]) -> float:
     """Passages per second of ``model.predict`` (classifier and echo detection) in this
     process, on one batch of ``texts``."""
     # Numbered, so that no text is one an in-process embedding cache has already seen.
-    frame = pd.DataFrame({"text": [f"{t} ({i})" for i, t in enumerate(texts * repeats)]})
+    frame = pd.DataFrame({"text": [f"{t} ({i})" for i, t in enumerate(texts)]})
     model.predict(frame.head(50))  # load lazily held resources outside the timing
     t0 = time.perf_counter()
     model.predict(frame)

@@ -16,7 +16,6 @@ one 0/1 column per taxonomy category.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -24,7 +23,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .corpus import PassageText, find_near_duplicates, normalise_text, read_records
+from .corpus import (
+    PassageText,
+    add_label_columns,
+    exact_duplicate_problems,
+    find_near_duplicates,
+    in_hashed_fraction,
+    label_problems,
+    read_records,
+    schema_problem,
+)
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
 
@@ -98,45 +106,25 @@ def page_key(url: str) -> str:
     return f"{key}?{urlencode(query)}" if query else key
 
 
-def in_calibration_part(page: str, fraction: float, seed: int) -> bool:
-    """Stable membership of the calibration part, by a hash of the page."""
-    h = hashlib.sha256(f"{seed}:{page}".encode()).hexdigest()
-    return int(h[:8], 16) / 0xFFFFFFFF < fraction
-
-
 def validate_field_records(records: list[tuple[str, int, dict[str, object]]],
                            taxonomy: Taxonomy) -> list[str]:
     """Every schema problem of the field set, naming the offending file, line and id."""
     problems: list[str] = []
-    known, known_sub = set(taxonomy.labels), set(taxonomy.subpoints)
     seen: dict[str, str] = {}
-    texts: dict[str, str] = {}
+    valid: list[FieldPassage] = []
     for file, line, obj in records:
         where = f"{Path(file).name}:{line}"
         try:
             rec = FieldPassage.model_validate(obj)
         except ValidationError as e:
-            msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}"
-                             for err in e.errors())
-            problems.append(f"{where} id={obj.get('id')!r}: {msgs}")
+            problems.append(schema_problem(where, obj, e))
             continue
-        if set(rec.labels) - known:
-            problems.append(f"{where} id={rec.id}: unknown label(s) "
-                            f"{sorted(set(rec.labels) - known)}")
-        if known_sub and set(rec.subpoints) - known_sub:
-            problems.append(f"{where} id={rec.id}: unknown sub-point(s) "
-                            f"{sorted(set(rec.subpoints) - known_sub)}")
-        if (rec.kind == "content") != bool(rec.labels):
-            problems.append(f"{where} id={rec.id}: kind {rec.kind!r} "
-                            f"does not fit labels {rec.labels}")
+        problems += label_problems(rec, where, taxonomy)
         if rec.id in seen:
             problems.append(f"duplicate id {rec.id} ({seen[rec.id]} and {where})")
         seen.setdefault(rec.id, where)
-        key = normalise_text(rec.text)
-        if key in texts:
-            problems.append(f"exact duplicate text: {texts[key]} and {rec.id}")
-        texts.setdefault(key, rec.id)
-    return problems
+        valid.append(rec)
+    return problems + exact_duplicate_problems(valid)
 
 
 def load_field(folder: Path, taxonomy: Taxonomy, *, calibration_fraction: float = 0.4,
@@ -153,17 +141,12 @@ def load_field(folder: Path, taxonomy: Taxonomy, *, calibration_fraction: float 
     if problems:
         raise DataValidationError(str(folder), problems)
     frame = pd.DataFrame([{**obj, "file": Path(file).name} for file, _, obj in records])
-    if "subpoints" not in frame:
-        frame["subpoints"] = None
-    frame["subpoints"] = frame["subpoints"].apply(lambda v: list(v) if isinstance(v, list) else [])
     frame["page"] = frame["source_url"].map(page_key)
     frame["part"] = frame["page"].map(
-        lambda p: "calibration" if in_calibration_part(p, calibration_fraction, seed) else "test")
+        lambda p: "calibration" if in_hashed_fraction(p, calibration_fraction, seed) else "test")
     frame["heading"] = ""
     frame["context"] = ""
-    for cat in taxonomy.labels:
-        frame[cat] = frame["labels"].apply(lambda labels, c=cat: int(c in labels))
-    return frame
+    return add_label_columns(frame, taxonomy)
 
 
 def load_second_labels(folder: Path, taxonomy: Taxonomy) -> pd.DataFrame:

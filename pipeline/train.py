@@ -7,7 +7,6 @@ training run, so that ``forcecov promote`` can compare models on passages neithe
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,20 +26,15 @@ from .classify import (
     out_of_fold_proba,
 )
 from .config import Params
+from .corpus import in_hashed_fraction
 from .metrics import summary
 from .taxonomy import Taxonomy
 
 
-def in_frozen_eval(passage_id: str, fraction: float, seed: int) -> bool:
-    """Stable membership of the frozen evaluation split, by a hash of the id."""
-    h = hashlib.sha256(f"{seed}:{passage_id}".encode()).hexdigest()
-    return int(h[:8], 16) / 0xFFFFFFFF < fraction
-
-
 def split_frozen(corpus: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training rows, frozen evaluation rows)."""
-    mask = corpus["id"].map(lambda i: in_frozen_eval(str(i), params.promote.eval_fraction,
-                                                     params.promote.eval_seed))
+    mask = corpus["id"].map(lambda i: in_hashed_fraction(str(i), params.promote.eval_fraction,
+                                                         params.promote.eval_seed))
     return corpus[~mask].reset_index(drop=True), corpus[mask].reset_index(drop=True)
 
 
