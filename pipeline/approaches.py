@@ -45,7 +45,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .classify import PassageClassifier
 from .config import Params
-from .ingest import sha256_file
+from .hashing import sha256_file
 from .taxonomy import Taxonomy
 
 KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy",

@@ -1,7 +1,8 @@
 """Atomic file writes and an advisory lock, so nothing is ever half-written or lost.
 
 Every output goes to a temporary file in the same folder, is fsynced, then moved into place
-with ``os.replace``: a reader sees the old file or the new one, never a mix.
+with ``os.replace``: a reader sees the old file or the new one, never a mix. New files are
+0600: they quote documents (see :func:`atomic_open`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from typing import Any, BinaryIO
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8",
                 newline: str | None = None) -> Iterator[Any]:
-    """Open a temporary sibling of ``path`` for writing; on success, replace ``path`` with it."""
+    """Open a temporary sibling of ``path`` for writing; on success, replace ``path`` with it.
+
+    Outputs quote police documents, so a new file is private to the user (0600, and a new
+    folder 0700); a file that already exists keeps the mode its owner gave it.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
+    with contextlib.suppress(FileNotFoundError):
+        os.chmod(tmp, path.stat().st_mode & 0o777)
     try:
         with os.fdopen(fd, mode, encoding=None if binary else encoding,
                        newline=None if binary else newline) as fh:

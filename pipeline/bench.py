@@ -116,7 +116,7 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
         "from pipeline.taxonomy import load_taxonomy\n"
         "p = paths(); tax = load_taxonomy()\n"
         f"params = load_params().override('ingest', pdf_engine={engine!r})\n"
-        "model = load_model(resolve_model_dir(p.models), tax, models_dir=p.models)\n"
+        "model = load_model(resolve_model_dir(p.models), tax)\n"
         f"s = run_score([Path({str(folder)!r})], Path({str(out)!r}), model=model, params=params, "
         f"taxonomy=tax, jobs={jobs})\n"
         "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
@@ -139,7 +139,7 @@ def classify_rate(n: int = 20000) -> float:
     from .taxonomy import load_taxonomy
 
     p = paths()
-    model = load_model(resolve_model_dir(p.models), load_taxonomy(), models_dir=p.models)
+    model = load_model(resolve_model_dir(p.models), load_taxonomy())
     texts = [f"{PARAGRAPHS[i % len(PARAGRAPHS)]} Case {i}." for i in range(n)]
     frame = pd.DataFrame({"text": texts, "heading": ["Recommendation 2"] * n, "context": [""] * n})
     model.predict(frame.head(100))

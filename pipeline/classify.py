@@ -193,9 +193,13 @@ class EchoDetector(BaseEstimator):  # type: ignore[misc]
         self.vectorizer_ = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5),
                                            sublinear_tf=True, min_df=1).fit(corpus)
         self.reference_ = self.vectorizer_.transform([prepare_text(t) for t in self.texts])
+        self.compile_cues()
+        return self
+
+    def compile_cues(self) -> None:
+        """Compile the echo and own-voice cue patterns (after fitting or loading)."""
         self.cue_re_ = [re.compile(p, re.I | re.M) for p in self.cues]
         self.own_re_ = [re.compile(p, re.I) for p in self.own_voice]
-        return self
 
     def score(self, texts: list[str]) -> np.ndarray:
         """Cosine to the nearest taxonomy text, for each passage."""

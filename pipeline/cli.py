@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -146,15 +147,16 @@ def _model(model_path: Path | None, trust: bool) -> TrainedModel:
         from .train import train_and_save
 
         train_and_save(p.labelled, p.models, taxonomy, load_params(), field_dir=p.field)
-    return load_model(resolve_model_dir(p.models, model_path), taxonomy, models_dir=p.models,
-                      trust=trust)
+    return load_model(resolve_model_dir(p.models, model_path), taxonomy, trust=trust)
 
 
 ModelPath = Annotated[
     Path | None, typer.Option("--model", help="Model folder (default: models/current)")
 ]
 TrustModel = Annotated[
-    bool, typer.Option("--trust-model", help="Allow a model from outside models/")
+    bool, typer.Option("--trust-model",
+                       help="Allow a pickled model (model.joblib), which runs code when loaded; "
+                            "array models (model.npz) never need it")
 ]
 
 
@@ -218,6 +220,11 @@ def score(
     backend: Backend = None,
     scheduler: Scheduler = None,
     no_cache: NoCache = False,
+    shared_output: Annotated[
+        bool, typer.Option("--shared-output",
+                           help="Make the run's files readable by others (umask) instead of "
+                                "private to you (0600/0700): they quote the documents")
+    ] = False,
 ) -> None:
     """Score submissions: coverage per force and category, with evidence, and an HTML report."""
     from .forces import read_manifest
@@ -231,7 +238,7 @@ def score(
         summary = run_score(files, out_dir, model=model, params=params, taxonomy=load_taxonomy(),
                             manifest=read_manifest(manifest) if manifest else None, on_done=advance,
                             jobs=jobs, backend=backend, scheduler=scheduler,
-                            cache_dir=_cache_dir(no_cache, params))
+                            cache_dir=_cache_dir(no_cache, params), shared_output=shared_output)
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
               f"{summary.n_warning} with warnings, {summary.n_error} errors; "
@@ -372,10 +379,10 @@ def review_export(
     import pandas as pd
 
     from .review import build_queue, write_queue
+    from .score import check_run
 
     params = load_params()
-    if not (from_dir / "passages.parquet").is_file():
-        fail(f"{from_dir}: no passages.parquet; run `forcecov score ... --out {from_dir}` first")
+    check_run(from_dir)
     version, labels, thresholds = _run_model_and_thresholds(from_dir)
     scored = pd.read_parquet(from_dir / "passages.parquet")
     queue = build_queue(scored, labels, thresholds, n=n or params.review.n,
@@ -459,10 +466,18 @@ def review_serve(
     from_dir: Annotated[Path | None, typer.Option("--from", help="A scoring run folder")] = None,
     annotator: Annotated[str, typer.Option("--annotator", help="Who is labelling")] = "analyst",
     host: Annotated[
-        str, typer.Option(help="Address to bind (local only by default)")
+        str, typer.Option(help="Address to bind (127.0.0.1 by default; anything beyond "
+                               "loopback warns, and the session token is then the only "
+                               "protection)")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8765,
     n: Annotated[int | None, typer.Option("--n", help="Queue size when built from --from")] = None,
+    allow_host: Annotated[
+        list[str] | None,
+        typer.Option("--allow-host",
+                     help="Another name or address this machine is reached by (repeatable; "
+                          "only needed with a --host beyond loopback)"),
+    ] = None,
 ) -> None:
     """A local review page: read each passage in context, tick categories, save at once."""
     from .reviewserver import serve
@@ -470,7 +485,7 @@ def review_serve(
     if (queue is None) == (from_dir is None):
         fail("give exactly one of --queue FILE or --from RUN_DIR", code=2)
     serve(queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n,
-          console=out)
+          console=out, allowed_hosts=allow_host or ())
 
 
 @app.command()
@@ -482,6 +497,7 @@ def promote(
         bool, typer.Option("--force", help="Promote even if the gate fails (recorded in the card)")
     ] = False,
     by: Annotated[str, typer.Option(help="Who is promoting")] = "unknown",
+    trust_model: TrustModel = False,
 ) -> None:
     """Compare a candidate with models/current on the frozen split; promote if no worse."""
     from .corpus import load_corpus
@@ -498,8 +514,8 @@ def promote(
     version = candidate or latest_candidate(p.models, current)
     if version is None:
         fail("no candidate model: train one with `forcecov train --no-current`")
-    cand_model = load_model(p.models / version, taxonomy, models_dir=p.models)
-    cur_model = load_model(p.models / current, taxonomy, models_dir=p.models) if current else None
+    cand_model = load_model(p.models / version, taxonomy, trust=trust_model)
+    cur_model = load_model(p.models / current, taxonomy, trust=trust_model) if current else None
     _, frozen = split_frozen(load_corpus(p.labelled, taxonomy), params)
     result = gate(cand_model, cur_model, frozen, taxonomy, params.promote)
     print_table(f"{version} vs {current or '(none)'} on the frozen split (n={len(frozen)})",
@@ -523,9 +539,25 @@ def _root(
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit",
                                           callback=_print_version, is_eager=True)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr")] = False,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Project folder (params.yaml, models/, data/); default "
+                                    "$FORCECOV_ROOT, else the installed package's project, "
+                                    "never the working directory"),
+    ] = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from .config import root_and_source
+
+    if root is not None:
+        if not (root / "params.yaml").is_file():
+            fail(f"{root}: not a forcecov project (no params.yaml); pass the folder that "
+                 "holds params.yaml, models/ and data/", code=2)
+        os.environ["FORCECOV_ROOT"] = str(root.resolve())  # also seen by worker processes
+    if verbose:
+        where, source = root_and_source()
+        err.print(f"project root: {where} (from {source})")
 
 
 def main() -> None:

@@ -9,20 +9,25 @@ from typing import Any
 
 import yaml
 
+PACKAGE_PROJECT = Path(__file__).resolve().parent.parent
 
-def find_root(start: Path | None = None) -> Path:
-    """The project root: $FORCECOV_ROOT, else the nearest folder up from cwd with params.yaml.
 
-    Falls back to the folder above the package, so an installed tool still finds its data.
+def find_root() -> Path:
+    """The project root: ``$FORCECOV_ROOT`` (which ``--root`` sets), else the project the
+    installed package belongs to.
+
+    Never the working directory: a folder tree someone else prepared (their params.yaml,
+    their models/) must not be picked up just because forcecov was run inside it.
     """
+    return root_and_source()[0]
+
+
+def root_and_source() -> tuple[Path, str]:
+    """The project root and where it came from (shown by ``forcecov -v``)."""
     env = os.environ.get("FORCECOV_ROOT")
     if env:
-        return Path(env).resolve()
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if (folder / "params.yaml").is_file() and (folder / "pipeline").is_dir():
-            return folder
-    return Path(__file__).resolve().parent.parent
+        return Path(env).resolve(), "FORCECOV_ROOT / --root"
+    return PACKAGE_PROJECT, "the installed package's project"
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ from typing import Any
 
 from .config import IngestParams, SegmentParams
 from .errors import IngestError
-from .ingest import read_document, sha256_file
+from .hashing import sha256_file
+from .ingest import read_document
 from .records import DocumentResult, Passage
 from .segment import segment
 from .taxonomy import Taxonomy

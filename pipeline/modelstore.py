@@ -1,8 +1,13 @@
-"""Saving and loading models: ``models/<version>/model.joblib`` + ``model.json`` (the card).
+"""Saving and loading models: ``models/<version>/model.npz`` (or ``model.joblib``) +
+``model.json`` (the card).
 
-joblib files are pickles, and loading a pickle runs code. So a model is loaded only when
-the sha256 of its file matches its card, only from the project's ``models/`` folder unless
-the caller trusts it explicitly, and only when its labels and scikit-learn version fit.
+The linear TF-IDF kinds, the default among them, are stored as plain arrays
+(:mod:`pipeline.modelarrays`): loading them runs no code, wherever the folder is. Other kinds
+(embeddings, spaCy, ensembles) are joblib pickles, and loading a pickle runs whatever code
+it names; a card beside a pickle proves nothing about who wrote it, so a pickle is loaded
+only when the caller passes ``trust=True`` (``--trust-model``) every time, in any folder.
+Either file is loaded only when its sha256 matches the card (integrity, not trust) and its
+labels and scikit-learn version fit.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from typing import Any
 from .atomic import write_json, write_text
 from .classify import TrainedModel
 from .errors import ModelError
-from .ingest import sha256_file
+from .hashing import sha256_file
 from .taxonomy import Taxonomy
 
+ARRAY_FILE = "model.npz"
 MODEL_FILE = "model.joblib"
 CARD_FILE = "model.json"
 POINTER = "current"
@@ -37,14 +43,22 @@ def library_versions() -> dict[str, str]:
 
 def save_model(model: TrainedModel, models_dir: Path, card: dict[str, Any], *,
                make_current: bool = True) -> Path:
-    """Write the artefact and its card; point ``models/current`` at it if asked."""
+    """Write the artefact (arrays when the kind allows, else a pickle) and its card; point
+    ``models/current`` at it if asked."""
     import joblib
+
+    from .modelarrays import ArrayModelError, save_arrays
 
     folder = models_dir / model.version
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / (MODEL_FILE + ".tmp")
-    joblib.dump(model, tmp, compress=3)
-    tmp.replace(folder / MODEL_FILE)
+    try:
+        save_arrays(model, folder / ARRAY_FILE)
+        artefact, stored_as = folder / ARRAY_FILE, "arrays"
+    except ArrayModelError:
+        tmp = folder / (MODEL_FILE + ".tmp")
+        joblib.dump(model, tmp, compress=3)
+        tmp.replace(folder / MODEL_FILE)
+        artefact, stored_as = folder / MODEL_FILE, "joblib"
     full_card = {
         "version": model.version,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -54,7 +68,9 @@ def save_model(model: TrainedModel, models_dir: Path, card: dict[str, Any], *,
         "library_versions": library_versions(),
         **model.meta,
         **card,
-        "model_sha256": sha256_file(folder / MODEL_FILE),
+        "model_file": artefact.name,
+        "model_format": stored_as,
+        "model_sha256": sha256_file(artefact),
     }
     write_json(folder / CARD_FILE, full_card)
     if make_current:
@@ -114,20 +130,26 @@ def _major_minor(version: str) -> tuple[int, ...]:
     return tuple(int(x) for x in version.split(".")[:2] if x.isdigit())
 
 
-def load_model(folder: Path, taxonomy: Taxonomy, *, models_dir: Path,
-               trust: bool = False) -> TrainedModel:
-    """Verify, then load. Raises :class:`ModelError` with the reason and what to do."""
+def load_model(folder: Path, taxonomy: Taxonomy, *, trust: bool = False) -> TrainedModel:
+    """Verify, then load. Raises :class:`ModelError` with the reason and what to do.
+
+    ``model.npz`` loads without running code. ``model.joblib`` is a pickle: it is refused
+    unless ``trust`` is given, before a byte of it is read.
+    """
     import joblib
 
+    from .modelarrays import ArrayModelError, load_arrays
+
     folder = folder.resolve()
-    if not trust and models_dir.resolve() not in (folder, *folder.parents):
-        raise ModelError(f"{folder}: models are loaded only from {models_dir} "
-                         "(a model file is a pickle and runs code when loaded); "
-                         "pass --trust-model if you trust this file")
     card = read_card(folder)
-    artefact = folder / MODEL_FILE
+    arrays = (folder / ARRAY_FILE).is_file()
+    artefact = folder / (ARRAY_FILE if arrays else MODEL_FILE)
     if not artefact.is_file():
-        raise ModelError(f"{artefact}: model file missing")
+        raise ModelError(f"{folder}: model file missing (neither {ARRAY_FILE} nor {MODEL_FILE})")
+    if not arrays and not trust:
+        raise ModelError(f"{artefact}: a pickled model runs code when loaded, and a card "
+                         "beside it proves nothing about who wrote it; pass --trust-model "
+                         "only if you made this file, or retrain with `forcecov train`")
     actual = sha256_file(artefact)
     if actual != card.get("model_sha256"):
         raise ModelError(f"{artefact}: sha256 does not match its card "
@@ -140,8 +162,16 @@ def load_model(folder: Path, taxonomy: Taxonomy, *, models_dir: Path,
     now = library_versions().get("scikit-learn", "")
     if saved and now and _major_minor(saved) != _major_minor(now):
         raise ModelError(f"{folder}: saved with scikit-learn {saved}, but {now} is installed; "
-                         "retrain with `forcecov train` (pickles do not move between versions)")
-    model = joblib.load(artefact)
+                         "retrain with `forcecov train`")
+    if arrays:
+        try:
+            model = load_arrays(artefact)
+        except ArrayModelError as e:
+            raise ModelError(f"{artefact}: {e}; retrain with `forcecov train`") from e
+    else:
+        model = joblib.load(artefact)
     if not isinstance(model, TrainedModel):
         raise ModelError(f"{artefact}: not a forcecov model")
+    if list(model.labels) != taxonomy.labels:
+        raise ModelError(f"{artefact}: its labels differ from its card's; retrain")
     return model

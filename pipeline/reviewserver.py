@@ -4,6 +4,11 @@
 queue (from a queue file written by ``review export``, or from a scoring run folder) and runs
 it on 127.0.0.1 by default.
 
+The page shows passages quoted from police responses, so every request needs the session
+token ``serve`` prints in the URL (as Jupyter does; the page's script sends it back in the
+``X-Forcecov-Token`` header) and a Host header naming this server (no DNS rebinding), and
+request bodies are capped at 64 KB.
+
 Every accepted decision is saved at once through :func:`pipeline.review.save_reviews`, the
 same validation, provenance, lock, atomic append and de-duplication as ``forcecov review
 import``. Nothing is ever removed from ``reviewed.jsonl``: undo goes back to the previous item,
@@ -14,11 +19,14 @@ On start, items this annotator has already reviewed are skipped, so a restart re
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 import logging
+import re
 import secrets
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +42,13 @@ if TYPE_CHECKING:
     from werkzeug.exceptions import HTTPException
 
 ContextLookup = Callable[[dict[str, Any]], dict[str, Any] | None]
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Host header names always accepted: this machine, by name and by IPv4 and IPv6 loopback.
+LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
+TOKEN_HEADER = "X-Forcecov-Token"
+MAX_REQUEST_BYTES = 64 * 1024  # a decision with the longest notes is well under 32 KB
+MAX_NOTES_CHARS = 2000
+# A Host header: a name or an IPv6 address in brackets, then an optional port.
+_HOST_HEADER = re.compile(r"(\[[0-9a-f:.]+\]|[^\s:\[\]/@]+)(?::[0-9]{1,5})?", re.ASCII)
 
 
 # ----------------------------------------------------------------------------- queue items
@@ -261,20 +275,28 @@ def create_app(
     context_lookup: ContextLookup | None = None,
     source: str = "review-serve",
     known: dict[str, dict[str, Any]] | None = None,
-    trusted_hosts: list[str] | None = None,
+    token: str,
+    host: str = "127.0.0.1",
+    allowed_hosts: Iterable[str] = (),
 ) -> Flask:
     """The review app over ``queue_items`` (dicts as from :func:`read_queue`).
 
     Decisions go to ``reviewed_path`` through :func:`save_reviews` (the import path), recorded
-    with ``annotator``; ``source`` becomes each record's ``import_file``. ``trusted_hosts``
-    restricts the Host header (``serve`` sets it when bound to loopback: no DNS rebinding).
+    with ``annotator``; ``source`` becomes each record's ``import_file``.
+
+    Every request, the page included, must carry ``token`` (the ``X-Forcecov-Token`` header or
+    a ``?token=`` parameter; else 403) and a Host header from :func:`allowed_host_names` for
+    the bound ``host`` plus ``allowed_hosts`` (else 400). Bodies over 64 KB get 413.
     """
     from flask import Flask, g, jsonify, render_template, request
     from flask.json.provider import DefaultJSONProvider
-    from werkzeug.exceptions import HTTPException
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     if not annotator.strip():
         raise DataValidationError("review serve", ["--annotator is required: who is labelling?"])
+    if len(token) < 16:  # a short token could be guessed; serve uses secrets.token_urlsafe
+        raise ValueError("the review server needs a session token of at least 16 characters")
+    hosts = allowed_host_names(host, allowed_hosts)
     reviewed_path = Path(reviewed_path)
     labels = taxonomy.labels
     by_id, by_text = my_reviews(reviewed_path, annotator)
@@ -290,7 +312,7 @@ def create_app(
     app = Flask(__name__)
     if isinstance(app.json, DefaultJSONProvider):  # the default: keep the order we build
         app.json.sort_keys = False
-    app.config["TRUSTED_HOSTS"] = trusted_hosts
+    app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions["forcecov_review"] = session
     categories = [
         {"id": c.id, "display": c.display, "key": str(i + 1) if i < 9 else ""}
@@ -356,9 +378,41 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def _http(e: HTTPException) -> ResponseReturnValue:
+        if e.code == 413:
+            return error(
+                413,
+                f"request too large: at most {MAX_REQUEST_BYTES // 1024} KB "
+                f"(notes up to {MAX_NOTES_CHARS:,} characters)",
+            )
         if request.path.startswith("/api/"):
             return error(e.code or 500, e.description or e.name)
         return e
+
+    @app.before_request
+    def _guard() -> ResponseReturnValue | None:
+        # Host first: a DNS-rebound page names the attacker's host, whatever else it sends.
+        sent_host = request.headers.get("Host", "")
+        if not host_allowed(sent_host, hosts):
+            return error(
+                400,
+                f"Host {sent_host!r} is not allowed: open the URL printed by "
+                "`forcecov review serve` (to reach it under another name, restart it with "
+                "--allow-host NAME)",
+                allowed=sorted(hosts),
+            )
+        # Every route, the page too: nothing is readable or writable without the token.
+        given = request.headers.get(TOKEN_HEADER) or request.args.get("token") or ""
+        if not secrets.compare_digest(given.encode(), token.encode()):
+            problem = "wrong session token" if given else "no session token"
+            return error(
+                403,
+                f"{problem}: open the URL printed by `forcecov review serve`, which carries "
+                "the token (http://HOST:PORT/?token=...)",
+            )
+        # MAX_CONTENT_LENGTH bites only when a body is read; refuse a declared oversize at once.
+        if (request.content_length or 0) > MAX_REQUEST_BYTES:
+            raise RequestEntityTooLarge()
+        return None
 
     @app.after_request
     def _headers(resp: Response) -> Response:
@@ -381,9 +435,15 @@ def create_app(
             "annotator": annotator.strip(),
             "categories": categories,
             "total": len(session.items),
+            "token": token,  # the script sends it back on every API call
+            "token_header": TOKEN_HEADER,
         }
         return render_template(
-            "review.html", config=config, annotator=annotator.strip(), nonce=g.csp_nonce
+            "review.html",
+            config=config,
+            annotator=annotator.strip(),
+            nonce=g.csp_nonce,
+            notes_max=MAX_NOTES_CHARS,
         )
 
     @app.get("/api/progress")
@@ -411,6 +471,11 @@ def create_app(
         notes = data.get("notes", "")
         if not isinstance(notes, str):
             return error(400, "'notes' must be a string")
+        if len(notes) > MAX_NOTES_CHARS:
+            return error(
+                400,
+                f"'notes' has {len(notes):,} characters; keep them to {MAX_NOTES_CHARS:,}",
+            )
         with session.lock:
             i = index_of(data)
             it = session.items[i]
@@ -499,6 +564,80 @@ class _BadRequest(Exception):
         self.status = status
 
 
+# ----------------------------------------------------------------------------- bind and hosts
+
+
+def _bare(host: str) -> str:
+    return host.strip().removeprefix("[").removesuffix("]").lower()
+
+
+def url_host(host: str) -> str:
+    """``host`` as written in a URL or Host header: lower case, an IPv6 address in brackets."""
+    name = _bare(host)
+    return f"[{name}]" if ":" in name else name
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (localhost, 127.0.0.0/8, ::1)."""
+    name = _bare(host)
+    if name == "localhost":
+        return True
+    try:
+        addr = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # any other name may resolve to a network address
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    return addr.is_loopback
+
+
+def allowed_host_names(host: str, extra: Iterable[str] = ()) -> frozenset[str]:
+    """Host header names (without port) the server answers to when bound to ``host``.
+
+    Always this machine's loopback names and the bound address itself; beyond loopback, also
+    the names in ``extra`` (what other machines call this one). Anything else could be a DNS
+    rebinding attack: a web page whose name was pointed at this address.
+    """
+    return frozenset({*LOCAL_NAMES, url_host(host), *(url_host(h) for h in extra if h.strip())})
+
+
+def host_allowed(header: str, allowed: frozenset[str]) -> bool:
+    """Whether a Host header value (``name`` or ``name:port``) names one of ``allowed``."""
+    match = _HOST_HEADER.fullmatch(header.strip().lower())
+    return match is not None and match.group(1) in allowed
+
+
+def exposure_warning(host: str, port: int = 8765) -> str | None:
+    """The warning for binding beyond this machine, or None for a loopback ``host``."""
+    if is_loopback(host):
+        return None
+    return (
+        f"warning: the review page is bound to {url_host(host)}, beyond this machine. The "
+        "passages it shows, quoted from police responses, become reachable from the network, "
+        "and the session token in the URL is the only protection: anyone who has it can read "
+        "them and save labels as this annotator. Prefer the default --host 127.0.0.1 and an "
+        f"SSH tunnel from your own machine: ssh -N -L {port}:127.0.0.1:{port} THIS_HOST, then "
+        f"open the printed URL there. Other machines must use the bound address or a name "
+        "given with --allow-host."
+    )
+
+
+def warn_if_exposed(host: str, port: int = 8765) -> bool:
+    """Print :func:`exposure_warning` to stderr if ``host`` is beyond loopback; True if so."""
+    message = exposure_warning(host, port)
+    if message is not None:
+        print(message, file=sys.stderr, flush=True)
+    return message is not None
+
+
+def review_url(host: str, port: int, token: str) -> str:
+    """The URL to open, token included; a wildcard bind is opened through loopback."""
+    name = url_host(host)
+    if name in ("0.0.0.0", "[::]", ""):
+        name = "[::1]" if ":" in name else "127.0.0.1"
+    return f"http://{name}:{port}/?token={token}"
+
+
 # ----------------------------------------------------------------------------- serve
 
 
@@ -519,11 +658,10 @@ def prepare(
     labels = load_taxonomy().labels
     frame = context = known = None
     if run_dir is not None:
+        from .score import check_run
+
+        check_run(Path(run_dir))
         parquet = Path(run_dir) / "passages.parquet"
-        if not parquet.is_file():
-            raise ForcecovError(
-                f"{run_dir}: no passages.parquet; run `forcecov score ... --out {run_dir}` first"
-            )
         frame = pd.read_parquet(parquet)
         context = passage_context(frame)
         known = {
@@ -562,8 +700,13 @@ def serve(
     port: int = 8765,
     n: int | None = None,
     console: Any = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
-    """Build the queue and serve the review page until Ctrl+C."""
+    """Build the queue and serve the review page until Ctrl+C.
+
+    A fresh session token is made each run and printed in the URL; ``allowed_hosts`` are more
+    names the Host header may carry (for a bind beyond loopback).
+    """
     from werkzeug.serving import make_server
 
     from .config import paths
@@ -572,9 +715,8 @@ def serve(
     say = console.print if console is not None else print
     items, context, source, known = prepare(queue=queue, run_dir=run_dir, n=n)
     reviewed = paths().reviewed
-    loopback = host in LOOPBACK or host.startswith("127.")
-    # Only loopback names in the Host header (no DNS rebinding); werkzeug cannot match IPv6 names.
-    trusted = sorted({host, "127.0.0.1", "localhost"}) if loopback and ":" not in host else None
+    host = _bare(host)  # "[::1]" binds as "::1"
+    token = secrets.token_urlsafe(32)
     app = create_app(
         items,
         annotator=annotator,
@@ -583,7 +725,9 @@ def serve(
         context_lookup=context,
         source=source,
         known=known,
-        trusted_hosts=trusted,
+        token=token,
+        host=host,
+        allowed_hosts=allowed_hosts,
     )
     prog = app.extensions["forcecov_review"].progress()
     if not items:
@@ -591,18 +735,14 @@ def serve(
         return
     if logging.getLogger().getEffectiveLevel() > logging.INFO:  # no access log unless --verbose
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    warn_if_exposed(host, port)
     server = make_server(host, port, app, threaded=True)
-    shown = f"[{host}]" if ":" in host else host
     say(
-        f"Review page for {annotator.strip()}: http://{shown}:{server.server_port}/  "
-        f"({prog['total']} passages, {prog['resumed']} already reviewed by {annotator.strip()}, "
-        f"{prog['remaining']} to go; saving to {reviewed}). Ctrl+C to stop."
+        f"Review page for {annotator.strip()} ({prog['total']} passages, {prog['resumed']} "
+        f"already reviewed by {annotator.strip()}, {prog['remaining']} to go; saving to "
+        f"{reviewed}). Open this URL, which carries the session token; Ctrl+C to stop:"
     )
-    if not loopback:
-        say(
-            "warning: bound beyond this machine; anyone who can reach it "
-            "can add labels as this annotator"
-        )
+    say(f"    {review_url(host, server.server_port, token)}")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -7,10 +7,11 @@ summary.json, report.html, figures/heatmap.png, figures/score_distribution.png.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,14 +88,14 @@ def passage_schema(labels: list[str]) -> pa.Schema:
 class PassageWriter:
     """Appends scored passages to passages.parquet batch by batch; moved into place on close."""
 
-    def __init__(self, path: Path, labels: list[str]):
+    def __init__(self, path: Path, labels: list[str], run_id: str = ""):
         import os
         import tempfile
 
         import pyarrow.parquet as pq
 
         self.path = path
-        self.schema = passage_schema(labels)
+        self.schema = passage_schema(labels).with_metadata({"forcecov_run_id": run_id})
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -145,28 +146,161 @@ def remove_stale_temp_files(out_dir: Path) -> int:
     return n
 
 
+RUN_FIGURES = "figures"
+_STAGING = re.compile(r"^\.(?P<name>.+)\.run-(?P<pid>\d+)-[A-Za-z0-9_]+$")
+
+
+def _pid_alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_staging(out_dir: Path) -> int:
+    """Staging folders that killed runs into ``out_dir`` left beside it (their process is
+    gone); a staging folder of a run still going is left alone."""
+    import shutil
+
+    n = 0
+    parent = out_dir.parent
+    for folder in parent.glob(f".{out_dir.name}.run-*") if parent.is_dir() else []:
+        m = _STAGING.match(folder.name)
+        if m and m["name"] == out_dir.name and not _pid_alive(int(m["pid"])):
+            shutil.rmtree(folder, ignore_errors=True)
+            n += 1
+    return n
+
+
+def publish_run(staging: Path, out_dir: Path, *, shared: bool = False) -> None:
+    """Move a finished run from its staging folder into ``out_dir``.
+
+    The old run's outputs go first, summary.json before the rest; the new ones come in with
+    summary.json last. A kill at any point leaves outputs of one run only, and a folder
+    without summary.json is an incomplete run that :func:`check_run` refuses. Files that are
+    not outputs of a run (queues, notes) are left alone. Outputs quote documents, so they
+    are private to the user (files 0600, folders 0700) unless ``shared``.
+    """
+    import os
+    import shutil
+
+    umask = os.umask(0)
+    os.umask(umask)
+    file_mode, dir_mode = (0o666 & ~umask, 0o777 & ~umask) if shared else (0o600, 0o700)
+    if not out_dir.exists():
+        out_dir.mkdir(parents=True, mode=dir_mode)
+        os.chmod(out_dir, dir_mode)  # mkdir's mode is masked by the umask
+    old = ["summary.json", *[n for n in RUN_OUTPUTS if n != "summary.json"], RUN_FIGURES]
+    for name in old:
+        target = out_dir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    for name in [*reversed(old)]:
+        source = staging / name
+        if not source.exists():
+            continue
+        if source.is_dir():
+            os.chmod(source, dir_mode)
+            for f in source.rglob("*"):
+                os.chmod(f, dir_mode if f.is_dir() else file_mode)
+        else:
+            os.chmod(source, file_mode)
+        os.replace(source, out_dir / name)
+    with contextlib.suppress(OSError):
+        fd = os.open(out_dir, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_run(run_dir: Path) -> str:
+    """The run id of a complete scoring run folder, or :class:`ForcecovError` saying why not:
+    no run there, a run interrupted while it was being published, or files of two runs."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    from .errors import ForcecovError
+
+    parquet, summary = Path(run_dir) / "passages.parquet", Path(run_dir) / "summary.json"
+    if not parquet.is_file():
+        raise ForcecovError(
+            f"{run_dir}: no passages.parquet; run `forcecov score ... --out {run_dir}` first")
+    if not summary.is_file():
+        raise ForcecovError(f"{run_dir}: incomplete run (no summary.json: the run was stopped "
+                            f"while its files were moved into place); run `forcecov score` again")
+    try:
+        run_id = str(json.loads(summary.read_text(encoding="utf-8")).get("run_id", ""))
+    except (ValueError, AttributeError) as e:
+        raise ForcecovError(f"{summary}: not valid JSON; run `forcecov score` again") from e
+    meta = pq.read_schema(parquet).metadata or {}
+    parquet_id = meta.get(b"forcecov_run_id", b"").decode()
+    if run_id and parquet_id and run_id != parquet_id:
+        raise ForcecovError(f"{run_dir}: summary.json and passages.parquet come from different "
+                            "runs; run `forcecov score` again")
+    return run_id
+
+
 def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedModel,
               params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None = None,
               on_done: Callable[[Extracted], None] | None = None, jobs: int | None = None,
               backend: str | None = None, scheduler: str | None = None,
-              cache_dir: Path | None = None) -> ScoreSummary:
+              cache_dir: Path | None = None, shared_output: bool = False) -> ScoreSummary:
     """Score every input and write the run folder.
 
     Documents stream through: each chunk is extracted (in parallel if asked), classified,
     appended to passages.parquet and reduced to its evidence, so memory holds one chunk
     plus the evidence, never every document. With ``cache_dir``, unchanged documents are
-    not extracted again, so an interrupted run resumes quickly; every output is written
-    whole and atomically, so a resumed run never duplicates rows.
+    not extracted again, so an interrupted run resumes quickly. The whole run is written
+    into a staging folder beside ``out_dir`` and published at the end
+    (:func:`publish_run`), so ``out_dir`` never holds files of two runs.
     """
+    import os
+    import shutil
+    import tempfile
     import time
-
-    from .extract import ExtractCache
+    import uuid
 
     t_start = time.perf_counter()
     jobs = jobs if jobs is not None else params.score.jobs
     backend = backend or params.score.backend
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)
+    remove_stale_staging(out_dir)
+    run_id = uuid.uuid4().hex[:16]
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.run-{os.getpid()}-",
+                                    dir=out_dir.parent))  # 0700, on the same file system
+    try:
+        summary_out = _score_into(staging, inputs, model=model, params=params,
+                                  taxonomy=taxonomy, manifest=manifest, on_done=on_done,
+                                  jobs=jobs, backend=backend, scheduler=scheduler,
+                                  cache_dir=cache_dir, run_id=run_id, t_start=t_start)
+        publish_run(staging, out_dir, shared=shared_output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    seconds = {**summary_out.seconds, "total": time.perf_counter() - t_start}
+    return replace(summary_out, out_dir=out_dir, seconds=seconds)
+
+
+def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedModel,
+                params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None,
+                on_done: Callable[[Extracted], None] | None, jobs: int, backend: str,
+                scheduler: str | None, cache_dir: Path | None, run_id: str,
+                t_start: float) -> ScoreSummary:
+    """Every output of a run, written into ``out_dir`` (the staging folder)."""
+    import time
+
+    from .extract import ExtractCache
+
     files = find_inputs(inputs)
     cache = ExtractCache(cache_dir, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,
                          manifest=manifest) if cache_dir else None
@@ -174,7 +308,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
     results: list[DocumentResult] = []
     evidence_parts: list[pd.DataFrame] = []
     flags: list[pd.DataFrame] = []
-    writer = PassageWriter(out_dir / "passages.parquet", model.labels)
+    writer = PassageWriter(out_dir / "passages.parquet", model.labels, run_id)
     try:
         t0 = time.perf_counter()
         batch: list[dict[str, Any]] = []
@@ -219,7 +353,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
     summary = national_summary(cov, taxonomy, territorial_forces())
     summary.update({
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "model_version": model.version, "n_documents": len(results),
+        "run_id": run_id, "model_version": model.version, "n_documents": len(results),
         "n_documents_error": sum(r.status == "error" for r in results),
         "n_passages": int(len(flag_frame)), "n_echo": int(flag_frame["echo"].sum()),
         "n_needs_review": int(flag_frame["needs_review"].sum()),

@@ -19,7 +19,7 @@ from tests.conftest import REPO, fast_params, small_corpus
 
 @pytest.fixture(scope="module")
 def model(project):
-    return load_model(project / "models" / "vtest", load_taxonomy(), models_dir=project / "models")
+    return load_model(project / "models" / "vtest", load_taxonomy())
 
 
 def test_trained_model_separates_clear_cases(model):

@@ -3,8 +3,11 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
+
+from tests.conftest import REPO
 
 
 def run_cli(*args, cwd=None):
@@ -147,3 +150,58 @@ def test_a_newline_in_a_file_name_cannot_forge_a_line_on_stderr(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert not any(ln.startswith("error forged") for ln in lines), proc.stderr
     assert any("x\\nerror forged.pdf" in ln for ln in lines), proc.stderr
+
+
+def test_a_folder_tree_someone_else_prepared_is_never_the_project_root(tmp_path):
+    """Run forcecov inside a folder with its own params.yaml, pipeline/ and a planted pickle
+    in models/current (with a matching card): the root is the installed package's project,
+    printed with -v, and the planted pickle never runs."""
+    import json
+    import os
+
+    import joblib
+
+    from pipeline.hashing import sha256_file
+
+    planted = tmp_path / "shared-drive"
+    (planted / "pipeline").mkdir(parents=True)
+    (planted / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (planted / "models" / "vplant").mkdir(parents=True)
+    marker = tmp_path / "code-ran.marker"
+    joblib.dump(_Planted(str(marker)), planted / "models" / "vplant" / "model.joblib")
+    card = json.loads((REPO / "models" / (REPO / "models" / "current").read_text().strip()
+                       / "model.json").read_text())
+    card.update(version="vplant", model_file="model.joblib", model_format="joblib",
+                model_sha256=sha256_file(planted / "models" / "vplant" / "model.joblib"))
+    (planted / "models" / "vplant" / "model.json").write_text(json.dumps(card))
+    (planted / "models" / "current").write_text("vplant\n")
+    (planted / "Kent response.txt").write_text(
+        "Kent Police\n\nEvery referral to the National Referral Mechanism is checked by the "
+        "modern slavery coordinator before it is sent.\n")
+    env = {k: v for k, v in os.environ.items() if k != "FORCECOV_ROOT"}
+    # The installed command, as an analyst runs it (`python -m` would put the folder's own
+    # pipeline/ first on sys.path, which is Python's behaviour, not ours).
+    forcecov = str(Path(sys.executable).parent / "forcecov")
+    proc = subprocess.run([forcecov, "-v", "score", "Kent response.txt",
+                           "--out", str(tmp_path / "run")], cwd=planted, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert f"project root: {REPO.resolve()} (from the installed package's project)" in proc.stderr
+    assert not marker.exists()
+    proc = subprocess.run([forcecov, "--root", str(planted / "models"),
+                           "score", "Kent response.txt"], cwd=planted, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "not a forcecov project (no params.yaml)" in proc.stderr
+    proc = subprocess.run([forcecov, "--root", ".", "score",
+                           "Kent response.txt", "--out", str(tmp_path / "run2")], cwd=planted,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "--trust-model" in proc.stderr
+    assert not marker.exists()
+
+
+class _Planted:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))

@@ -196,12 +196,16 @@ def test_promote_refuses_a_worse_candidate_unless_forced(project_root):
     keywords = train(corpus, TAX, fast_params().override("model", kind="keywords"),
                      version="vkeywords")
     save_model(keywords.model, models, {"cv_metrics": keywords.cv_metrics}, make_current=False)
+    # Keyword rules are stored as a pickle: never loaded without --trust-model.
     result = invoke("promote", "--by", "tester")
+    assert result.exit_code == 1 and "--trust-model" in str(result.exception)
+    result = invoke("promote", "--by", "tester", "--trust-model")
     assert result.exit_code == 1
     assert "vkeywords vs vtest on the frozen split" in result.stdout
     assert "not promoted: macro_f1 fell by" in result.stdout
     assert (models / "current").read_text().strip() == "vtest"
-    result = invoke("promote", "--candidate", "vkeywords", "--force", "--by", "tester")
+    result = invoke("promote", "--candidate", "vkeywords", "--force", "--by", "tester",
+                    "--trust-model")
     assert result.exit_code == 0, result.output
     assert "promoted vkeywords -> models/current (forced; recorded in the card)" in result.stdout
     assert (models / "current").read_text().strip() == "vkeywords"

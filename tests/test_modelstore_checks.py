@@ -7,8 +7,9 @@ import joblib
 import pytest
 
 from pipeline.errors import ModelError
-from pipeline.ingest import sha256_file
+from pipeline.hashing import sha256_file
 from pipeline.modelstore import (
+    ARRAY_FILE,
     CARD_FILE,
     MODEL_FILE,
     current_version,
@@ -38,7 +39,7 @@ def _edit_card(folder, **changes):
 
 def test_pointer_and_paths_resolve_or_explain(models, tmp_path):
     assert resolve_model_dir(models) == models / "vtest"
-    assert resolve_model_dir(models, models / "vtest" / MODEL_FILE) == models / "vtest"
+    assert resolve_model_dir(models, models / "vtest" / ARRAY_FILE) == models / "vtest"
     empty = tmp_path / "empty"
     empty.mkdir()
     assert current_version(empty) is None
@@ -58,25 +59,34 @@ def test_damaged_cards_are_refused(models):
         read_card(folder)
     (folder / CARD_FILE).unlink()
     with pytest.raises(ModelError, match="refusing to load an unverified model"):
-        load_model(folder, TAX, models_dir=models)
+        load_model(folder, TAX)
 
 
 def test_missing_file_foreign_labels_and_old_libraries_are_refused(models):
     folder = models / "vtest"
     _edit_card(folder, labels=list(reversed(TAX.labels)))
     with pytest.raises(ModelError, match="differ from the taxonomy's"):
-        load_model(folder, TAX, models_dir=models)
+        load_model(folder, TAX)
     _edit_card(folder, labels=TAX.labels, library_versions={"scikit-learn": "0.1.0"})
     with pytest.raises(ModelError, match="saved with scikit-learn 0.1.0"):
-        load_model(folder, TAX, models_dir=models)
-    (folder / MODEL_FILE).unlink()
+        load_model(folder, TAX)
+    (folder / ARRAY_FILE).unlink()
     with pytest.raises(ModelError, match="model file missing"):
-        load_model(folder, TAX, models_dir=models)
+        load_model(folder, TAX)
 
 
 def test_a_pickle_that_is_not_a_model_is_refused(models):
     folder = models / "vtest"
+    (folder / ARRAY_FILE).unlink()
     joblib.dump({"not": "a model"}, folder / MODEL_FILE)
     _edit_card(folder, model_sha256=sha256_file(folder / MODEL_FILE))
     with pytest.raises(ModelError, match="not a forcecov model"):
-        load_model(folder, TAX, models_dir=models)
+        load_model(folder, TAX, trust=True)
+
+
+def test_a_damaged_array_file_is_refused(models):
+    folder = models / "vtest"
+    (folder / ARRAY_FILE).write_bytes(b"PK\x03\x04 not an npz")
+    _edit_card(folder, model_sha256=sha256_file(folder / ARRAY_FILE))
+    with pytest.raises(ModelError, match="not a valid array model"):
+        load_model(folder, TAX)

@@ -22,7 +22,7 @@ class _Shifted:
 
 
 def test_gate_passes_an_equal_model_and_blocks_a_worse_one(project):
-    current = load_model(project / "models" / "vtest", TAX, models_dir=project / "models")
+    current = load_model(project / "models" / "vtest", TAX)
     frozen = small_corpus(15, seed=3)
     same = gate(current, current, frozen, TAX, PromoteParams())
     assert same.passed and same.table["ok"].all()

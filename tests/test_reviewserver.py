@@ -13,7 +13,21 @@ import pytest
 
 from pipeline.corpus import _apply_reviews
 from pipeline.review import build_queue, write_queue
-from pipeline.reviewserver import create_app, items_from_frame, passage_context, prepare, read_queue
+from pipeline.reviewserver import (
+    MAX_NOTES_CHARS,
+    TOKEN_HEADER,
+    allowed_host_names,
+    create_app,
+    exposure_warning,
+    host_allowed,
+    is_loopback,
+    items_from_frame,
+    passage_context,
+    prepare,
+    read_queue,
+    review_url,
+    warn_if_exposed,
+)
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -21,6 +35,7 @@ LABELS = TAX.labels
 THRESHOLDS = np.full(len(LABELS), 0.5)
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
+TOKEN = "test-token-0123456789abcdef"
 
 
 def _passages(n: int = 8) -> pd.DataFrame:
@@ -67,15 +82,21 @@ def run():
     return frame, items_from_frame(queue, LABELS, "vtest")
 
 
-def _app(items, reviewed, frame=None, annotator="analyst.a"):
+def _app(items, reviewed, frame=None, annotator="analyst.a", *, send_token=True, **kwargs):
+    """A test client; it sends the session token header on every request unless told not to."""
     app = create_app(
         items,
         annotator=annotator,
         taxonomy=TAX,
         reviewed_path=reviewed,
         context_lookup=passage_context(frame) if frame is not None else None,
+        token=TOKEN,
+        **kwargs,
     )
-    return app.test_client()
+    client = app.test_client()
+    if send_token:
+        client.environ_base["HTTP_" + TOKEN_HEADER.upper().replace("-", "_")] = TOKEN
+    return client
 
 
 def _records(reviewed: Path) -> list[dict]:
@@ -129,7 +150,8 @@ def test_items_load_with_suggested_labels_and_context(run, tmp_path):
 
 def test_page_escapes_and_locks_down_scripts(run, tmp_path):
     _, items = run
-    resp = _app(items, tmp_path / "reviewed.jsonl", annotator="<b>eve</b>").get("/")
+    client = _app(items, tmp_path / "reviewed.jsonl", annotator="<b>eve</b>", send_token=False)
+    resp = client.get(f"/?token={TOKEN}")
     html = resp.get_data(as_text=True)
     assert resp.status_code == 200
     assert "&lt;b&gt;eve&lt;/b&gt;" in html and "<b>eve</b>" not in html
@@ -311,11 +333,12 @@ def test_label_three_passages_by_keyboard_in_a_real_browser(run, tmp_path):
         taxonomy=TAX,
         reviewed_path=reviewed,
         context_lookup=passage_context(frame),
+        token=TOKEN,
     )
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_port}/"
+    url = review_url("127.0.0.1", server.server_port, TOKEN)
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(
@@ -396,3 +419,161 @@ def test_label_three_passages_by_keyboard_in_a_real_browser(run, tmp_path):
         r["annotator"] == "analyst.kb" and r["timestamp"] and r["model_version"] == "vtest"
         for r in recs
     )
+
+
+# ----------------------------------------------------------------------------- access control
+
+
+def test_every_route_needs_the_session_token(run, tmp_path):
+    _, items = run
+    reviewed = tmp_path / "reviewed.jsonl"
+    client = _app(items, reviewed, send_token=False)
+    requests = [
+        ("GET", "/", None),
+        ("GET", "/api/progress", None),
+        ("GET", "/api/items/0", None),
+        ("GET", "/api/items/999", None),  # even a missing item says nothing without the token
+        ("POST", "/api/decisions", {"index": 0, "labels": ["nrm"]}),
+        ("POST", "/api/skip", {"index": 0}),
+        ("POST", "/api/undo", {}),
+        ("GET", "/favicon.ico", None),
+    ]
+    for wrong in (None, "", "x" * len(TOKEN), TOKEN[:-1], TOKEN + "x", "tökén"):
+        for method, path, data in requests:
+            headers = {TOKEN_HEADER: wrong} if wrong is not None else {}
+            resp = client.open(path, method=method, json=data, headers=headers)
+            assert resp.status_code == 403, (wrong, path)
+            message = resp.get_json()["error"]
+            assert "open the URL printed by `forcecov review serve`" in message, message
+            assert "token" in message and TOKEN not in resp.get_data(as_text=True)
+            assert resp.headers["Cache-Control"] == "no-store"
+        # The query parameter is checked the same way.
+        assert client.get("/", query_string={"token": wrong or ""}).status_code == 403
+    assert not reviewed.exists()  # nothing was saved
+    # The right token, as the page's ?token= or the script's header, opens everything.
+    page = client.get(f"/?token={TOKEN}")
+    assert page.status_code == 200
+    assert TOKEN in page.get_data(as_text=True)  # handed to the page's script, which sends it
+    assert client.get("/api/progress", headers={TOKEN_HEADER: TOKEN}).status_code == 200
+    saved = client.post(
+        "/api/decisions", json={"index": 0, "labels": ["nrm"]}, headers={TOKEN_HEADER: TOKEN}
+    )
+    assert saved.status_code == 201 and len(_records(reviewed)) == 1
+
+
+def test_the_app_refuses_a_missing_or_short_token(run, tmp_path):
+    _, items = run
+    for token in ("", "short"):
+        with pytest.raises(ValueError, match="session token"):
+            create_app(
+                items,
+                annotator="a",
+                taxonomy=TAX,
+                reviewed_path=tmp_path / "r.jsonl",
+                token=token,
+            )
+
+
+@pytest.mark.parametrize(
+    ("host", "extra", "good", "bad"),
+    [
+        (
+            "127.0.0.1",
+            (),
+            ["localhost", "localhost:8765", "127.0.0.1:8765", "[::1]:8765", "LOCALHOST"],
+            ["evil.example", "evil.example:8765", "127.0.0.2", "0.0.0.0:8765"],
+        ),
+        (
+            "::1",
+            (),
+            ["[::1]:8765", "[::1]", "localhost:8765", "127.0.0.1:8765"],
+            ["evil.example:8765", "::1", "[::2]:8765", "[::1]:port", "[::1"],
+        ),
+        (
+            "0.0.0.0",
+            ("reviewbox.lan", "192.168.1.20"),
+            ["0.0.0.0:8765", "reviewbox.lan:8765", "192.168.1.20:8765", "localhost:8765"],
+            ["evil.example:8765", "192.168.1.21:8765", "reviewbox.lan.evil.example"],
+        ),
+        (
+            "192.168.1.20",
+            (),
+            ["192.168.1.20:8765", "127.0.0.1:8765"],
+            ["evil.example:8765", "reviewbox.lan:8765", "192.168.1.20@evil.example"],
+        ),
+    ],
+)
+def test_the_host_header_must_name_this_server_on_every_bind(run, tmp_path, host, extra, good, bad):
+    # A DNS-rebound page sends its own name as Host; IPv6 and wide binds are checked too.
+    _, items = run
+    client = _app(items, tmp_path / "reviewed.jsonl", host=host, allowed_hosts=extra)
+    for name in good:
+        assert client.get("/api/progress", headers={"Host": name}).status_code == 200, name
+    for name in [*bad, ""]:
+        resp = client.get("/api/progress", headers={"Host": name})
+        assert resp.status_code == 400, name
+        assert "is not allowed" in resp.get_json()["error"]
+        assert client.get(f"/?token={TOKEN}", headers={"Host": name}).status_code == 400
+    # Without the token a good Host still gets nowhere.
+    bare = _app(items, tmp_path / "reviewed.jsonl", host=host, send_token=False)
+    assert bare.get("/api/progress", headers={"Host": good[0]}).status_code == 403
+
+
+def test_host_names_and_loopback():
+    assert allowed_host_names("::1") == {"localhost", "127.0.0.1", "[::1]"}
+    assert allowed_host_names("[fe80::1]", ["Box.LAN", " "]) == {
+        "localhost",
+        "127.0.0.1",
+        "[::1]",
+        "[fe80::1]",
+        "box.lan",
+    }
+    allowed = allowed_host_names("127.0.0.1")
+    assert host_allowed("localhost:8765", allowed) and not host_allowed("localhost:123456", allowed)
+    assert not host_allowed("localhost.:8765", allowed)
+    for host in ("127.0.0.1", "127.3.4.5", "localhost", "::1", "[::1]", "::ffff:127.0.0.1"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.168.1.20", "fe80::1", "reviewbox.lan"):
+        assert not is_loopback(host), host
+    assert review_url("::1", 8765, "tok") == "http://[::1]:8765/?token=tok"
+    assert review_url("0.0.0.0", 8765, "tok") == "http://127.0.0.1:8765/?token=tok"
+    assert review_url("::", 9000, "tok") == "http://[::1]:9000/?token=tok"
+
+
+def test_large_requests_and_long_notes_are_refused(run, tmp_path):
+    _, items = run
+    reviewed = tmp_path / "reviewed.jsonl"
+    client = _app(items, reviewed)
+    huge = {"index": 0, "labels": ["nrm"], "notes": "x" * 100_000}
+    resp = client.post("/api/decisions", json=huge)
+    assert resp.status_code == 413
+    assert "at most 64 KB" in resp.get_json()["error"]
+    # Not JSON, or to another route: still refused by size.
+    assert client.post("/api/skip", data="x" * 100_000).status_code == 413
+    long_notes = {"index": 0, "labels": ["nrm"], "notes": "y" * (MAX_NOTES_CHARS + 1)}
+    resp = client.post("/api/decisions", json=long_notes)
+    assert resp.status_code == 400
+    assert f"keep them to {MAX_NOTES_CHARS:,}" in resp.get_json()["error"]
+    assert not reviewed.exists()
+    # The longest allowed notes are saved, even as the largest escaped characters.
+    ok = {"index": 0, "labels": ["nrm"], "notes": "\U0001f600" * (MAX_NOTES_CHARS // 2)}
+    assert client.post("/api/decisions", json=ok).status_code == 201
+    assert len(_records(reviewed)[0]["notes"]) == MAX_NOTES_CHARS // 2
+    page = client.get(f"/?token={TOKEN}").get_data(as_text=True)
+    assert f'maxlength="{MAX_NOTES_CHARS}"' in page
+
+
+def test_binding_beyond_loopback_warns_on_stderr(capsys):
+    for host in ("127.0.0.1", "localhost", "::1"):
+        assert exposure_warning(host) is None
+        assert not warn_if_exposed(host)
+    assert capsys.readouterr() == ("", "")
+    for host in ("0.0.0.0", "::", "192.168.1.20"):
+        assert warn_if_exposed(host, 9000)
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        warning = captured.err
+        assert warning.startswith("warning:") and "beyond this machine" in warning
+        assert "police responses" in warning and "reachable from the network" in warning
+        assert "token" in warning and "only protection" in warning
+        assert "ssh -N -L 9000:127.0.0.1:9000" in warning

@@ -110,7 +110,7 @@ def test_parallel_classification_matches_serial(project):
     from pipeline.score import predict_passages
     from pipeline.taxonomy import load_taxonomy
 
-    model = load_model(project / "models" / "vtest", load_taxonomy(), models_dir=project / "models")
+    model = load_model(project / "models" / "vtest", load_taxonomy())
     texts = [f"Passage {i}: officers refer victims to the NRM; PIP2 detectives investigate {i}."
              for i in range(1100)]
     passages = pd.DataFrame({"passage_id": [f"p{i}" for i in range(1100)], "text": texts,

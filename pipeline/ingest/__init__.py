@@ -6,13 +6,13 @@ renamed ``.pdf`` is still read (with a warning), and a ``.pdf`` that is not a PD
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
 from ..config import IngestParams
 from ..errors import IngestError
 from ..forces import resolve_force
+from ..hashing import sha256_file
 from ..records import Block, Document
 from .docx import read_docx
 from .layout import build_lines, lines_to_blocks, remove_furniture
@@ -57,14 +57,6 @@ def _is_word_zip(path: Path) -> bool:
             return "word/document.xml" in zf.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_document(path: str | Path, *, params: IngestParams | None = None,
