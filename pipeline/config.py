@@ -75,8 +75,15 @@ def paths(root: Path | None = None) -> Paths:
 class IngestParams:
     pdf_engine: str = "pdfium"
     max_pages: int = 2000
-    timeout_seconds: float = 120
+    timeout_seconds: float = 60
     max_file_mb: float = 200
+    max_memory_mb: float = 512
+    isolate: bool = True
+    ocr: bool = False
+    ocr_dpi: int = 300
+    ocr_lang: str = "eng"
+    ocr_min_chars: int = 50
+    ocr_min_confidence: float = 70.0
     docx_max_uncompressed_mb: float = 300
     docx_max_ratio: float = 100
     furniture_min_fraction: float = 0.5
@@ -87,6 +94,8 @@ class IngestParams:
         if self.pdf_engine not in ("pdfium", "plumber"):
             raise ValueError(
                 f"ingest.pdf_engine must be pdfium or plumber, not {self.pdf_engine!r}")
+        if self.timeout_seconds <= 0 or self.max_memory_mb <= 0:
+            raise ValueError("ingest.timeout_seconds and ingest.max_memory_mb must be positive")
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ status ok, warning or error and a one-line reason.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -16,9 +17,10 @@ from typing import Any
 from .config import IngestParams, SegmentParams
 from .errors import IngestError
 from .hashing import sha256_file
-from .ingest import read_document
+from .ingest import budget, read_document
+from .ingest.budget import BudgetExceeded
 from .records import DocumentResult, Passage
-from .segment import segment
+from .segment import segment, sentencizer
 from .taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -81,12 +83,44 @@ class Extracted:
 def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
                 taxonomy: Taxonomy | None = None,
                 manifest: dict[str, str] | None = None) -> Extracted:
-    """Read and segment one file. Never raises: failures become an error row."""
+    """Read and segment one file. Never raises: failures become an error row.
+
+    With ``ingest.isolate`` (the default) the work runs in a worker process, within
+    ``ingest.timeout_seconds`` and ``ingest.max_memory_mb``: a breach, or a crash of the
+    reader, is an error row like any other, and the next file gets a fresh worker.
+    """
     valid = None
     if taxonomy is not None:
         valid = set(taxonomy.subpoints) | {c.recommendation for c in taxonomy.categories}
+    if ingest.isolate:
+        _warm_up()
+        try:
+            return budget.run(_read_and_segment, path, ingest, seg, valid, manifest,
+                              timeout=ingest.timeout_seconds,
+                              max_memory_mb=ingest.max_memory_mb)
+        except BudgetExceeded as e:
+            return _error_row(path, e.reason)
+        except Exception as e:  # e.g. no worker could be forked (EAGAIN): still one row
+            log.exception("no worker for %s", path)
+            return _error_row(path, f"internal error ({type(e).__name__}: {str(e)[:100]}); "
+                                    "please report this file")
+    try:
+        return _read_and_segment(path, ingest, seg, valid, manifest)
+    except MemoryError:
+        return _error_row(path, "ran out of memory (no budget: ingest.isolate is false)")
+
+
+def _read_and_segment(path: Path, ingest: IngestParams, seg: SegmentParams,
+                      valid: set[str] | None, manifest: dict[str, str] | None) -> Extracted:
+    """The work of :func:`extract_one`, in whichever process runs it. MemoryError escapes:
+    the worker reports it as a breach of the memory budget."""
     try:
         doc = read_document(path, params=ingest, manifest=manifest)
+        if any(len(b.text) > 2 * seg.max_words and len(b.text.split()) > seg.max_words
+               for b in doc.blocks):
+            # A paragraph to split at sentences: the splitter is built once per process and
+            # kept, so it is not this document's memory (spaCy maps ~700 MB with torch).
+            budget.outside_budget(sentencizer)
         passages = segment(doc, params=seg, valid_refs=valid)
         status = "warning" if doc.warnings else "ok"
         if not passages:
@@ -96,15 +130,33 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
         return Extracted(result, passages)
     except IngestError as e:
         reason = e.reason
+    except MemoryError:
+        raise
     except Exception as e:  # the per-document boundary: report, count, go on
         log.exception("unexpected failure on %s", path)
         reason = f"internal error ({type(e).__name__}: {str(e)[:100]}); please report this file"
+    return _error_row(path, reason)
+
+
+def _error_row(path: Path, reason: str) -> Extracted:
     try:
         sha = sha256_file(path)
     except OSError:
         sha = ""
     return Extracted(DocumentResult(sha[:16], str(path), sha, "unknown",
                                     path.suffix.lower().lstrip("."), 0, 0, "error", reason), [])
+
+
+@functools.cache
+def _warm_up() -> None:
+    """Import the main readers once, in the process that forks the workers, so that each
+    worker (and each replacement after a breach) starts with them. The sentence splitter is
+    left to the workers that need it: with torch installed it takes 4 s and 300 MB."""
+    try:
+        import docx  # noqa: F401
+        import pypdfium2  # noqa: F401
+    except Exception:  # a reader that cannot load fails, and is reported, per document
+        log.debug("warm-up failed", exc_info=True)
 
 
 class ExtractCache:

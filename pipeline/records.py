@@ -50,6 +50,7 @@ class Document:
     pages: int
     blocks: list[Block]
     warnings: list[str] = field(default_factory=list)
+    ocr_pages: dict[int, float] = field(default_factory=dict)  # page -> mean word confidence
 
     @property
     def text(self) -> str:
@@ -72,6 +73,8 @@ class Passage:
     char_end: int
     kind: str = "paragraph"
     context: str = ""
+    source: str = "text"  # text (the file's own text) | ocr (read from a scanned page)
+    ocr_confidence: float | None = None  # the page's mean OCR word confidence, 0-100
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -92,6 +95,8 @@ class DocumentResult:
     n_passages: int
     status: str  # ok | warning | error
     reason: str
+    ocr_pages: int = 0  # pages read by OCR
+    ocr_confidence: float | None = None  # their mean word confidence, 0-100
 
     def __post_init__(self) -> None:
         if self.status not in ("ok", "warning", "error"):
@@ -100,8 +105,9 @@ class DocumentResult:
 
 DOCUMENT_COLUMNS = [
     "doc_id", "path", "sha256", "force", "format", "pages", "n_passages", "status", "reason",
+    "ocr_pages", "ocr_confidence",
 ]
 PASSAGE_COLUMNS = [
     "passage_id", "doc_id", "force", "source_path", "page", "heading", "text", "rec_refs",
-    "char_start", "char_end", "kind", "context",
+    "char_start", "char_end", "kind", "context", "source", "ocr_confidence",
 ]

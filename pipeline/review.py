@@ -118,7 +118,13 @@ def build_queue(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray,
                 & ~candidates["passage_id"].astype(str).isin(ids))
         candidates = candidates[keep].reset_index(drop=True)
     scores = uncertainty_scores(candidates, labels, thresholds, strategy)
-    rows = select_queue(candidates, scores, n, dedup_similarity=dedup_similarity,
+    priority = scores
+    if "ocr_low_confidence" in candidates:
+        # Text from a scanned page that Tesseract was unsure of is checked first: its
+        # words, not only its labels, may be wrong.
+        low = candidates["ocr_low_confidence"].fillna(False).astype(bool).to_numpy()
+        priority = np.where(low, scores + 1.0 + float(np.max(scores, initial=0.0)), scores)
+    rows = select_queue(candidates, priority, n, dedup_similarity=dedup_similarity,
                         diverse=strategy == "diverse")
     queue = candidates.iloc[rows].copy()
     queue["uncertainty"] = scores[rows].round(4)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .atomic import write_frame_csv, write_json
@@ -67,7 +68,13 @@ def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params
         preds = preds.loc[passages.index]
     else:
         preds = model.predict(passages, review_margin=margin)
-    return pd.concat([passages.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
+    scored = pd.concat([passages.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
+    # Text read from a page Tesseract was unsure of goes to an analyst, whatever the model says.
+    ocr_conf = pd.to_numeric(scored.get("ocr_confidence", pd.Series(np.nan, index=scored.index)),
+                             errors="coerce")
+    scored["ocr_low_confidence"] = (ocr_conf < params.ingest.ocr_min_confidence).to_numpy()
+    scored["needs_review"] = scored["needs_review"].astype(bool) | scored["ocr_low_confidence"]
+    return scored
 
 
 def passage_schema(labels: list[str]) -> pa.Schema:
@@ -78,10 +85,11 @@ def passage_schema(labels: list[str]) -> pa.Schema:
               ("source_path", pa.string()), ("page", pa.int64()), ("heading", pa.string()),
               ("text", pa.string()), ("rec_refs", pa.list_(pa.string())),
               ("char_start", pa.int64()), ("char_end", pa.int64()), ("kind", pa.string()),
-              ("context", pa.string())]
+              ("context", pa.string()), ("source", pa.string()), ("ocr_confidence", pa.float64())]
     fields += [(f"p_{lab}", pa.float64()) for lab in labels]
     fields += [("labels", pa.list_(pa.string())), ("echo", pa.bool_()),
-               ("confidence", pa.float64()), ("needs_review", pa.bool_())]
+               ("confidence", pa.float64()), ("needs_review", pa.bool_()),
+               ("ocr_low_confidence", pa.bool_())]
     return pa.schema(fields)
 
 

@@ -137,6 +137,8 @@ def segment(document: Document, *, params: SegmentParams | None = None,
             rec_refs=refs, char_start=start, char_end=end,
             kind="bullets" if any(b.kind == "bullet" for b in units_blocks) else first.kind,
             context=first.context,
+            source="ocr" if first.page in document.ocr_pages else "text",
+            ocr_confidence=document.ocr_pages.get(first.page),
         ))
 
     def emit_chunk(chunk: list[Block]) -> None:

@@ -220,3 +220,186 @@ def test_a_10_mb_run_of_letters_is_extracted_without_stalling_the_batch(tmp_path
         signal.signal(signal.SIGALRM, previous)
     assert summary.n_ok + summary.n_warning + summary.n_error == 2
     assert "refer every potential victim" in (tmp_path / "out" / "passages.jsonl").read_text()
+
+
+# --- hostile DOCX: entity declarations are refused before any XML parser sees them ---------
+
+_W_NS = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+
+def _docx_with(tmp_path, name, replace):
+    """A minimal valid DOCX (python-docx) with some parts' bytes replaced."""
+    import io
+    import zipfile
+
+    import docx
+
+    base = docx.Document()
+    base.add_paragraph("Kent Police. We refer every potential victim to the NRM.")
+    buf = io.BytesIO()
+    base.save(buf)
+    path = tmp_path / name
+    with zipfile.ZipFile(buf) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, replace.get(info.filename, zin.read(info)))
+        for extra, data in replace.items():
+            if extra not in zin.namelist():
+                zout.writestr(extra, data)
+    return path
+
+
+def _document_xml(dtd, body, encoding="utf-8"):
+    xml = (f'<?xml version="1.0" encoding="{encoding.upper()}" standalone="yes"?>\n{dtd}'
+           f'<w:document {_W_NS}><w:body>{body}</w:body></w:document>')
+    return xml.encode(encoding)
+
+
+EXTERNAL_ENTITY = _document_xml(
+    '<!DOCTYPE w:document [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>',
+    "<w:p><w:r><w:t>Before.</w:t></w:r></w:p><w:p><w:r><w:t>&xxe;</w:t></w:r></w:p>"
+    "<w:p><w:r><w:t>We refer every potential victim to the NRM after it.</w:t></w:r></w:p>")
+BILLION_LAUGHS = _document_xml(
+    "<!DOCTYPE w:document [<!ENTITY lol \"lol\">"
+    + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+              for i in range(1, 10)) + "]>",
+    "<w:p><w:r><w:t>&lol9;</w:t></w:r></w:p>")
+ENTITY_REFUSAL = ("DOCX refused: {part} declares XML entities (<!DOCTYPE>/<!ENTITY>), which Word "
+                  "never writes; an external or recursive entity could read files or exhaust "
+                  "memory")
+
+
+@pytest.mark.parametrize("xml", [EXTERNAL_ENTITY, BILLION_LAUGHS], ids=["external", "laughs"])
+def test_docx_declaring_entities_is_refused_with_one_line(tmp_path, xml):
+    """An external entity used to drop the text after it with status ok; a billion laughs
+    was a parser error reported as a corrupt file."""
+    from pipeline.config import SegmentParams
+    from pipeline.extract import extract_one
+
+    path = _docx_with(tmp_path, "Kent response.docx", {"word/document.xml": xml})
+    out = extract_one(path, ingest=IngestParams(), seg=SegmentParams())
+    assert out.result.status == "error" and not out.passages
+    assert out.result.reason == ENTITY_REFUSAL.format(part="word/document.xml")
+
+
+@pytest.mark.parametrize("part", ["word/styles.xml", "word/numbering.xml", "_rels/.rels"])
+def test_entities_in_any_part_python_docx_parses_are_refused(tmp_path, part):
+    dtd = b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+    path = _docx_with(tmp_path, "k.docx", {part: b'<?xml version="1.0"?>\n' + dtd + b"<x/>"})
+    with pytest.raises(IngestError) as info:
+        _doc(path)
+    assert info.value.reason == ENTITY_REFUSAL.format(part=part)
+
+
+def test_entity_declarations_cannot_hide_in_another_encoding(tmp_path):
+    utf16 = _docx_with(tmp_path, "utf16.docx", {"word/document.xml": b"\xff\xfe" + _document_xml(
+        '<!DOCTYPE w:document [<!ENTITY e "x">]>', "<w:p/>", "utf-16-le")})
+    with pytest.raises(IngestError, match="declares XML entities"):
+        _doc(utf16)
+    utf7 = _docx_with(tmp_path, "utf7.docx", {"word/document.xml": _document_xml(
+        "", "<w:p/>").replace(b'encoding="UTF-8"', b'encoding="UTF-7"')})
+    with pytest.raises(IngestError, match=r"is not UTF-8 or UTF-16 XML \(encoding 'UTF-7'\)"):
+        _doc(utf7)
+
+
+def test_a_main_part_under_another_name_is_scanned_too(tmp_path):
+    """python-docx finds the main part through the relationships and its content type, not
+    by name: here word/doc.dat, declared in a UTF-16 [Content_Types].xml."""
+    import zipfile
+
+    probe = _docx_with(tmp_path, "probe.docx", {})
+    with zipfile.ZipFile(probe) as zf:
+        types = zf.read("[Content_Types].xml").decode().replace(
+            "/word/document.xml", "/word/doc.dat").replace('encoding="UTF-8"', 'encoding="UTF-16"')
+        rels = zf.read("_rels/.rels").replace(b"word/document.xml", b"word/doc.dat")
+        doc_rels = zf.read("word/_rels/document.xml.rels")
+    path = _docx_with(tmp_path, "Kent.docx", {
+        "[Content_Types].xml": b"\xff\xfe" + types.encode("utf-16-le"), "_rels/.rels": rels,
+        "word/doc.dat": EXTERNAL_ENTITY, "word/_rels/doc.dat.rels": doc_rels})
+    with pytest.raises(IngestError) as info:
+        _doc(path)
+    assert info.value.reason == ENTITY_REFUSAL.format(part="word/doc.dat")
+
+
+def test_an_svg_image_with_a_doctype_is_not_refused(tmp_path):
+    """Images are kept as bytes, never parsed; illustrators' SVGs often carry a DOCTYPE."""
+    import zipfile
+
+    svg = b'<?xml version="1.0"?><!DOCTYPE svg PUBLIC "-//W3C//DTD SVG 1.1//EN" "x.dtd"><svg/>'
+    with zipfile.ZipFile(_docx_with(tmp_path, "probe.docx", {})) as zf:
+        content_types = zf.read("[Content_Types].xml").replace(
+            b"</Types>", b'<Default Extension="svg" ContentType="image/svg+xml"/></Types>')
+    path = _docx_with(tmp_path, "Kent.docx", {"word/media/image1.svg": svg,
+                                              "[Content_Types].xml": content_types})
+    assert "refer every potential victim" in _doc(path).text
+
+
+def test_paragraph_text_is_python_docx_paragraph_text(tmp_path):
+    """The reader's own paragraph text (no XPath per element) is exactly python-docx's."""
+    import docx
+
+    from pipeline.ingest.docx import paragraph_text
+
+    body = ('<w:p><w:r><w:t xml:space="preserve">a </w:t><w:tab/><w:t>b</w:t><w:br/><w:t>c</w:t>'
+            '<w:br w:type="page"/><w:cr/><w:noBreakHyphen/><w:ptab w:alignment="left" '
+            'w:relativeTo="margin" w:leader="none"/><w:t/></w:r><!-- note -->'
+            '<w:hyperlink><w:r><w:t>link</w:t></w:r></w:hyperlink><w:r><w:t>end</w:t></w:r>'
+            '<w:del><w:r><w:delText>gone</w:delText></w:r></w:del></w:p>')
+    path = _docx_with(tmp_path, "p.docx", {"word/document.xml": _document_xml("", body)})
+    (para,) = docx.Document(str(path)).paragraphs
+    assert paragraph_text(para._p) == para.text == "a \tb\nc\n-\tlinkend"
+
+
+# --- large text: read in pieces, linear in its lines --------------------------------------
+
+
+def test_text_read_in_pieces_gives_the_blocks_of_the_whole_text(tmp_path, monkeypatch):
+    from pipeline.ingest import text as text_reader
+
+    page = ("Kent Police - OFFICIAL\r\n\r\n{area} area\r\nOfficers in {area} refer victims.\r\n"
+            "They record each referral.\r\n\r\nWe fund a navi-\r\ngator in {area}.\r\n\r\n"
+            "A coordinator checks the {area} referrals.\r\nThe team reviews them.\r\n{n}\r\n")
+    areas = ["Ashford", "Dover", "Medway", "Swale"]
+    text = "\f".join(page.format(n=i, area=a) for i, a in enumerate(areas, 1))
+    text += "\n- bullet\n| a | b |\n"
+    path = tmp_path / "kent.txt"
+    path.write_bytes(text.encode("utf-8"))
+    monkeypatch.setattr(text_reader, "CHUNK", 5)  # CR LF and form feeds straddle the pieces
+    blocks, pages, warning = text_reader.read_text_blocks(path, markdown=False, min_fraction=0.5,
+                                                          edge_lines=3)
+    assert (blocks, pages) == text_reader.text_to_blocks(text, markdown=False, min_fraction=0.5,
+                                                         edge_lines=3)
+    assert pages == 4 and warning is None
+    assert not any("OFFICIAL" in b.text for b in blocks)  # running header found across pieces
+    assert any(b.text == "We fund a navigator in Dover." for b in blocks)
+
+
+def test_a_paragraph_of_300_000_short_lines_is_read_in_linear_time(tmp_path):
+    """Joining a paragraph's lines used to copy the text so far for every line (quadratic)."""
+    import signal
+
+    path = tmp_path / "lines.txt"
+    path.write_text("word\n" * 300_000, encoding="ascii")
+
+    def hang(*_):
+        raise TimeoutError("300,000 lines took over 60 s")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(60)
+    try:
+        doc = _doc(path)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert sum(b.text.count("word") for b in doc.blocks) == 300_000
+
+
+def test_a_huge_paragraph_is_cut_into_blocks_the_sentence_splitter_can_take(tmp_path):
+    """A 10 MB line of words took a gigabyte in the sentence splitter."""
+    from pipeline.ingest import MAX_BLOCK_CHARS
+
+    words = " ".join(f"word{i}" for i in range(100_000))  # 0.79 MB, one line
+    path = tmp_path / "one line.txt"
+    path.write_text(words + "\n", encoding="ascii")
+    blocks = _doc(path).blocks
+    assert len(blocks) > 1 and all(len(b.text) <= MAX_BLOCK_CHARS for b in blocks)
+    assert " ".join(b.text for b in blocks) == words

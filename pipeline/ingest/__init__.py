@@ -17,12 +17,16 @@ from ..records import Block, Document
 from .docx import read_docx
 from .layout import build_lines, lines_to_blocks, remove_furniture
 from .pdf import page_ranges, read_pages
-from .text import read_text, text_to_blocks
+from .text import read_text_blocks
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_EXTENSIONS = (".pdf", ".docx", ".txt", ".md")
 _TEXT_EXTENSIONS = {".txt", ".md", ".text", ".markdown"}
+# Longer blocks are cut at a space before segmenting: the sentence splitter needs about a
+# hundred bytes per character it reads, so one 10 MB paragraph took a gigabyte. No real
+# paragraph or table cell comes near this; segmenting cuts passages far shorter anyway.
+MAX_BLOCK_CHARS = 100_000
 
 
 def detect_format(path: Path, head: bytes) -> str:
@@ -89,13 +93,12 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
         blocks, pages = read_docx(path, max_uncompressed_mb=params.docx_max_uncompressed_mb,
                                   max_ratio=params.docx_max_ratio, max_pages=params.max_pages)
     else:
-        text, warning = read_text(path)
+        blocks, pages, warning = read_text_blocks(path, markdown=ext in (".md", ".markdown"),
+                                                  min_fraction=params.furniture_min_fraction,
+                                                  edge_lines=params.furniture_edge_lines)
         if warning:
             warnings.append(warning)
-        blocks, pages = text_to_blocks(text, markdown=ext in (".md", ".markdown"),
-                                       min_fraction=params.furniture_min_fraction,
-                                       edge_lines=params.furniture_edge_lines)
-    blocks = [b for b in blocks if b.text.strip()]
+    blocks = _cut_long_blocks([b for b in blocks if b.text.strip()])
     if not any(b.kind != "heading" for b in blocks):
         raise IngestError(path,
                           "no text found: the document is empty after removing page furniture")
@@ -104,12 +107,46 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
         b.char_start = offset
         offset += len(b.text) + 1
     sha = sha256_file(path)
-    first_page = " ".join(b.text for b in blocks if b.page == 1)
+    first_page = " ".join(_first_page_start(blocks))
     force = resolve_force(path, first_page, manifest)
     if force == "unknown":
         warnings.append("force not recognised from manifest, file name or first page")
     return Document(doc_id=sha[:16], path=str(path), sha256=sha, format=fmt, force=force,
                     pages=pages, blocks=blocks, warnings=warnings)
+
+
+def _cut_long_blocks(blocks: list[Block]) -> list[Block]:
+    """Blocks longer than ``MAX_BLOCK_CHARS`` cut into pieces, at a space where there is one."""
+    out: list[Block] = []
+    for b in blocks:
+        if len(b.text) <= MAX_BLOCK_CHARS:
+            out.append(b)
+            continue
+        start = 0
+        while start < len(b.text):
+            end = start + MAX_BLOCK_CHARS
+            if end < len(b.text):
+                space = b.text.rfind(" ", start + MAX_BLOCK_CHARS // 2, end)
+                end = space if space > 0 else end
+            piece = b.text[start:end].strip()
+            if piece:
+                out.append(Block(piece, b.page, b.kind, b.heading, b.context))
+            start = end
+    return out
+
+
+def _first_page_start(blocks: list[Block], limit: int = MAX_BLOCK_CHARS) -> list[str]:
+    """Texts of the first page's blocks, enough to name the force (a text file without form
+    feeds is all one page, and joining it whole could take hundreds of megabytes)."""
+    texts: list[str] = []
+    size = 0
+    for b in blocks:
+        if size > limit:
+            break
+        if b.page == 1:
+            texts.append(b.text)
+            size += len(b.text) + 1
+    return texts
 
 
 def _read_pdf(path: Path, params: IngestParams, warnings: list[str]) -> tuple[list[Block], int]:

@@ -48,6 +48,8 @@ def read_pdfium(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageT
     start = time.monotonic()
     try:
         pdf = pdfium.PdfDocument(str(path))
+    except MemoryError:
+        raise  # the worker reports it as a breach of ingest.max_memory_mb
     except Exception as e:  # pdfium raises PdfiumError for every failure; classify the message
         raise _explain_open_error(path, e) from e
     try:
@@ -59,6 +61,8 @@ def read_pdfium(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageT
             _deadline_check(path, start, timeout, i + 1)
             try:
                 yield _pdfium_page(pdf, i, pdfium_c)
+            except MemoryError:
+                raise
             except Exception:  # one damaged page must not lose the others; reported as broken
                 log.warning("%s: page %d could not be read", path, i + 1)
                 yield PageText(i + 1, 595.0, 842.0, [], 0, 0, broken=True)
@@ -103,6 +107,8 @@ def read_plumber(path: Path, *, max_pages: int, timeout: float) -> Iterator[Page
     try:
         pdf = pdfplumber.open(str(path))
         n = len(pdf.pages)
+    except MemoryError:
+        raise
     except Exception as e:  # pdfminer raises many types; classify the message
         raise _explain_open_error(path, e) from e
     try:
@@ -119,6 +125,8 @@ def read_plumber(path: Path, *, max_pages: int, timeout: float) -> Iterator[Page
                             for w in words]
                 result = PageText(i + 1, float(page.width), float(page.height), segments,
                                   len(page.chars), len(page.images))
+            except MemoryError:
+                raise
             except Exception:  # one damaged page must not lose the others; reported as broken
                 log.warning("%s: page %d could not be read", path, i + 1)
                 result = PageText(i + 1, 595.0, 842.0, [], 0, 0, broken=True)

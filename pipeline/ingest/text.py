@@ -1,71 +1,88 @@
-"""Plain text and Markdown reader: encodings, line endings, headings, bullets, pipe tables."""
+"""Plain text and Markdown reader: encodings, line endings, headings, bullets, pipe tables.
+
+A file is decoded in pieces of a megabyte: once to settle its encoding, once for what spans
+the document (running headers and footers, hyphenated words), once to build its blocks. So
+memory holds the blocks and one paragraph, never the whole text or an object per line of it
+(a 200 MB file used to grow to 14.6 GB).
+"""
 
 from __future__ import annotations
 
 import codecs
 import re
+from array import array
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ..errors import IngestError
 from ..records import Block
 from .cleanup import (
+    furniture_key,
     hyphenated_vocabulary,
     is_bullet_line,
+    is_furniture,
     join_lines,
     looks_like_heading,
     normalise_chars,
     strip_bullet,
 )
-from .layout import Line, Segment, remove_furniture
 
 CHUNK = 1 << 20
 
 
-def _decode_stream(path: Path, encoding: str, skip: int) -> str:
+def _decode_pieces(path: Path, encoding: str, skip: int) -> Iterator[str]:
     """Decode a file chunk by chunk (never holding its bytes and text at once)."""
     decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-    parts = []
     with open(path, "rb") as fh:
         fh.seek(skip)
         offset = skip
         for chunk in iter(lambda: fh.read(CHUNK), b""):
             try:
-                parts.append(decoder.decode(chunk))
+                yield decoder.decode(chunk)
             except UnicodeDecodeError as e:
                 raise UnicodeDecodeError(e.encoding, e.object, offset + e.start, offset + e.end,
                                          e.reason) from e
             offset += len(chunk)
-        parts.append(decoder.decode(b"", final=True))
-    return "".join(parts)
+        yield decoder.decode(b"", final=True)
 
 
-def read_text(path: Path) -> tuple[str, str | None]:
-    """Decode a text file: UTF-8 (with or without BOM), UTF-16 with BOM, then Windows-1252.
+def _decodes(path: Path, encoding: str, skip: int) -> None:
+    """Decode the whole file, keeping nothing: raises UnicodeDecodeError where it fails."""
+    for _ in _decode_pieces(path, encoding, skip):
+        pass
 
-    Returns the text and a warning when a fallback encoding was used.
-    """
+
+def text_encoding(path: Path) -> tuple[str, int, str | None]:
+    """How to decode a text file: UTF-8 (with or without BOM), UTF-16 with BOM, then
+    Windows-1252. Returns the codec, the bytes of BOM to skip and a warning when a fallback
+    encoding was used; refuses a file that none of them decodes."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
     if head.startswith(b"\xef\xbb\xbf"):
         try:
-            return _decode_stream(path, "utf-8", 3), None
+            _decodes(path, "utf-8", 3)
+            return "utf-8", 3, None
         except UnicodeDecodeError as e:
             raise IngestError(path, "undecodable text: UTF-8 byte order mark but bad data "
                                     f"at byte {e.start}") from e
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
-            return _decode_stream(path, "utf-16", 0), None
+            _decodes(path, "utf-16", 0)
+            return "utf-16", 0, None
         except UnicodeDecodeError as e:
             raise IngestError(path, "undecodable text: UTF-16 byte order mark but bad data "
                                     f"at byte {e.start}") from e
     if b"\x00" in head:
         raise IngestError(path, "binary content (NUL bytes), not text; is the extension wrong?")
     try:
-        return _decode_stream(path, "utf-8", 0), None
+        _decodes(path, "utf-8", 0)
+        return "utf-8", 0, None
     except UnicodeDecodeError:
         pass
     try:
-        return _decode_stream(path, "cp1252", 0), "decoded as Windows-1252, not UTF-8"
+        _decodes(path, "cp1252", 0)
+        return "cp1252", 0, "decoded as Windows-1252, not UTF-8"
     except UnicodeDecodeError as e:
         with open(path, "rb") as fh:
             fh.seek(e.start)
@@ -73,6 +90,15 @@ def read_text(path: Path) -> tuple[str, str | None]:
         raise IngestError(path, f"undecodable text: not UTF-8, UTF-16 or Windows-1252 "
                                 f"(byte 0x{bad.hex()} at offset {e.start}); "
                                 "re-save the file as UTF-8") from e
+
+
+def read_text_blocks(path: Path, *, markdown: bool, min_fraction: float,
+                     edge_lines: int) -> tuple[list[Block], int, str | None]:
+    """Blocks, page count and encoding warning of a text file, read in pieces."""
+    encoding, skip, warning = text_encoding(path)
+    blocks, pages = _blocks(lambda: _decode_pieces(path, encoding, skip), markdown=markdown,
+                            min_fraction=min_fraction, edge_lines=edge_lines)
+    return blocks, pages, warning
 
 
 _TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$")
@@ -85,35 +111,120 @@ def _cells(line: str) -> list[str]:
 def text_to_blocks(text: str, *, markdown: bool, min_fraction: float,
                    edge_lines: int) -> tuple[list[Block], int]:
     """Blocks and page count from decoded text (form feeds separate pages)."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    raw_pages = text.split("\f")
-    pages: list[list[Line]] = []
-    for raw_page in raw_pages:
-        lines = [normalise_chars(ln).rstrip() for ln in raw_page.split("\n")]
-        # Positions count from the nearer page edge, so a footer lines up across pages of any
-        # length.
-        n = len(lines)
-        tops = [6 * i if i < n / 2 else 6 * (10_000 - (n - i)) for i in range(n)]
-        pages.append([Line([Segment(ln, 0, len(ln), t, t + 1)], t, t + 1)
-                      for t, ln in zip(tops, lines, strict=True)])
-    # Furniture removal works on non-blank lines; blank lines carry paragraph breaks, so
-    # re-insert them by position afterwards.
-    content = [[ln for ln in p if ln.text.strip()] for p in pages]
-    kept = remove_furniture(content, min_fraction=min_fraction, edge_lines=edge_lines)
-    vocabulary = hyphenated_vocabulary(text)
+    return _blocks(lambda: (text,), markdown=markdown, min_fraction=min_fraction,
+                   edge_lines=edge_lines)
+
+
+def _lines(pieces: Iterable[str]) -> Iterator[str | None]:
+    """The lines of a text given in pieces (CR LF and CR count as LF); None marks a form
+    feed, which also ends the line before it, as ``str.split`` would."""
+    partial: list[str] = []  # the line under way, which may span pieces
+    cr = False  # the last piece ended with CR: a LF opening the next one belongs to it
+    for piece in pieces:
+        if not piece:
+            continue
+        if cr and piece[0] == "\n":
+            piece = piece[1:]
+        cr = piece.endswith("\r")
+        lines = piece.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        partial.append(lines.pop())
+        if lines:
+            lines[0] = "".join(partial[:-1]) + lines[0]
+            partial = partial[-1:]
+        for line in lines:
+            if "\f" in line:
+                yield from _split_pages(line)
+            else:
+                yield line
+    yield from _split_pages("".join(partial))
+
+
+def _split_pages(line: str) -> Iterator[str | None]:
+    *before, last = line.split("\f")
+    for text in before:
+        yield text
+        yield None
+    yield last
+
+
+def _position(i: int, n: int) -> int:
+    """A line's position key: counted from the nearer page edge, so a footer lines up across
+    pages of any length."""
+    return i if i < n / 2 else 10_000 - (n - i)
+
+
+def _blocks(pieces: Callable[[], Iterable[str]], *, markdown: bool, min_fraction: float,
+            edge_lines: int) -> tuple[list[Block], int]:
+    """Blocks and page count from a text that ``pieces()`` yields in pieces, as many times as
+    asked.
+
+    First pass: the running headers and footers (a line recurring at the same distance from a
+    page edge among the first or last ``edge_lines`` non-blank lines of enough pages) and the
+    hyphenated words. Second pass: blocks, paragraph by paragraph (blank lines separate them;
+    furniture lines are dropped without separating them).
+    """
+    every_line = edge_lines <= 0  # lines[:0] + lines[-0:] is every line
+    counts: Counter[tuple[str, int]] = Counter()
+    shapes = array("q")  # per page: its lines, its non-blank lines
+    vocabulary: set[str] = set()
+    n = m = 0
+    first: list[tuple[int, str]] = []
+    last: deque[tuple[int, str]] = deque(maxlen=None if every_line else edge_lines)
+
+    def end_page() -> None:
+        nonlocal n, m
+        counts.update({(furniture_key(normalise_chars(raw)), _position(i, n))
+                       for i, raw in [*first, *last]})
+        shapes.extend((n, m))
+        n = m = 0
+        first.clear()
+        last.clear()
+
+    for line in _lines(pieces()):
+        if line is None:
+            end_page()
+            continue
+        if "-" in line:
+            vocabulary |= hyphenated_vocabulary(line)
+        # Normalising never blanks or un-blanks a plain ASCII line: most lines skip it here.
+        if line.strip() if line.isascii() else normalise_chars(line).strip():
+            if not every_line and len(first) < edge_lines:
+                first.append((n, line))
+            last.append((n, line))
+            m += 1
+        n += 1
+    end_page()
+    n_pages = len(shapes) // 2
+    needed = max(2, int(min_fraction * n_pages + 0.999))
+    running = {k for k, c in counts.items() if c >= needed} if n_pages >= 2 else set()
+
     blocks: list[Block] = []
     heading = ""
-    for page_no, (page, kept_lines) in enumerate(zip(pages, kept, strict=True), start=1):
-        keep_ids = {id(ln) for ln in kept_lines}
-        paras: list[list[str]] = [[]]
-        for ln in page:
-            if not ln.text.strip():
-                paras.append([])
-            elif id(ln) in keep_ids:
-                paras[-1].append(ln.text)
-        for para in (p for p in paras if p):
-            heading = _para_blocks(para, page_no, heading, blocks, markdown, vocabulary)
-    return blocks, len(raw_pages)
+    page = 1
+    n, m = shapes[0], shapes[1]
+    i = j = 0  # the line's index on its page, among all lines and among non-blank ones
+    para: list[str] = []
+    for line in _lines(pieces()):
+        if line is None or not (text := normalise_chars(line).rstrip()).strip():
+            if para:
+                heading = _para_blocks(para, page, heading, blocks, markdown, vocabulary)
+                para = []
+            if line is None:
+                page += 1
+                n, m = shapes[2 * page - 2], shapes[2 * page - 1]
+                i = j = 0
+            else:
+                i += 1
+            continue
+        edge = every_line or j < edge_lines or j >= m - edge_lines
+        if not is_furniture(text) and not (
+                edge and running and (furniture_key(text), _position(i, n)) in running):
+            para.append(text)
+        i += 1
+        j += 1
+    if para:
+        _para_blocks(para, page, heading, blocks, markdown, vocabulary)
+    return blocks, n_pages
 
 
 def _para_blocks(lines: list[str], page: int, heading: str, blocks: list[Block], markdown: bool,

@@ -1,0 +1,374 @@
+"""Run one call in a worker process, under a time and a memory budget.
+
+A hostile or broken document must cost one error row, not the batch: a 0.5 MB DOCX that
+expands to 54 MB of XML ran for over ten minutes at 3.1 GB, and a 200 MB text file grew to
+14.6 GB. So every document is read in a worker process forked from the caller. The worker caps
+its own address space (``RLIMIT_AS``: its size when forked plus ``max_memory_mb``, since it
+inherits whatever the caller has loaded), and the caller waits ``timeout`` seconds for the
+answer before it kills the worker.
+
+Each calling process and thread has one worker, started on first use and reused for every
+document (a round trip costs well under a millisecond); after a breach or a crash it is
+reaped and the next call starts another. Workers end with the process that started them.
+
+Workers are forked, so they start with the caller's modules, and module state, as they were
+at the fork: a test that monkeypatches a reader calls :func:`stop_workers` first.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import logging
+import os
+import pickle
+import resource
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from multiprocessing.connection import Connection, Pipe
+from typing import Any, NoReturn, TypeVar, cast
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_MB = 1024 * 1024
+
+
+class BudgetExceeded(Exception):
+    """The call ran out of time or memory, or its worker died. ``reason`` is one line."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def timeout_reason(timeout: float) -> str:
+    return (f"took longer than {timeout:g} s (ingest.timeout_seconds); "
+            "the batch went on without it")
+
+
+def memory_reason(max_memory_mb: float) -> str:
+    return (f"needed more than {max_memory_mb:g} MB of memory (ingest.max_memory_mb); "
+            "the batch went on without it")
+
+
+def crash_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            name = f", {signal.Signals(-code).name}"
+        except ValueError:
+            name = ""
+        return f"the reader crashed (signal {-code}{name}); the batch went on without it"
+    shown = f" (exit code {code})" if code is not None else ""
+    return f"the reader stopped unexpectedly{shown}; the batch went on without it"
+
+
+class _WorkerGone(Exception):
+    """The worker died while idle (before this call reached it): start another."""
+
+
+_lock = threading.Lock()
+_workers: list[_Worker] = []  # every worker this process started and has not reaped
+_local = threading.local()
+_in_worker = False  # set in a worker: a nested call runs in place
+_base: int | None = None  # in a worker: its address space when forked, plus what it keeps
+_limit: int | None = None  # in a worker: the cap on its address space (RLIMIT_AS)
+
+
+class _Worker:
+    """One forked worker process and the caller's end of its pipe."""
+
+    def __init__(self, max_memory_mb: float) -> None:
+        self.max_memory_mb = max_memory_mb
+        self.owner = os.getpid()
+        self.thread = weakref.ref(threading.current_thread())
+        self.code: int | None = None  # exit code once reaped (negative: killed by a signal)
+        self.reaped = False
+        # Under the lock, no other thread forks a worker while this one is half made: that
+        # worker would inherit this pipe unregistered, and hide its EOF when this one dies.
+        with _lock:
+            conn, child_conn = Pipe()
+            pid = os.fork()
+            if pid == 0:  # the worker
+                _worker_main(child_conn, conn, max_memory_mb, self.owner)
+            child_conn.close()
+            self.pid = pid
+            self.conn: Connection = conn
+            _workers.append(self)
+
+    def alive(self) -> bool:
+        return not self.reaped and not self._reap(wait=0.0)
+
+    def call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+             timeout: float) -> T:
+        job = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        done = False
+        try:
+            try:
+                self.conn.send_bytes(job)
+            except OSError as e:  # BrokenPipeError: it died since it last answered
+                raise _WorkerGone from e
+            if not self.conn.poll(timeout):
+                self.stop()
+                raise BudgetExceeded(timeout_reason(timeout))
+            try:
+                kind, value, retire = pickle.loads(self.conn.recv_bytes())
+            except (EOFError, OSError):
+                raise BudgetExceeded(crash_reason(self.stop(grace=1.0))) from None
+            done = True
+        finally:
+            if not done:  # a breach, a dead worker, or the caller interrupted (Ctrl-C) mid-call
+                self.stop()
+        if retire:
+            self.stop(grace=1.0)
+        if kind == "memory":
+            raise BudgetExceeded(memory_reason(self.max_memory_mb))
+        if kind == "raise":
+            raise value
+        return cast(T, value)
+
+    def stop(self, grace: float = 0.0) -> int | None:
+        """End the worker and reap it; its exit code. ``grace``: seconds it may take to end on
+        its own (it exits when its pipe closes) before it is killed."""
+        if not self.reaped:
+            with _lock, contextlib.suppress(OSError):  # never half-closed while a worker forks
+                self.conn.close()
+            if not self._reap(wait=grace):
+                # Its own children first (a reader may run a tool, e.g. Tesseract for OCR).
+                for pid in (*_children(self.pid), self.pid):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self._reap(wait=None)
+        return self.code
+
+    def _reap(self, wait: float | None) -> bool:
+        """Reap the worker if it has ended, waiting up to ``wait`` seconds (None: forever)."""
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                pid, status = os.waitpid(self.pid, 0 if wait is None else os.WNOHANG)
+                code: int | None = os.waitstatus_to_exitcode(status) if pid else None
+            except ChildProcessError:  # reaped by someone else: the exit code is lost
+                pid, code = self.pid, None
+            if pid:
+                self.code = code
+                self.reaped = True
+                with _lock:
+                    if self in _workers:
+                        _workers.remove(self)
+                return True
+            if deadline is None or time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+
+
+def _children(pid: int) -> list[int]:
+    """A process's child processes (Linux /proc; none where it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as fh:
+            return [int(child) for child in fh.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def _worker_main(conn: Connection, caller_conn: Connection, max_memory_mb: float,
+                 parent: int) -> NoReturn:
+    """The worker's whole life: never returns into the caller's code, never runs its atexit
+    handlers (``os._exit``)."""
+    global _in_worker
+    code = 0
+    try:
+        _in_worker = True
+        caller_conn.close()
+        for other in _workers:  # other workers' pipes: each must see EOF when its caller goes
+            with contextlib.suppress(OSError):
+                other.conn.close()
+        _serve(conn, max_memory_mb, parent)
+    except BaseException:  # nothing may escape a forked child
+        code = 70
+    finally:
+        _save_coverage()
+        os._exit(code)
+
+
+def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
+    """Answer jobs until the pipe closes or a job leaves this process too big to reuse."""
+    global _base, _limit
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's, which then ends us
+    _die_with(parent)
+    _base = _vm_size()
+    headroom = int(max_memory_mb * _MB)
+    if _base is not None:
+        _limit = _capped(_base + headroom)
+        resource.setrlimit(resource.RLIMIT_AS, (_limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    with contextlib.suppress(ValueError, OSError):  # a crash is reported, not dumped
+        resource.setrlimit(resource.RLIMIT_CORE, (0, resource.getrlimit(resource.RLIMIT_CORE)[1]))
+    while True:
+        try:
+            data = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the caller closed the pipe or is gone
+        reply: tuple[str, Any]
+        try:
+            fn, args, kwargs = pickle.loads(data)
+            reply = ("ok", fn(*args, **kwargs))
+        except MemoryError:
+            reply = ("memory", None)
+        except BaseException as e:  # the caller decides what an exception means
+            reply = ("raise", _portable(e))
+        del data
+        size = _vm_size()
+        # Memory a big document leaves behind (fragmentation) would shrink the next one's
+        # budget: a worker that grew by half its headroom is replaced.
+        retire = reply[0] == "memory" or (
+            _base is not None and size is not None and size > _base + headroom // 2)
+        try:
+            payload = pickle.dumps((*reply, retire), protocol=pickle.HIGHEST_PROTOCOL)
+        except MemoryError:
+            payload = pickle.dumps(("memory", None, True))
+        except Exception as e:  # an unpicklable result is the caller's bug: say so there
+            payload = pickle.dumps(("raise", RuntimeError(
+                f"the result could not be sent back ({type(e).__name__}: {e})"), False))
+        del reply
+        conn.send_bytes(payload)
+        if retire:
+            return
+
+
+def _capped(limit: int) -> int:
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    return limit if hard == resource.RLIM_INFINITY else min(limit, hard)
+
+
+def outside_budget(fn: Callable[[], T]) -> T:
+    """``fn()``, with the memory it takes left out of the budget: for loading what a worker
+    keeps for every later document (the sentence splitter), never for a document's own work.
+    Outside a worker, a plain call."""
+    global _base, _limit
+    if _base is None or _limit is None:
+        return fn()
+    before = _vm_size()
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+    try:
+        return fn()
+    finally:
+        after = _vm_size()
+        grown = after - before if before is not None and after is not None else 0
+        _base += max(grown, 0)
+        _limit = _capped(_limit + max(grown, 0))
+        resource.setrlimit(resource.RLIMIT_AS, (_limit, hard))
+
+
+def _portable(error: BaseException) -> BaseException:
+    """The exception itself if it survives pickling, else a RuntimeError that says what it was
+    (exceptions with required constructor arguments do not unpickle)."""
+    if isinstance(error, Exception):
+        with contextlib.suppress(Exception):
+            pickle.loads(pickle.dumps(error))
+            return error
+    return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _vm_size() -> int | None:
+    """This process's virtual size in bytes (Linux /proc), or None where it cannot be read."""
+    try:
+        with open("/proc/self/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _die_with(parent: int) -> None:
+    """Linux: have the kernel kill this worker when its caller dies, so a worker stuck in a
+    runaway parse never outlives it (an idle one sees its pipe close and exits anyway)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PDEATHSIG
+    if os.getppid() != parent:  # the caller died before the line above took effect
+        os._exit(0)
+
+
+def _save_coverage() -> None:
+    """Under coverage.py (the test suite), save this worker's data: ``os._exit`` skips the
+    hook that would."""
+    coverage = sys.modules.get("coverage")
+    current = getattr(getattr(coverage, "Coverage", None), "current", None)
+    with contextlib.suppress(Exception):
+        cov = current() if current is not None else None
+        if cov is not None:
+            cov.stop()
+            cov.save()
+
+
+def _running(thread: threading.Thread | None) -> bool:
+    return thread is not None and thread.is_alive()
+
+
+def _worker_for(max_memory_mb: float) -> _Worker:
+    """This thread's worker, started (or replaced) as needed."""
+    worker: _Worker | None = getattr(_local, "worker", None)
+    if worker is not None and (worker.owner != os.getpid()  # inherited through a fork
+                               or worker.max_memory_mb != max_memory_mb or not worker.alive()):
+        if worker.owner == os.getpid():
+            worker.stop()
+        worker = None
+    if worker is None:
+        with _lock:  # workers of threads that have ended are idle for good
+            orphans = [w for w in _workers if w.owner == os.getpid() and not _running(w.thread())]
+        for w in orphans:
+            w.stop(grace=1.0)
+        worker = _local.worker = _Worker(max_memory_mb)
+    return worker
+
+
+@functools.cache
+def _warn_no_fork() -> None:
+    log.warning("no fork() on this platform: documents are read in this process, without "
+                "ingest.timeout_seconds or ingest.max_memory_mb")
+
+
+def run(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float,
+        **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in this thread's worker process, within ``timeout`` seconds and
+    ``max_memory_mb`` MB of memory beyond what the caller had when the worker was forked.
+
+    Raises :class:`BudgetExceeded` (one-line ``reason``) on a breach or when the worker dies;
+    an exception raised by ``fn`` is raised here. ``fn`` (a module-level function), its
+    arguments and its result must pickle. Inside a worker, or where there is no ``fork``, the
+    call runs in place, without a budget.
+    """
+    if _in_worker:
+        return fn(*args, **kwargs)
+    if not hasattr(os, "fork"):
+        _warn_no_fork()
+        return fn(*args, **kwargs)
+    for _ in range(2):
+        try:
+            return _worker_for(max_memory_mb).call(fn, args, kwargs, timeout)
+        except _WorkerGone:
+            continue  # killed while idle (not by this job): try once more with a new one
+    raise BudgetExceeded(crash_reason(None))
+
+
+def stop_workers() -> None:
+    """End every worker this process started: at exit, and in tests after monkeypatching."""
+    with _lock:
+        mine = [w for w in _workers if w.owner == os.getpid()]
+    for w in mine:
+        w.stop(grace=2.0)  # time to save coverage data under the test suite
+    _local.worker = None
+
+
+atexit.register(stop_workers)

@@ -1,0 +1,194 @@
+"""Every document is read in a worker under a time and a memory budget: a breach, or a crash,
+is one error row for that file and the batch goes on (pipeline/ingest/budget.py)."""
+
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pipeline import extract
+from pipeline.config import IngestParams, SegmentParams
+from pipeline.extract import extract_one, run_extract
+from pipeline.ingest import budget
+
+SEG = SegmentParams()
+TIGHT = IngestParams(timeout_seconds=2, max_memory_mb=200)
+TEST_PROCESS = os.getpid()
+
+
+@pytest.fixture(autouse=True)
+def fresh_workers():
+    """Workers are forked: one started before a monkeypatch would not see it."""
+    budget.stop_workers()
+    yield
+    budget.stop_workers()
+
+
+@pytest.fixture
+def batch(tmp_path):
+    """A file the patched reader misbehaves on, then an ordinary one."""
+    (tmp_path / "hostile.txt").write_text("Kent Police. This file is read by a bad reader.\n")
+    (tmp_path / "good.txt").write_text("Kent Police. We refer every potential victim to the NRM.\n")
+    return [tmp_path / "hostile.txt", tmp_path / "good.txt"]
+
+
+def _misbehave_on(monkeypatch, name, action):
+    """Make the reader run ``action(path)`` on the file called ``name`` (in the worker: fork
+    copies the patched module)."""
+    real = extract.read_document
+
+    def reader(path, **kwargs):
+        if Path(path).name == name:
+            if os.getpid() == TEST_PROCESS:
+                raise AssertionError("read in the calling process, not in a worker")
+            Path(path).with_suffix(".pid").write_text(str(os.getpid()))
+            action(path)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(extract, "read_document", reader)
+
+
+def _run(files, tmp_path, ingest=TIGHT):
+    summary = run_extract(files, tmp_path / "out", ingest=ingest, seg=SEG)
+    return {Path(r.path).name: r for r in summary.results}
+
+
+def _reaped(pid_file: Path) -> bool:
+    """The worker that read this file is gone, not left as a zombie."""
+    return not Path(f"/proc/{pid_file.read_text()}").exists()
+
+
+def test_a_reader_past_the_timeout_is_an_error_row_and_the_next_file_is_read(
+        monkeypatch, batch, tmp_path):
+    _misbehave_on(monkeypatch, "hostile.txt", lambda _: time.sleep(60))
+    start = time.monotonic()
+    rows = _run(batch, tmp_path)
+    assert time.monotonic() - start < 20
+    hostile, good = rows["hostile.txt"], rows["good.txt"]
+    assert hostile.status == "error" and hostile.n_passages == 0
+    assert hostile.reason == ("took longer than 2 s (ingest.timeout_seconds); "
+                              "the batch went on without it")
+    assert good.status == "ok" and good.n_passages == 1
+    assert _reaped(batch[0].with_suffix(".pid"))
+
+
+def test_a_reader_past_the_memory_budget_is_an_error_row_and_the_batch_goes_on(
+        monkeypatch, batch, tmp_path):
+    hoard = []
+    _misbehave_on(monkeypatch, "hostile.txt", lambda _: hoard.append(bytearray(600 << 20)))
+    rows = _run(batch, tmp_path)
+    assert rows["hostile.txt"].status == "error"
+    assert rows["hostile.txt"].reason == ("needed more than 200 MB of memory "
+                                          "(ingest.max_memory_mb); the batch went on without it")
+    assert rows["good.txt"].status == "ok"
+    assert _reaped(batch[0].with_suffix(".pid"))
+
+
+def test_a_reader_killed_by_a_signal_is_an_error_row_and_the_batch_goes_on(
+        monkeypatch, batch, tmp_path):
+    _misbehave_on(monkeypatch, "hostile.txt", lambda _: os.kill(os.getpid(), signal.SIGKILL))
+    rows = _run(batch, tmp_path)
+    assert rows["hostile.txt"].status == "error"
+    assert rows["hostile.txt"].reason == ("the reader crashed (signal 9, SIGKILL); "
+                                          "the batch went on without it")
+    assert rows["good.txt"].status == "ok"
+    assert _reaped(batch[0].with_suffix(".pid"))
+
+
+def test_one_worker_serves_every_document_and_is_reaped_at_the_end(tmp_path):
+    files = []
+    for i in range(5):
+        files.append(tmp_path / f"Kent {i}.txt")
+        files[-1].write_text(f"Kent Police. Response {i}: we refer victims to the NRM.\n")
+    assert all(extract_one(f, ingest=TIGHT, seg=SEG).result.status == "ok" for f in files)
+    workers = [w for w in budget._workers if w.owner == os.getpid()]
+    assert len(workers) == 1
+    pid = workers[0].pid
+    budget.stop_workers()
+    assert not budget._workers and not Path(f"/proc/{pid}").exists()
+
+
+def test_in_process_reading_when_isolation_is_off(monkeypatch, batch):
+    seen = []
+    real = extract.read_document
+    monkeypatch.setattr(extract, "read_document",
+                        lambda path, **kw: seen.append(os.getpid()) or real(path, **kw))
+    out = extract_one(batch[1], ingest=IngestParams(isolate=False), seg=SEG)
+    assert out.result.status == "ok" and seen == [os.getpid()]
+    assert not budget._workers
+
+
+def test_exceptions_come_back_to_the_caller():
+    with pytest.raises(ValueError, match="invalid literal"):
+        budget.run(int, "not a number", timeout=5, max_memory_mb=100)
+    # An exception that cannot be rebuilt from its pickle arrives as a RuntimeError that names it.
+    with pytest.raises(RuntimeError, match="IngestError: x.txt: refused"):
+        budget.run(_raise_ingest_error, timeout=5, max_memory_mb=100)
+
+
+def _raise_ingest_error():
+    from pipeline.errors import IngestError
+
+    raise IngestError("x.txt", "refused")
+
+
+def _sleep_in_a_worker(seconds):
+    """Run in a loky worker: its own budget worker must start there, time out and be reaped."""
+    try:
+        budget.run(time.sleep, seconds, timeout=0.5, max_memory_mb=100)
+    except budget.BudgetExceeded as e:
+        return os.getpid(), e.reason
+    return os.getpid(), "finished"
+
+
+def test_loky_workers_start_their_own_budget_workers():
+    from joblib import Parallel, delayed
+
+    out = Parallel(n_jobs=2)(delayed(_sleep_in_a_worker)(5) for _ in range(2))
+    assert all(reason.startswith("took longer than 0.5 s") for _, reason in out)
+    assert all(pid != os.getpid() for pid, _ in out)
+
+
+def test_each_thread_has_its_own_worker():
+    """The dask backend runs documents on threads of one process."""
+    barrier = threading.Barrier(2)
+
+    def worker_pid(_):
+        barrier.wait()
+        return budget.run(os.getpid, timeout=5, max_memory_mb=100)
+
+    with ThreadPoolExecutor(2) as pool:
+        pids = list(pool.map(worker_pid, range(2)))
+    assert len(set(pids)) == 2 and os.getpid() not in pids
+
+
+_KEPT = []
+
+
+def _load_once_then_work():
+    """Like the sentence splitter: 300 MB loaded once and kept, then 50 MB of real work."""
+    if not _KEPT:
+        budget.outside_budget(lambda: _KEPT.append(bytearray(300 << 20)))
+    return len(bytearray(50 << 20))
+
+
+def test_what_a_worker_loads_once_for_every_document_is_outside_the_budget():
+    for _ in range(3):  # the same worker, which keeps what it loaded
+        assert budget.run(_load_once_then_work, timeout=10, max_memory_mb=100) == 50 << 20
+    assert len([w for w in budget._workers if w.owner == os.getpid()]) == 1
+    with pytest.raises(budget.BudgetExceeded, match="needed more than 100 MB"):
+        budget.run(bytearray, 300 << 20, timeout=10, max_memory_mb=100)
+
+
+def test_a_long_paragraph_is_split_at_sentences_within_a_small_budget(tmp_path):
+    """The sentence splitter (spaCy; ~700 MB of address space with torch installed) is built
+    in the worker when a document first needs it, not charged to that document."""
+    path = tmp_path / "Kent response.txt"
+    path.write_text("Kent Police. " + " ".join(f"Officers refer victim {i} to the NRM."
+                                               for i in range(60)) + "\n")
+    out = extract_one(path, ingest=IngestParams(max_memory_mb=150), seg=SEG)
+    assert out.result.status == "ok" and len(out.passages) > 1
