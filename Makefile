@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo data lint check bench clean browser
+.PHONY: install test demo data lint check bench clean browser ocr-engine
 
-install: $(STAMP)
+install: $(STAMP) ocr-engine
 
 # Re-installs only when pyproject.toml changes, so repeated runs take a second.
 $(STAMP): pyproject.toml
@@ -26,6 +26,13 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium || \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 		echo "chromium could not be installed: the browser tests will be skipped"
+
+# Debian's Tesseract with English data, for `score --ocr` (scanned responses); OCR tests
+# skip and `--ocr` explains what to install when it is missing.
+ocr-engine:
+	@command -v tesseract >/dev/null 2>&1 || \
+		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null) || \
+		echo "tesseract could not be installed: scanned pages cannot be read (--ocr)"
 
 demo: install
 	$(BIN)/forcecov score data/raw --out reports/

@@ -98,6 +98,11 @@ def _cache_dir(no_cache: bool, params: Params) -> Path | None:
 
 
 PdfEngine = Annotated[str | None, typer.Option("--pdf-engine", help="pdfium (fast) or plumber")]
+Ocr = Annotated[
+    bool | None,
+    typer.Option("--ocr/--no-ocr", help="Read scanned pages (images with no text layer) with "
+                                        "Tesseract; default ingest.ocr in params.yaml"),
+]
 Manifest = Annotated[Path | None, typer.Option("--manifest", help="CSV with columns path, force")]
 
 
@@ -106,6 +111,7 @@ def extract(
     inputs: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("reports"),
     pdf_engine: PdfEngine = None,
+    ocr: Ocr = None,
     manifest: Manifest = None,
     jobs: Jobs = None,
     backend: Backend = None,
@@ -117,7 +123,7 @@ def extract(
     from .forces import read_manifest
     from .taxonomy import load_taxonomy
 
-    params = load_params().override("ingest", pdf_engine=pdf_engine)
+    params = load_params().override("ingest", pdf_engine=pdf_engine, ocr=ocr)
     mapping = read_manifest(manifest) if manifest else None
     files = _find_inputs_or_fail(inputs)
     with progress_bar(len(files), "Extracting") as advance:
@@ -215,6 +221,7 @@ def score(
     model_path: ModelPath = None,
     trust_model: TrustModel = False,
     pdf_engine: PdfEngine = None,
+    ocr: Ocr = None,
     manifest: Manifest = None,
     jobs: Jobs = None,
     backend: Backend = None,
@@ -231,7 +238,7 @@ def score(
     from .score import run_score
     from .taxonomy import load_taxonomy
 
-    params = load_params().override("ingest", pdf_engine=pdf_engine)
+    params = load_params().override("ingest", pdf_engine=pdf_engine, ocr=ocr)
     files = _find_inputs_or_fail(inputs)
     model = _model(model_path, trust_model)
     with progress_bar(len(files), "Scoring") as advance:

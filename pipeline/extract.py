@@ -125,8 +125,10 @@ def _read_and_segment(path: Path, ingest: IngestParams, seg: SegmentParams,
         status = "warning" if doc.warnings else "ok"
         if not passages:
             status, doc.warnings = "warning", doc.warnings + ["no passages found"]
+        ocr = doc.ocr_pages
         result = DocumentResult(doc.doc_id, str(path), doc.sha256, doc.force, doc.format,
-                                doc.pages, len(passages), status, "; ".join(doc.warnings))
+                                doc.pages, len(passages), status, "; ".join(doc.warnings),
+                                len(ocr), round(sum(ocr.values()) / len(ocr), 1) if ocr else None)
         return Extracted(result, passages)
     except IngestError as e:
         reason = e.reason

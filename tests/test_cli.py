@@ -27,7 +27,7 @@ def test_extract_handles_a_folder_of_good_and_bad_files(tmp_path, bad_inputs, re
     assert by_name["good.pdf"]["status"] == "ok"
     assert by_name["corrupt.pdf"]["status"] == "error"
     assert "encrypted" in by_name["encrypted.pdf"]["reason"]
-    assert "OCR" in by_name["scanned letter.pdf"]["reason"]
+    assert "--ocr" in by_name["scanned letter.pdf"]["reason"]
     assert by_name["renamed.pdf"]["status"] == "warning"
     assert by_name["latin1.txt"]["status"] == "warning"
     assert "zip bomb" in by_name["bomb.docx"]["reason"]

@@ -133,7 +133,7 @@ def test_text_files_decode_in_common_encodings(tmp_path, encoding):
 @pytest.mark.parametrize("kind, reason", [
     ("corrupt", "corrupt PDF"),
     ("encrypted", "encrypted PDF"),
-    ("image_only", "OCR needed"),
+    ("image_only", "score --ocr"),
     ("empty", "empty file"),
     ("wrong_ext", "unsupported file type '.xlsx'"),
     ("undecodable", "undecodable text"),

@@ -52,6 +52,17 @@ def test_queue_prefers_uncertain_passages_and_skips_duplicates_echo_and_labelled
         assert not ({"pid-0", "pid-dup"} <= set(ids))
 
 
+def test_passages_from_low_confidence_ocr_pages_are_queued_first():
+    scored = _scored()
+    scored.loc[3, [f"p_{lab}" for lab in LABELS]] = 0.5  # the model's least sure passage
+    scored["ocr_low_confidence"] = False
+    scored.loc[7, "ocr_low_confidence"] = True  # the words themselves may be misread
+    queue = build_queue(scored, LABELS, THRESHOLDS, n=3, strategy="uncertainty",
+                        dedup_similarity=0.8)
+    assert list(queue["passage_id"][:2]) == ["pid-7", "pid-3"]
+    assert queue["uncertainty"].between(0, 1).all()
+
+
 @pytest.fixture
 def queue_files(tmp_path):
     queue = build_queue(_scored(), LABELS, THRESHOLDS, n=5, strategy="uncertainty",

@@ -15,7 +15,7 @@ from ..forces import resolve_force
 from ..hashing import sha256_file
 from ..records import Block, Document
 from .docx import read_docx
-from .layout import build_lines, lines_to_blocks, remove_furniture
+from .layout import PageText, build_lines, lines_to_blocks, remove_furniture
 from .pdf import page_ranges, read_pages
 from .text import read_text_blocks
 
@@ -87,8 +87,9 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
     if fmt == "pdf" and ext != ".pdf":
         warnings.append(f"named '{ext}' but is a PDF; read as PDF")
 
+    ocr_pages: dict[int, float] = {}
     if fmt == "pdf":
-        blocks, pages = _read_pdf(path, params, warnings)
+        blocks, pages, ocr_pages = _read_pdf(path, params, warnings)
     elif fmt == "docx":
         blocks, pages = read_docx(path, max_uncompressed_mb=params.docx_max_uncompressed_mb,
                                   max_ratio=params.docx_max_ratio, max_pages=params.max_pages)
@@ -112,7 +113,7 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
     if force == "unknown":
         warnings.append("force not recognised from manifest, file name or first page")
     return Document(doc_id=sha[:16], path=str(path), sha256=sha, format=fmt, force=force,
-                    pages=pages, blocks=blocks, warnings=warnings)
+                    pages=pages, blocks=blocks, warnings=warnings, ocr_pages=ocr_pages)
 
 
 def _cut_long_blocks(blocks: list[Block]) -> list[Block]:
@@ -149,7 +150,9 @@ def _first_page_start(blocks: list[Block], limit: int = MAX_BLOCK_CHARS) -> list
     return texts
 
 
-def _read_pdf(path: Path, params: IngestParams, warnings: list[str]) -> tuple[list[Block], int]:
+def _read_pdf(path: Path, params: IngestParams,
+              warnings: list[str]) -> tuple[list[Block], int, dict[int, float]]:
+    """Blocks, page count, and the mean OCR confidence of each page read by OCR."""
     pages = read_pages(path, engine=params.pdf_engine, max_pages=params.max_pages,
                        timeout=params.timeout_seconds)
     if not pages:
@@ -159,19 +162,51 @@ def _read_pdf(path: Path, params: IngestParams, warnings: list[str]) -> tuple[li
         raise IngestError(path, "corrupt PDF: no page could be read; ask for a fresh export")
     if broken:
         warnings.append(f"pages that could not be read (damaged): {page_ranges(broken)}")
+    ocr_confidence: dict[int, float] = {}
+    if params.ocr:
+        pages, ocr_confidence = _ocr_scanned_pages(path, pages, params)
     image_only = [p.number for p in pages if p.n_chars == 0 and p.n_images > 0]
     with_text = [p for p in pages if p.n_chars > 0]
     if not with_text:
         if image_only:
             raise IngestError(path, "image-only PDF with no text layer "
-                                    f"(pages {page_ranges(image_only)}): "
-                                    "OCR needed; forcecov does not OCR, ask for a text PDF")
+                                    f"(pages {page_ranges(image_only)}): run `forcecov score "
+                                    "--ocr` to read it with Tesseract, or ask for a text PDF")
         raise IngestError(path, "no text found: every page is blank")
     if image_only:
-        warnings.append("image-only pages with no text layer (OCR needed): "
+        warnings.append("image-only pages with no text layer (use --ocr to read them): "
                         f"{page_ranges(image_only)}")
+    if ocr_confidence:
+        low = [n for n, c in ocr_confidence.items() if c < params.ocr_min_confidence]
+        if low:
+            warnings.append(f"pages read by OCR with low confidence (sent to review): "
+                            f"{page_ranges(low)}")
     line_pages = [build_lines(p.segments) for p in pages]
     line_pages = remove_furniture(line_pages, min_fraction=params.furniture_min_fraction,
                                   edge_lines=params.furniture_edge_lines,
                                   page_heights=[p.height for p in pages])
-    return lines_to_blocks(line_pages, paragraph_gap=params.paragraph_gap), len(pages)
+    return (lines_to_blocks(line_pages, paragraph_gap=params.paragraph_gap), len(pages),
+            ocr_confidence)
+
+
+def _ocr_scanned_pages(path: Path, pages: list[PageText],
+                       params: IngestParams) -> tuple[list[PageText], dict[int, float]]:
+    """Pages with an image and (almost) no text, read again by Tesseract."""
+    from .ocr import ocr_pdf_page, tesseract_missing
+
+    scanned = [p for p in pages
+               if not p.broken and p.n_images > 0 and p.n_chars < params.ocr_min_chars]
+    if not scanned:
+        return pages, {}
+    missing = tesseract_missing(params.ocr_lang)
+    if missing:
+        raise IngestError(path, f"scanned pages {page_ranges([p.number for p in scanned])} "
+                                f"cannot be read: {missing}")
+    confidence: dict[int, float] = {}
+    by_number = {p.number: p for p in pages}
+    for p in scanned:
+        read = ocr_pdf_page(path, p.number, dpi=params.ocr_dpi, lang=params.ocr_lang)
+        by_number[p.number] = PageText(p.number, p.width, p.height, read.segments,
+                                       sum(len(s.text) for s in read.segments), p.n_images)
+        confidence[p.number] = read.confidence
+    return [by_number[p.number] for p in pages], confidence
