@@ -62,40 +62,34 @@ def _reaped(pid_file: Path) -> bool:
     return not Path(f"/proc/{pid_file.read_text()}").exists()
 
 
-def test_a_reader_past_the_timeout_is_an_error_row_and_the_next_file_is_read(
-        monkeypatch, batch, tmp_path):
-    _misbehave_on(monkeypatch, "hostile.txt", lambda _: time.sleep(60))
+def _sleep(_):
+    time.sleep(60)
+
+
+def _hoard(_, hoard=[]):  # noqa: B006 - kept alive on purpose, so the memory stays in use
+    hoard.append(bytearray(600 << 20))
+
+
+def _die(_):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+@pytest.mark.parametrize(("misbehave", "reason"), [
+    (_sleep, "took longer than 2 s (ingest.timeout_seconds); the batch went on without it"),
+    (_hoard, "needed more than 200 MB of memory (ingest.max_memory_mb); "
+             "the batch went on without it"),
+    (_die, "the reader crashed (signal 9, SIGKILL); the batch went on without it"),
+], ids=["timeout", "memory", "signal"])
+def test_a_reader_that_breaks_its_budget_is_an_error_row_and_the_next_file_is_read(
+        monkeypatch, batch, tmp_path, misbehave, reason):
+    _misbehave_on(monkeypatch, "hostile.txt", misbehave)
     start = time.monotonic()
     rows = _run(batch, tmp_path)
     assert time.monotonic() - start < 20
     hostile, good = rows["hostile.txt"], rows["good.txt"]
     assert hostile.status == "error" and hostile.n_passages == 0
-    assert hostile.reason == ("took longer than 2 s (ingest.timeout_seconds); "
-                              "the batch went on without it")
+    assert hostile.reason == reason
     assert good.status == "ok" and good.n_passages == 1
-    assert _reaped(batch[0].with_suffix(".pid"))
-
-
-def test_a_reader_past_the_memory_budget_is_an_error_row_and_the_batch_goes_on(
-        monkeypatch, batch, tmp_path):
-    hoard = []
-    _misbehave_on(monkeypatch, "hostile.txt", lambda _: hoard.append(bytearray(600 << 20)))
-    rows = _run(batch, tmp_path)
-    assert rows["hostile.txt"].status == "error"
-    assert rows["hostile.txt"].reason == ("needed more than 200 MB of memory "
-                                          "(ingest.max_memory_mb); the batch went on without it")
-    assert rows["good.txt"].status == "ok"
-    assert _reaped(batch[0].with_suffix(".pid"))
-
-
-def test_a_reader_killed_by_a_signal_is_an_error_row_and_the_batch_goes_on(
-        monkeypatch, batch, tmp_path):
-    _misbehave_on(monkeypatch, "hostile.txt", lambda _: os.kill(os.getpid(), signal.SIGKILL))
-    rows = _run(batch, tmp_path)
-    assert rows["hostile.txt"].status == "error"
-    assert rows["hostile.txt"].reason == ("the reader crashed (signal 9, SIGKILL); "
-                                          "the batch went on without it")
-    assert rows["good.txt"].status == "ok"
     assert _reaped(batch[0].with_suffix(".pid"))
 
 
