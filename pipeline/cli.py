@@ -301,6 +301,10 @@ def evaluate(
     from .taxonomy import load_taxonomy
 
     p = paths()
+    if coverage_run is not None:
+        from .score import check_run
+
+        check_run(coverage_run)  # an incomplete or mixed run folder is refused, not averaged
     taxonomy = load_taxonomy()
     params = load_params()
     model = _model(model_path, trust_model)

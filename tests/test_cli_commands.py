@@ -138,6 +138,17 @@ def test_review_audit_ranks_and_writes_a_queue(small_root, tmp_path):
     assert all(set(q["labels"]) <= set(TAX.labels) and q["notes"] == "" for q in queue)
 
 
+def test_evaluate_refuses_an_incomplete_run_folder(project_root, tmp_path):
+    from pipeline.errors import ForcecovError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "coverage.csv").write_text("level,force\n")
+    result = invoke("evaluate", "--coverage", run, "--out", tmp_path / "eval")
+    assert result.exit_code != 0 and isinstance(result.exception, ForcecovError)
+    assert "no passages.parquet" in str(result.exception)
+
+
 def test_evaluate_compares_approaches_and_skips_missing_ones(project_root, tmp_path, monkeypatch):
     from pipeline import approaches
 
