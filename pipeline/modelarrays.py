@@ -75,15 +75,6 @@ def _terms(vec: Any) -> npt.NDArray[np.str_]:
     return terms.astype(str)
 
 
-def can_store(model: Any) -> bool:
-    """Whether a :class:`~pipeline.classify.TrainedModel` can be stored as arrays."""
-    try:
-        to_arrays(model)
-    except ArrayModelError:
-        return False
-    return True
-
-
 def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     """The arrays of ``model.npz`` (see the module docstring), or :class:`ArrayModelError`."""
     from sklearn.calibration import CalibratedClassifierCV

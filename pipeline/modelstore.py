@@ -93,7 +93,8 @@ def current_version(models_dir: Path) -> str | None:
 
 
 def resolve_model_dir(models_dir: Path, path: Path | None = None) -> Path:
-    """A model folder from a path (folder, model.joblib or model.json), else models/current.
+    """A model folder from a path (folder, model.npz, model.joblib or model.json), else
+    models/current.
 
     A path may also be a models folder of its own (``forcecov train --out DIR`` writes
     ``DIR/<version>/`` and ``DIR/current``): it resolves to the version its pointer names.

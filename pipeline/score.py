@@ -210,7 +210,7 @@ def publish_run(staging: Path, out_dir: Path, *, shared: bool = False) -> None:
             shutil.rmtree(target)
         elif target.exists() or target.is_symlink():
             target.unlink()
-    for name in [*reversed(old)]:
+    for name in reversed(old):
         source = staging / name
         if not source.exists():
             continue
@@ -291,7 +291,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
         summary_out = _score_into(staging, inputs, model=model, params=params,
                                   taxonomy=taxonomy, manifest=manifest, on_done=on_done,
                                   jobs=jobs, backend=backend, scheduler=scheduler,
-                                  cache_dir=cache_dir, run_id=run_id, t_start=t_start)
+                                  cache_dir=cache_dir, run_id=run_id)
         publish_run(staging, out_dir, shared=shared_output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -302,8 +302,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
 def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedModel,
                 params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None,
                 on_done: Callable[[Extracted], None] | None, jobs: int, backend: str,
-                scheduler: str | None, cache_dir: Path | None, run_id: str,
-                t_start: float) -> ScoreSummary:
+                scheduler: str | None, cache_dir: Path | None, run_id: str) -> ScoreSummary:
     """Every output of a run, written into ``out_dir`` (the staging folder)."""
     import time
 
@@ -378,7 +377,6 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
                  documents=results, taxonomy=taxonomy)
     seconds["report"] = time.perf_counter() - t3
-    seconds["total"] = time.perf_counter() - t_start
     return ScoreSummary(len(files), sum(r.status == "ok" for r in results),
                         sum(r.status == "warning" for r in results),
                         sum(r.status == "error" for r in results), int(len(flag_frame)),

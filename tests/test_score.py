@@ -154,6 +154,8 @@ def test_a_killed_score_leaves_the_previous_run_whole(project, tmp_path, realist
     while time.time() < deadline and not list(tmp_path.glob(".run.run-*")):
         time.sleep(0.05)
     time.sleep(1.0)
+    # Killed mid-run: the run has started staging and has not finished.
+    assert list(tmp_path.glob(".run.run-*")) and proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert {name: (out / name).read_bytes() for name in RUN_OUTPUTS} == before

@@ -32,7 +32,6 @@ class OcrPage:
 
     segments: list[Segment]
     confidence: float  # mean word confidence, 0-100 (0 when no word was read)
-    n_words: int
 
 
 def tesseract_missing(lang: str = "eng") -> str | None:
@@ -70,7 +69,7 @@ def ocr_image(image: Image, *, pixels_per_point: float, lang: str = "eng",
         segments.append(Segment(word, left, left + width, top, top + height, size=height))
         confidences.append(conf)
     mean = sum(confidences) / len(confidences) if confidences else 0.0
-    return OcrPage(segments, round(mean, 1), len(confidences))
+    return OcrPage(segments, round(mean, 1))
 
 
 def ocr_pdf_page(path: Path, number: int, *, dpi: int, lang: str = "eng") -> OcrPage:
