@@ -34,8 +34,9 @@ ocr-engine:
 		(apt-get update -qq && apt-get install -y -qq tesseract-ocr tesseract-ocr-eng >/dev/null) || \
 		echo "tesseract could not be installed: scanned pages cannot be read (--ocr)"
 
+# --ocr: the scanned samples in data/raw/scanned are read with Tesseract (about a minute more).
 demo: install
-	$(BIN)/forcecov score data/raw --out reports/
+	$(BIN)/forcecov score data/raw --out reports/ --ocr
 
 # Rebuild the sample submissions in data/raw from their sources (deterministic).
 data: install

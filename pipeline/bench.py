@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .config import paths
+
 PARAGRAPHS = [
     "Officers who suspect exploitation make an immediate referral to the National Referral "
     "Mechanism, and the modern slavery SPOC checks every referral for quality before it goes to "
@@ -105,7 +107,7 @@ def raw_extraction_seconds(files: list[Path], engine: str) -> float:
 
 
 def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
-                         extra: list[str] | None = None) -> dict[str, Any]:
+                         extra: list[str] | None = None, ocr: bool = False) -> dict[str, Any]:
     """Run one scoring in a fresh process, so peak RSS belongs to that run alone."""
     code = (
         "import json, resource, sys, time\n"
@@ -115,7 +117,7 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
         "from pipeline.score import run_score\n"
         "from pipeline.taxonomy import load_taxonomy\n"
         "p = paths(); tax = load_taxonomy()\n"
-        f"params = load_params().override('ingest', pdf_engine={engine!r})\n"
+        f"params = load_params().override('ingest', pdf_engine={engine!r}, ocr={ocr!r})\n"
         "model = load_model(resolve_model_dir(p.models), tax)\n"
         f"s = run_score([Path({str(folder)!r})], Path({str(out)!r}), model=model, params=params, "
         f"taxonomy=tax, jobs={jobs})\n"
@@ -130,11 +132,25 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
     return figures
 
 
+def ocr_rates(samples: Path, work: Path) -> dict[int, dict[str, Any]]:
+    """Pages per second reading scanned files with Tesseract, with one job and with two. The
+    samples are image-only, so every page goes through OCR; extraction dominates the run."""
+    runs: dict[int, dict[str, Any]] = {}
+    for jobs in (1, 2):
+        r = _score_in_subprocess(samples, work / f"out-ocr-{jobs}", jobs=jobs, engine="pdfium",
+                                 ocr=True)
+        r["pages_per_s"] = r["pages"] / r["seconds"]["total"]
+        runs[jobs] = r
+        print(f"OCR jobs={jobs}: {r['pages']} scanned pages in {r['seconds']['total']:.1f} s = "
+              f"{r['pages_per_s']:.2f} pages/s end to end ({r['seconds']['extract']:.1f} s "
+              f"extracting); peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
+    return runs
+
+
 def classify_rate(n: int = 20000) -> float:
     """Passages per second through the default model (features, probabilities, echo)."""
     import pandas as pd
 
-    from .config import paths
     from .modelstore import load_model, resolve_model_dir
     from .taxonomy import load_taxonomy
 
@@ -158,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="documents for the large memory run")
     ap.add_argument("--skip-rss", action="store_true",
                     help="skip the 50 vs 1,000 document memory runs")
+    ap.add_argument("--skip-ocr", action="store_true", help="skip reading scanned samples")
+    ap.add_argument("--ocr-samples", type=Path, default=None,
+                    help="scanned files for the OCR figures (default: data/raw/scanned)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep generated files here")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures as JSON")
     args = ap.parse_args(argv)
@@ -205,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
         results[f"{engine}_overhead"] = ours / raw
         print(f"raw {engine}: {pages / raw:.0f} pages/s; our {engine} extraction stage takes "
               f"{ours / raw:.2f}x the raw library's time", flush=True)
+
+    if not args.skip_ocr:
+        results["ocr"] = ocr_rates(args.ocr_samples or paths().raw / "scanned", work)
 
     rate = classify_rate()
     results["classify_passages_per_s"] = rate

@@ -283,6 +283,11 @@ def evaluate(
         Path | None, typer.Option("--coverage", help="A scoring run folder to check against gold")
     ] = None,
     gold: Annotated[Path | None, typer.Option(help="Gold coverage CSV")] = None,
+    scanned_run: Annotated[
+        Path | None, typer.Option("--scanned", help="A scoring run of data/raw with --ocr: "
+                                  "character error rate and coverage of each scanned sample "
+                                  "against its text twin (data/raw/scanned/gold_coverage.csv)")
+    ] = None,
     field: Annotated[
         bool, typer.Option("--field", help="Train each of --field-approaches as shipped and "
                            "score it on the field set's test part (data/field)")
@@ -301,10 +306,11 @@ def evaluate(
     from .taxonomy import load_taxonomy
 
     p = paths()
-    if coverage_run is not None:
-        from .score import check_run
+    from .score import check_run
 
-        check_run(coverage_run)  # an incomplete or mixed run folder is refused, not averaged
+    for run in (coverage_run, scanned_run):
+        if run is not None:
+            check_run(run)  # an incomplete or mixed run folder is refused, not averaged
     taxonomy = load_taxonomy()
     params = load_params()
     model = _model(model_path, trust_model)
@@ -322,7 +328,8 @@ def evaluate(
         result = run_evaluation(model, corpus, taxonomy, params, out_dir, compare_kinds=kinds,
                                 lovo=lovo, coverage_run=coverage_run,
                                 gold_csv=gold or (p.raw / "gold_coverage.csv"), field=field_set,
-                                field_kinds=field_kinds, logo=logo)
+                                field_kinds=field_kinds, logo=logo, scanned_run=scanned_run,
+                                scanned_gold=p.raw / "scanned" / "gold_coverage.csv")
     tables = result.pop("tables")
     out.print(f"model {result['model_version']} on the frozen evaluation split "
               f"(n={result['n_eval']}): macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
@@ -342,7 +349,10 @@ def evaluate(
             print_table("Leave one genre out (thresholds as shipped)", tables["logo"])
     for key, title in (("comparison", "Approaches on the same grouped folds"),
                        ("lovo", "Leave one voice out"),
-                       ("coverage", "Coverage agreement with gold")):
+                       ("coverage", "Coverage agreement with gold"),
+                       ("scanned", "Scanned samples read by OCR against their text twins "
+                                   "(cer: character error rate; agree: share of categories "
+                                   "whose 'addressed' matches)")):
         if key in tables:
             print_table(title, tables[key])
     out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")

@@ -84,6 +84,7 @@ class IngestParams:
     ocr_lang: str = "eng"
     ocr_min_chars: int = 50
     ocr_min_confidence: float = 70.0
+    ocr_page_seconds: float = 30.0
     docx_max_uncompressed_mb: float = 300
     docx_max_ratio: float = 100
     furniture_min_fraction: float = 0.5

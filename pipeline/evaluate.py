@@ -257,12 +257,9 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     Documents are matched by file name. Columns: category, n, agreement, false_positives,
     false_negatives (the last row is ``overall``).
     """
-    from .atomic import from_spreadsheet_safe
-
     cov = pd.read_csv(run_dir / "coverage.csv")
-    docs = pd.read_csv(run_dir / "documents.csv")
+    docs = _document_files(run_dir)
     gold = pd.read_csv(gold_csv)
-    docs["file"] = docs["path"].map(lambda p: Path(from_spreadsheet_safe(str(p))).name)
     merged = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
               .merge(gold[["file", "category", "addressed"]], on=["file", "category"],
                      suffixes=("", "_gold")))
@@ -277,6 +274,92 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
                      "false_positives": int((g["pred"] & ~g["gold"]).sum()),
                      "false_negatives": int((~g["pred"] & g["gold"]).sum())})
     return pd.DataFrame(rows)
+
+
+def _document_files(run_dir: Path) -> pd.DataFrame:
+    """documents.csv of a run with a ``file`` column (the bare file name)."""
+    from .atomic import from_spreadsheet_safe
+
+    docs = pd.read_csv(run_dir / "documents.csv")
+    docs["file"] = docs["path"].map(lambda p: Path(from_spreadsheet_safe(str(p))).name)
+    return docs
+
+
+def character_error_rate(reference: str, read: str) -> float:
+    """Edit distance over the reference's length, after collapsing white space (a line break
+    read as a space is not an error)."""
+    from rapidfuzz.distance import Levenshtein
+
+    reference, read = " ".join(reference.split()), " ".join(read.split())
+    return Levenshtein.distance(reference, read) / max(len(reference), 1)
+
+
+def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
+    """How well scanned documents, read by OCR, stand in for their text versions.
+
+    ``scanned_gold`` lists each scanned file with its ``twin`` (the text version) and ``dpi``;
+    both must have been scored in ``run_dir`` (``forcecov score data/raw --ocr``). One row per
+    scanned file, then ``overall``. Columns: file, dpi, pages, ocr_pages, ocr_confidence, cer
+    (character error rate of the OCR'd passages against the twin's), cells (categories
+    compared), agree_twin (share of categories whose ``addressed`` matches the twin's) and
+    agree_gold (the same against the gold file), same_subpoints (share of categories whose
+    evidenced sub-points are the twin's) and score_gap (mean absolute difference of the
+    coverage score from the twin's)."""
+    docs = _document_files(run_dir)
+    gold = pd.read_csv(scanned_gold)
+    cov = pd.read_csv(run_dir / "coverage.csv")
+    cov = cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
+    passages = pd.read_parquet(run_dir / "passages.parquet",
+                               columns=["doc_id", "char_start", "text"])
+    texts = {d: " ".join(g.sort_values("char_start")["text"])
+             for d, g in passages.groupby("doc_id")}
+    by_file = docs.set_index("file")
+    rows = []
+    for (file, twin, dpi), g in gold.groupby(["file", "twin", "dpi"], sort=False):
+        missing = [f for f in (file, twin) if f not in by_file.index]
+        if missing:
+            raise ValueError(f"{run_dir} has no scored document named {missing[0]!r}: score the "
+                             "scanned files and their text twins together "
+                             "(forcecov score data/raw --ocr)")
+        scan, text = by_file.loc[file], by_file.loc[twin]
+        if scan["status"] != "ok":
+            raise ValueError(f"{file} was not read ({scan['reason']}): score with --ocr")
+        indexed = cov.set_index(["file", "category"])
+        addressed = indexed["addressed"].astype(bool)
+        score = indexed["score"].astype(float)
+        subpoints = indexed["subpoints"].fillna("").astype(str)
+        cats = list(g["category"])
+        mine = [bool(addressed.get((file, c), False)) for c in cats]
+        twins = [bool(addressed.get((twin, c), False)) for c in cats]
+        same_subpoints = [set(subpoints.get((file, c), "").split(";"))
+                          == set(subpoints.get((twin, c), "").split(";")) for c in cats]
+        score_gap = [abs(score.get((file, c), 0.0) - score.get((twin, c), 0.0)) for c in cats]
+        golds = [int(a) == 1 for a in g["addressed"]]
+        rows.append({
+            "file": file, "dpi": int(dpi), "pages": int(scan["pages"]),
+            "ocr_pages": int(scan.get("ocr_pages", 0) or 0),
+            "ocr_confidence": float(scan.get("ocr_confidence", float("nan"))),
+            "cer": round(character_error_rate(texts.get(text["doc_id"], ""),
+                                              texts.get(scan["doc_id"], "")), 4),
+            "cells": len(cats),
+            "agree_twin": float(np.mean([a == b for a, b in zip(mine, twins, strict=True)])),
+            "agree_gold": float(np.mean([a == b for a, b in zip(mine, golds, strict=True)])),
+            "same_subpoints": float(np.mean(same_subpoints)),
+            "score_gap": float(np.mean(score_gap)),
+        })
+    table = pd.DataFrame(rows)
+    cells = table["cells"].sum()
+    table.loc[len(table)] = {
+        "file": "overall", "dpi": 0, "pages": int(table["pages"].sum()),
+        "ocr_pages": int(table["ocr_pages"].sum()),
+        "ocr_confidence": float(np.average(table["ocr_confidence"], weights=table["ocr_pages"]))
+        if table["ocr_pages"].sum() else float("nan"),
+        "cer": float(table["cer"].mean()), "cells": int(cells),
+        "agree_twin": float((table["agree_twin"] * table["cells"]).sum() / cells),
+        "agree_gold": float((table["agree_gold"] * table["cells"]).sum() / cells),
+        "same_subpoints": float((table["same_subpoints"] * table["cells"]).sum() / cells),
+        "score_gap": float((table["score_gap"] * table["cells"]).sum() / cells)}
+    return table
 
 
 def calibration_png(curve: list[dict[str, float]]) -> bytes:
@@ -305,7 +388,9 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
                    out_dir: Path, *, compare_kinds: list[str] | None = None, lovo: bool = False,
                    coverage_run: Path | None = None,
                    gold_csv: Path | None = None, field: pd.DataFrame | None = None,
-                   field_kinds: list[str] | None = None, logo: bool = True) -> dict[str, Any]:
+                   field_kinds: list[str] | None = None, logo: bool = True,
+                   scanned_run: Path | None = None,
+                   scanned_gold: Path | None = None) -> dict[str, Any]:
     """Run the requested evaluations and write metrics.json, plots and tables into ``out_dir``.
 
     Returns the metrics dict plus DataFrames under ``tables`` for printing.
@@ -359,5 +444,14 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
         tables["coverage"] = table
         write_frame_csv(out_dir / "coverage_agreement.csv", table)
         metrics["coverage_agreement"] = table.set_index("category")["agreement"].to_dict()
+    if scanned_run is not None:
+        table = scanned_vs_twins(scanned_run, scanned_gold or scanned_run / "gold_coverage.csv")
+        tables["scanned"] = table
+        write_frame_csv(out_dir / "scanned_agreement.csv", table)
+        overall = table.iloc[-1]
+        metrics["scanned"] = {"cer": float(overall["cer"]),
+                              "cer_300dpi": float(table.loc[table["dpi"] == 300, "cer"].mean()),
+                              "agree_twin": float(overall["agree_twin"]),
+                              "agree_gold": float(overall["agree_gold"])}
     write_json(out_dir / "metrics.json", metrics)
     return {**metrics, "tables": tables}

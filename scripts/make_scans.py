@@ -26,12 +26,15 @@ OUT = RAW / "scanned"
 
 # (text twin in data/raw, dpi, rotation in degrees, output kind)
 SAMPLES = [
-    ("Avon and Somerset Police - response to Hidden Victims super-complaint recommendations 2-4.pdf",
-     300, 0.8, "pdf"),
+    ("Avon and Somerset Police - response to Hidden Victims super-complaint "
+     "recommendations 2-4.pdf", 300, 0.8, "pdf"),
     ("Derbyshire Constabulary - Super-complaint Recs 2-4 response table.pdf", 300, -0.6, "pdf"),
     ("Humberside Police - Hidden Victims super-complaint response.pdf", 200, 1.2, "pdf"),
     ("North Wales Police response - hidden victims super-complaint.pdf", 150, -1.0, "pdf"),
     ("South Wales Police and PCC - Hidden Victims response.pdf", 300, 0.4, "docx"),
+    # No victim support section: a category the scan must leave unaddressed, as its twin does.
+    ("Hampshire Constabulary - Modern Slavery Super-complaint Response (Recs 2 and 3).pdf",
+     200, -1.4, "pdf"),
 ]
 
 

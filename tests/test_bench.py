@@ -1,11 +1,13 @@
 """The benchmark runs end to end on a tiny corpus and reports every figure it promises."""
 
 import json
+import shutil
 
 import pytest
 
 from pipeline import bench
 from pipeline.ingest import read_document
+from tests.test_ocr import scanned_pdf
 
 
 def test_generated_documents_are_realistic_and_unique(tmp_path):
@@ -28,10 +30,19 @@ def test_benchmark_prints_and_writes_its_figures(project, tmp_path, monkeypatch,
     figures = tmp_path / "bench.json"
     argv = ["--docs", "2", "--pages", "1", "--rss-small", "1", "--rss-large", "2",
             "--workdir", str(tmp_path / "work"), "--json", str(figures)]
+    ocr = shutil.which("tesseract") is not None
+    if ocr:  # one small scanned letter stands in for data/raw/scanned
+        scans = tmp_path / "scans"
+        scans.mkdir()
+        scanned_pdf(scans)
+        argv += ["--ocr-samples", str(scans)]
+    else:
+        argv += ["--skip-ocr"]
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     for line in ("pdfium  jobs=1:", "pdfium  jobs=2:", "plumber jobs=1:", "--jobs 2 vs --jobs 1",
-                 "raw pdfium:", "raw plumber:", "classify:", "peak RSS 2 vs 1 documents"):
+                 "raw pdfium:", "raw plumber:", "classify:", "peak RSS 2 vs 1 documents",
+                 *(["OCR jobs=1: 2 scanned pages", "OCR jobs=2: 2 scanned pages"] if ocr else [])):
         assert line in out, line
     results = json.loads(figures.read_text())
     assert results["docs"] == 2 and results["pages_per_doc"] == 1
@@ -42,3 +53,5 @@ def test_benchmark_prints_and_writes_its_figures(project, tmp_path, monkeypatch,
                 "pdfium_overhead", "plumber_overhead", "classify_passages_per_s", "rss_ratio"):
         assert results[key] > 0, key
     assert set(results["rss_mb"]) == {"1", "2"}
+    if ocr:
+        assert results["ocr"]["1"]["pages"] == 2 and results["ocr"]["2"]["pages_per_s"] > 0

@@ -186,3 +186,20 @@ def test_a_long_paragraph_is_split_at_sentences_within_a_small_budget(tmp_path):
                                                for i in range(60)) + "\n")
     out = extract_one(path, ingest=IngestParams(max_memory_mb=150), seg=SEG)
     assert out.result.status == "ok" and len(out.passages) > 1
+
+
+def _work_in_pieces(pieces, seconds_each, extend_each):
+    for _ in range(pieces):
+        budget.extend(extend_each)
+        time.sleep(seconds_each)
+    return pieces
+
+
+def test_a_job_may_ask_for_more_time_piece_by_piece_but_not_beyond_what_it_asked():
+    # Three pieces of 0.4 s overrun a 0.5 s budget unless each piece asks for its own time
+    # (as OCR does, page by page).
+    assert budget.run(_work_in_pieces, 3, 0.4, 0.5, timeout=0.5, max_memory_mb=100) == 3
+    with pytest.raises(budget.BudgetExceeded, match=r"longer than 0\.[6-8] s.*ocr_page_seconds"):
+        budget.run(_work_in_pieces, 3, 0.4, 0.1, timeout=0.5, max_memory_mb=100)
+    with pytest.raises(budget.BudgetExceeded, match=r"longer than 0\.5 s \(ingest"):
+        budget.run(_work_in_pieces, 3, 0.4, 0.0, timeout=0.5, max_memory_mb=100)

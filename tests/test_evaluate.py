@@ -94,3 +94,55 @@ def test_full_evaluation_writes_metrics_tables_and_plots(tmp_path):
                  "plots/calibration.csv", "plots/per_category.csv"):
         assert (out / name).is_file(), name
     assert (out / "plots" / "calibration.png").read_bytes().startswith(b"\x89PNG")
+
+
+def _fake_run(folder, docs, passages, coverage):
+    """A scoring run folder with just what the scanned comparison reads."""
+    folder.mkdir()
+    pd.DataFrame(docs).to_csv(folder / "documents.csv", index=False)
+    pd.DataFrame(coverage).to_csv(folder / "coverage.csv", index=False)
+    pd.DataFrame(passages).to_parquet(folder / "passages.parquet")
+    return folder
+
+
+def test_character_error_rate_ignores_line_breaks_and_counts_edits():
+    from pipeline.evaluate import character_error_rate
+
+    assert character_error_rate("Modern slavery\nteam", "Modern  slavery team") == 0.0
+    assert character_error_rate("abcdefghij", "abcdefghiX") == pytest.approx(0.1)
+    assert character_error_rate("abcdefghij", "") == 1.0
+
+
+def test_scanned_documents_are_compared_with_their_text_twins(tmp_path):
+    from pipeline.evaluate import scanned_vs_twins
+
+    docs = [{"doc_id": "t", "path": "data/raw/Kent.pdf", "status": "ok", "reason": "",
+             "pages": 2, "ocr_pages": 0, "ocr_confidence": None},
+            {"doc_id": "s", "path": "data/raw/scanned/Kent (scanned).pdf", "status": "ok",
+             "reason": "", "pages": 2, "ocr_pages": 2, "ocr_confidence": 91.0}]
+    passages = [{"doc_id": "t", "char_start": 0, "text": "The NRM team checks referrals."},
+                {"doc_id": "t", "char_start": 40, "text": "Victims are supported."},
+                {"doc_id": "s", "char_start": 0, "text": "The NRM tearn checks referrals."},
+                {"doc_id": "s", "char_start": 40, "text": "Victims are supported."}]
+    coverage = [{"level": "document", "doc_id": d, "category": c, "score": sc, "addressed": a,
+                 "subpoints": sp}
+                for d, c, sc, a, sp in [("t", "nrm", 0.9, True, "2b"),
+                                        ("s", "nrm", 0.8, True, "2b"),
+                                        ("t", "section45", 0.1, False, None),
+                                        ("s", "section45", 0.7, True, "2c")]]
+    run = _fake_run(tmp_path / "run", docs, passages, coverage)
+    gold = tmp_path / "gold.csv"
+    pd.DataFrame([{"file": "Kent (scanned).pdf", "category": c, "addressed": a,
+                   "twin": "Kent.pdf", "dpi": 300} for c, a in (("nrm", 1), ("section45", 1))]
+                 ).to_csv(gold, index=False)
+    table = scanned_vs_twins(run, gold).set_index("file")
+    row = table.loc["Kent (scanned).pdf"]
+    assert row["cer"] == pytest.approx(2 / 53, abs=1e-3)  # "m" read as "rn": two edits
+    assert row["agree_twin"] == 0.5 and row["agree_gold"] == 1.0
+    assert row["same_subpoints"] == 0.5 and row["score_gap"] == pytest.approx(0.35)
+    assert table.loc["overall", "cells"] == 2
+
+    missing = pd.read_csv(gold).assign(twin="Surrey.pdf")
+    missing.to_csv(gold, index=False)
+    with pytest.raises(ValueError, match="no scored document named 'Surrey.pdf'.*--ocr"):
+        scanned_vs_twins(run, gold)

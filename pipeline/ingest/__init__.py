@@ -6,18 +6,26 @@ renamed ``.pdf`` is still read (with a warning), and a ``.pdf`` that is not a PD
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import IngestParams
 from ..errors import IngestError
 from ..forces import resolve_force
 from ..hashing import sha256_file
 from ..records import Block, Document
-from .docx import read_docx
+from . import budget
+from .docx import PastedImage, pasted_images, read_docx
 from .layout import PageText, build_lines, lines_to_blocks, remove_furniture
 from .pdf import page_ranges, read_pages
 from .text import read_text_blocks
+
+if TYPE_CHECKING:
+    from .ocr import OcrPage
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +101,10 @@ def read_document(path: str | Path, *, params: IngestParams | None = None,
     elif fmt == "docx":
         blocks, pages = read_docx(path, max_uncompressed_mb=params.docx_max_uncompressed_mb,
                                   max_ratio=params.docx_max_ratio, max_pages=params.max_pages)
+        if sum(len(b.text) for b in blocks) < params.ocr_min_chars:
+            images = pasted_images(path)
+            if images:
+                blocks, pages, ocr_pages = _read_pasted_images(path, images, params, warnings)
     else:
         blocks, pages, warning = read_text_blocks(path, markdown=ext in (".md", ".markdown"),
                                                   min_fraction=params.furniture_min_fraction,
@@ -176,6 +188,13 @@ def _read_pdf(path: Path, params: IngestParams,
     if image_only:
         warnings.append("image-only pages with no text layer (use --ocr to read them): "
                         f"{page_ranges(image_only)}")
+    return (*_pages_to_blocks(pages, params, ocr_confidence, warnings), ocr_confidence)
+
+
+def _pages_to_blocks(pages: list[PageText], params: IngestParams,
+                     ocr_confidence: dict[int, float],
+                     warnings: list[str]) -> tuple[list[Block], int]:
+    """Positioned pages (a text layer's or Tesseract's) into blocks, and the page count."""
     if ocr_confidence:
         low = [n for n, c in ocr_confidence.items() if c < params.ocr_min_confidence]
         if low:
@@ -185,8 +204,59 @@ def _read_pdf(path: Path, params: IngestParams,
     line_pages = remove_furniture(line_pages, min_fraction=params.furniture_min_fraction,
                                   edge_lines=params.furniture_edge_lines,
                                   page_heights=[p.height for p in pages])
-    return (lines_to_blocks(line_pages, paragraph_gap=params.paragraph_gap), len(pages),
-            ocr_confidence)
+    return lines_to_blocks(line_pages, paragraph_gap=params.paragraph_gap), len(pages)
+
+
+def _ocr_or_fail(path: Path, number: int, params: IngestParams,
+                 read: Callable[[], OcrPage]) -> OcrPage:
+    """One page through Tesseract; a page it cannot finish in time fails the document with
+    the page's number (Tesseract is killed, so nothing is left running)."""
+    try:
+        return read()
+    except RuntimeError as e:  # pytesseract's timeout
+        if "timeout" not in str(e).lower():
+            raise
+        raise IngestError(path, f"OCR of page {number} took longer than "
+                                f"{params.ocr_page_seconds:g} s (ingest.ocr_page_seconds)") from e
+
+
+def _read_pasted_images(path: Path, images: list[PastedImage], params: IngestParams,
+                        warnings: list[str]) -> tuple[list[Block], int, dict[int, float]]:
+    """A DOCX whose body is pictures of pages (a scanned letter pasted into Word), read by
+    OCR: each picture is a page of its own, numbered in reading order."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .ocr import ocr_image, tesseract_missing
+
+    if not params.ocr:
+        raise IngestError(path, f"image-only DOCX: its body is {len(images)} pasted picture(s) "
+                                "with no text: run `forcecov score --ocr` to read them with "
+                                "Tesseract, or ask for the document as text")
+    missing = tesseract_missing(params.ocr_lang)
+    if missing:
+        raise IngestError(path, f"image-only DOCX cannot be read: {missing}")
+    pages: list[PageText] = []
+    confidence: dict[int, float] = {}
+    for number, picture in enumerate(images[:params.max_pages], start=1):
+        try:
+            with Image.open(io.BytesIO(picture.blob)) as opened:
+                image = opened.convert("L")
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
+            warnings.append(f"picture {number} could not be read ({type(e).__name__})")
+            continue
+        width = picture.width or image.width * 72 / 300
+        budget.extend(params.ocr_page_seconds)
+        read = _ocr_or_fail(path, number, params, partial(
+            ocr_image, image, pixels_per_point=image.width / width, lang=params.ocr_lang,
+            timeout=params.ocr_page_seconds))
+        height = picture.height or image.height / (image.width / width)
+        pages.append(PageText(number, width, height, read.segments,
+                              sum(len(s.text) for s in read.segments), 1))
+        confidence[number] = read.confidence
+    if not any(p.n_chars for p in pages):
+        raise IngestError(path, "image-only DOCX: OCR found no text in its pictures")
+    blocks, _ = _pages_to_blocks(pages, params, confidence, warnings)
+    return blocks, len(images), confidence
 
 
 def _ocr_scanned_pages(path: Path, pages: list[PageText],
@@ -205,7 +275,10 @@ def _ocr_scanned_pages(path: Path, pages: list[PageText],
     confidence: dict[int, float] = {}
     by_number = {p.number: p for p in pages}
     for p in scanned:
-        read = ocr_pdf_page(path, p.number, dpi=params.ocr_dpi, lang=params.ocr_lang)
+        budget.extend(params.ocr_page_seconds)
+        read = _ocr_or_fail(path, p.number, params, partial(
+            ocr_pdf_page, path, p.number, dpi=params.ocr_dpi, lang=params.ocr_lang,
+            timeout=params.ocr_page_seconds))
         by_number[p.number] = PageText(p.number, p.width, p.height, read.segments,
                                        sum(len(s.text) for s in read.segments), p.n_images)
         confidence[p.number] = read.confidence

@@ -48,7 +48,11 @@ class BudgetExceeded(Exception):
         super().__init__(reason)
 
 
-def timeout_reason(timeout: float) -> str:
+def timeout_reason(timeout: float, granted: float = 0.0) -> str:
+    if granted:
+        return (f"took longer than {timeout + granted:g} s (ingest.timeout_seconds, plus "
+                "ingest.ocr_page_seconds for each page read by OCR); the batch went on "
+                "without it")
     return (f"took longer than {timeout:g} s (ingest.timeout_seconds); "
             "the batch went on without it")
 
@@ -77,6 +81,7 @@ _lock = threading.Lock()
 _workers: list[_Worker] = []  # every worker this process started and has not reaped
 _local = threading.local()
 _in_worker = False  # set in a worker: a nested call runs in place
+_job_conn: Connection | None = None  # in a worker: the pipe of the job it is running
 _base: int | None = None  # in a worker: its address space when forked, plus what it keeps
 _limit: int | None = None  # in a worker: the cap on its address space (RLIMIT_AS)
 
@@ -114,13 +119,20 @@ class _Worker:
                 self.conn.send_bytes(job)
             except OSError as e:  # BrokenPipeError: it died since it last answered
                 raise _WorkerGone from e
-            if not self.conn.poll(timeout):
-                self.stop()
-                raise BudgetExceeded(timeout_reason(timeout))
-            try:
-                kind, value, retire = pickle.loads(self.conn.recv_bytes())
-            except (EOFError, OSError):
-                raise BudgetExceeded(crash_reason(self.stop(grace=1.0))) from None
+            deadline = time.monotonic() + timeout
+            granted = 0.0
+            while True:
+                if not self.conn.poll(max(deadline - time.monotonic(), 0.0)):
+                    self.stop()
+                    raise BudgetExceeded(timeout_reason(timeout, granted))
+                try:
+                    kind, value, retire = pickle.loads(self.conn.recv_bytes())
+                except (EOFError, OSError):
+                    raise BudgetExceeded(crash_reason(self.stop(grace=1.0))) from None
+                if kind != "extend":
+                    break
+                deadline += value
+                granted += value
             done = True
         finally:
             if not done:  # a breach, a dead worker, or the caller interrupted (Ctrl-C) mid-call
@@ -199,7 +211,7 @@ def _worker_main(conn: Connection, caller_conn: Connection, max_memory_mb: float
 
 def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
     """Answer jobs until the pipe closes or a job leaves this process too big to reuse."""
-    global _base, _limit
+    global _base, _limit, _job_conn
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's, which then ends us
     _die_with(parent)
     _base = _vm_size()
@@ -215,6 +227,7 @@ def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
         except (EOFError, OSError):
             return  # the caller closed the pipe or is gone
         reply: tuple[str, Any]
+        _job_conn = conn
         try:
             fn, args, kwargs = pickle.loads(data)
             reply = ("ok", fn(*args, **kwargs))
@@ -236,6 +249,7 @@ def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
             payload = pickle.dumps(("raise", RuntimeError(
                 f"the result could not be sent back ({type(e).__name__}: {e})"), False))
         del reply
+        _job_conn = None
         conn.send_bytes(payload)
         if retire:
             return
@@ -360,6 +374,14 @@ def run(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float,
         except _WorkerGone:
             continue  # killed while idle (not by this job): try once more with a new one
     raise BudgetExceeded(crash_reason(None))
+
+
+def extend(seconds: float) -> None:
+    """Ask for ``seconds`` more than the job's timeout, from inside the job: for work whose
+    size is only known once the document is open (OCR, page by page), where each piece has
+    its own limit. Outside a worker, nothing to do."""
+    if _job_conn is not None and seconds > 0:
+        _job_conn.send_bytes(pickle.dumps(("extend", float(seconds), False)))
 
 
 def stop_workers() -> None:

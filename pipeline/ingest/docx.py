@@ -10,6 +10,7 @@ import codecs
 import re
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
@@ -282,3 +283,46 @@ def read_docx(path: Path, *, max_uncompressed_mb: float, max_ratio: float,
         if page > max_pages:
             raise IngestError(path, f"over the limit of {max_pages} pages (ingest.max_pages)")
     return blocks, page
+
+
+@dataclass(frozen=True)
+class PastedImage:
+    """A picture in a DOCX body: its page, its bytes, and the size it is shown at (points)."""
+
+    page: int
+    blob: bytes
+    width: float
+    height: float
+
+
+_EMU_PER_POINT = 12700
+_DRAWING_NS = {
+    "a": "http://schemas.openxmlformats.org/drawingml/2006/main",
+    "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+    "wp": "http://schemas.openxmlformats.org/drawingml/2006/wordprocessingDrawing",
+}
+
+
+def pasted_images(path: Path) -> list[PastedImage]:
+    """The pictures in a DOCX body in reading order, each on the page it falls on: a letter
+    printed, scanned and pasted into Word has nothing else. Call after :func:`read_docx`,
+    which has already checked the package."""
+    import docx
+
+    document = docx.Document(str(path))
+    images: list[PastedImage] = []
+    page = 1
+    for child in document.element.body.iterchildren():
+        for drawing in child.iter(f"{_W}drawing"):
+            extent = drawing.find(".//wp:extent", _DRAWING_NS)
+            blip = drawing.find(".//a:blip", _DRAWING_NS)
+            if extent is None or blip is None:
+                continue
+            rel = blip.get(f"{{{_DRAWING_NS['r']}}}embed")
+            part = document.part.related_parts.get(rel) if rel else None
+            blob = getattr(part, "blob", None)
+            if blob:
+                images.append(PastedImage(page, blob, int(extent.get("cx", 0)) / _EMU_PER_POINT,
+                                          int(extent.get("cy", 0)) / _EMU_PER_POINT))
+        page += _page_breaks(child)
+    return images
