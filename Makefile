@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test demo data lint check bench clean browser ocr-engine
+.PHONY: install test demo data lint check bench clean browser ocr-engine repro
 
 install: $(STAMP) ocr-engine
 
@@ -49,6 +49,10 @@ lint: install
 
 # Everything CI runs: static checks, then the suite with coverage.
 check: lint test
+
+# The DVC pipeline (dvc.yaml): its stages call `forcecov`, so the environment goes on PATH.
+repro: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 bench: install
 	$(BIN)/python -m pipeline.bench

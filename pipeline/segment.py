@@ -18,14 +18,18 @@ from .records import Block, Document, Passage
 if TYPE_CHECKING:
     from spacy.language import Language
 
+# Recommendation numbers and sub-point letters in any report's style; which of them count is
+# the taxonomy's business (``valid``), so another report needs no change here.
 _REC_PATTERNS = [
     # "Recommendation 2a", "Recommendation 2 (c)", "Rec 3", "Recommendations 2f", "Rec. 4 (PCCs)"
-    re.compile(r"\b(?:recommendations?|recs?\.?)\s*(\d)\s*(?:\(\s*([a-g])\s*\)|([a-g])\b)?", re.I),
-    # "2(c)", "2 (f)" standing alone
-    re.compile(r"(?<![\w.])(\d)\s*\(([a-g])\)", re.I),
-    # "2a." or "2f:" at the start of a line or cell
-    re.compile(r"^\s*(\d)([a-g])\b[.:)\s]", re.I | re.M),
+    re.compile(r"\b(?:recommendations?|recs?\.?)\s*(\d{1,2})\s*(?:\(\s*([a-z])\s*\)|([a-z])\b)?",
+               re.I),
+    # "2(c)", "12 (f)" standing alone
+    re.compile(r"(?<![\w.])(\d{1,2})\s*\(([a-z])\)", re.I),
+    # "2a." or "12f:" at the start of a line or cell
+    re.compile(r"^\s*(\d{1,2})([a-z])\b[.:)\s]", re.I | re.M),
 ]
+_NUMBER = re.compile(r"\d+")
 
 
 @lru_cache(maxsize=1)
@@ -48,8 +52,14 @@ def find_rec_refs(text: str, *, valid: set[str] | None = None) -> tuple[str, ...
             ref = groups[0] + (groups[1].lower() if len(groups) > 1 else "")
             refs.add(ref)
     if valid is not None:
-        refs = {r for r in refs if r in valid or r[:1] in valid}
+        refs = {r for r in refs if r in valid or _number(r) in valid}
     return tuple(sorted(refs))
+
+
+def _number(ref: str) -> str:
+    """The recommendation a reference belongs to: "12" of "12h"."""
+    found = _NUMBER.match(ref)
+    return found.group() if found else ref
 
 
 def split_long(text: str, max_words: int, max_chars: int = 2000) -> list[tuple[int, int]]:

@@ -80,18 +80,25 @@ def test_interrupted_run_resumes_without_duplicates(project, corpus_dir, tmp_pat
     run = tmp_path / "run"
     env = {**os.environ, "FORCECOV_ROOT": str(project)}
     command = [sys.executable, "-m", "pipeline", "score", str(big), "--out", str(run)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cache = project / "data" / "interim" / "cache"
+
+    def cached() -> int:
+        return sum(1 for _ in cache.rglob("*.json")) if cache.exists() else 0
+
+    before = cached()  # the project's cache may hold other tests' documents already
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
-    while time.time() < deadline and not (cache.exists()
-                                          and sum(1 for _ in cache.rglob("*.json")) >= 5):
+    while time.time() < deadline and cached() < before + 5:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    # whatever was there is whole (atomic writes)
-    assert not (run / "coverage.csv").exists() or True
+    assert proc.wait() == -signal.SIGKILL, "the run ended before it could be killed mid-way"
+    # Killed mid-way, nothing was published: outputs appear only when a run is complete. Its
+    # half-written staging folder stays beside --out until the next run removes it.
+    assert not (run / "summary.json").exists() and not (run / "coverage.csv").exists()
+    assert list(tmp_path.glob(".run.run-*"))
     resumed = run_in_project(project, "score", big, "--out", run)
     assert resumed.returncode == 0, resumed.stderr
+    assert not list(tmp_path.glob(".run.run-*"))
     assert "from cache)" in resumed.stdout and "(0 from cache)" not in resumed.stdout
     passages = pd.read_parquet(run / "passages.parquet")
     assert passages["passage_id"].is_unique

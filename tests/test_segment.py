@@ -82,3 +82,13 @@ def test_a_megabyte_without_spaces_is_split_not_truncated():
     passages = segment(doc, params=SegmentParams(max_words=150, max_chars=2000))
     assert max(len(p.text) for p in passages) == 2000
     assert "".join(p.text for p in passages) == text
+
+
+def test_references_follow_the_taxonomy_not_a_fixed_alphabet():
+    # Another report numbers to 12 and letters to h: nothing in the pattern stops at 4 or g.
+    valid = {"11", "12", "12h", "3"}
+    assert find_rec_refs("Recommendation 12(h) and rec 11", valid=valid) == ("11", "12h")
+    assert find_rec_refs("see 12 (h), and 12z", valid=valid) == ("12h",)
+    # A letter the taxonomy does not list still names its recommendation's part.
+    assert find_rec_refs("Recommendation 3 (k)", valid=valid) == ("3k",)
+    assert find_rec_refs("In reply to Recommendation 4 I have asked", valid=valid) == ()

@@ -265,7 +265,7 @@ def lines_to_blocks(pages: list[list[Line]], *, paragraph_gap: float) -> list[Bl
 
 
 _HEADING_PATTERN = re.compile(
-    r"^(recommendation|rec\b|\d{1,2}(\.\d{1,2})?[a-g]?[.)]?\s+[A-Z])", re.I
+    r"^(recommendation|rec\b|\d{1,2}(\.\d{1,2})?[a-z]?[.)]?\s+[A-Z])", re.I
 )
 
 
