@@ -109,3 +109,113 @@ def test_dvc_repro_from_a_fresh_copy(tmp_path):
     # Nothing the pipeline wrote shows up in git but dvc.lock (and the params edited just above).
     proc = run(["git", "status", "--porcelain"], repo, env)
     assert sorted(proc.stdout.splitlines()) == [" M params.yaml", "?? dvc.lock"], proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# Each stage's deps are exactly the modules it runs: the imports of its CLI command (and the
+# CLI helpers that command calls), followed through the package, plus the data files those
+# modules read. cli.py itself and the package's __init__/__main__ are left out on purpose:
+# they only parse flags and hold the version.
+
+_LEFT_OUT = {"pipeline/cli.py", "pipeline/__init__.py", "pipeline/__main__.py"}
+_READS = {"pipeline/taxonomy.py": ["pipeline/taxonomy.yaml"],
+          "pipeline/forces.py": ["pipeline/forces.yaml"],
+          "pipeline/report.py": ["pipeline/templates"]}
+
+
+def _runtime_imports(tree):
+    """Import nodes that run (those under ``if TYPE_CHECKING:`` do not)."""
+    import ast
+
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", "") == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                yield child
+            stack.append(child)
+
+
+def _module_file(dotted):
+    base = REPO.joinpath(*dotted.split("."))
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate.relative_to(REPO).as_posix()
+    return None
+
+
+def _imported_files(node, file):
+    import ast
+
+    package = Path(file).parent.as_posix().replace("/", ".")
+    if isinstance(node, ast.Import):
+        names = [a.name for a in node.names if a.name.startswith("pipeline")]
+    else:
+        if node.level:
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - node.level + 1])
+            module = f"{base}.{node.module}" if node.module else base
+        else:
+            module = node.module or ""
+        if not module.startswith("pipeline"):
+            return set()
+        # The module (or package: its __init__ runs) and any submodules named in the import.
+        names = [module] + [f"{module}.{a.name}" for a in node.names
+                            if _module_file(f"{module}.{a.name}")]
+    return {f for f in map(_module_file, names) if f}
+
+
+def _closure(start):
+    import ast
+
+    seen, todo = set(), list(start)
+    while todo:
+        file = todo.pop()
+        if file in seen:
+            continue
+        seen.add(file)
+        tree = ast.parse((REPO / file).read_text(encoding="utf-8"))
+        for node in _runtime_imports(tree):
+            todo.extend(_imported_files(node, file) - seen)
+    return seen
+
+
+def _command_imports(command):
+    """What a CLI command imports, with the CLI helpers it calls (one level at a time)."""
+    import ast
+
+    tree = ast.parse((REPO / "pipeline/cli.py").read_text(encoding="utf-8"))
+    functions = {f.name: f for f in tree.body if isinstance(f, ast.FunctionDef)}
+    files, todo, done = set(), [command], set()
+    while todo:
+        name = todo.pop()
+        if name in done or name not in functions:
+            continue
+        done.add(name)
+        for node in _runtime_imports(functions[name]):
+            files |= _imported_files(node, "pipeline/cli.py")
+        todo += [n.func.id for n in ast.walk(functions[name])
+                 if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    module_level = [n for n in tree.body if isinstance(n, ast.Import | ast.ImportFrom)]
+    for node in module_level:
+        files |= _imported_files(node, "pipeline/cli.py")
+    return files
+
+
+@pytest.mark.parametrize("stage", ["extract", "train", "score", "evaluate"])
+def test_each_stage_depends_on_exactly_the_modules_it_runs(stage):
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]
+    command = spec["cmd"].split()[spec["cmd"].split().index(stage)]
+    modules = _closure(_command_imports(command)) - _LEFT_OUT
+    needed = modules | {r for m in modules for r in _READS.get(m, [])}
+    deps = [d for d in spec["deps"] if d.startswith("pipeline")]
+
+    def covered(path):
+        return any(path == d or path.startswith(d + "/") for d in deps)
+
+    assert sorted(p for p in needed if not covered(p)) == [], f"{stage}: deps to add"
+    assert sorted(d for d in deps if not any(p == d or p.startswith(d + "/") for p in needed)) \
+        == [], f"{stage}: deps it does not run"
