@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .classify import TrainedModel
     from .config import Params
     from .records import DocumentResult
+    from .taxonomy import Taxonomy
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how well police forces' responses cover each recommendation.")
@@ -232,6 +233,11 @@ def score(
                            help="Make the run's files readable by others (umask) instead of "
                                 "private to you (0600/0700): they quote the documents")
     ] = False,
+    compare_with: Annotated[
+        Path | None, typer.Option("--compare-with",
+                                  help="An earlier run folder: also write changes.csv and a "
+                                       "report section on what changed since (may be --out)")
+    ] = None,
 ) -> None:
     """Score submissions: coverage per force and category, with evidence, and an HTML report."""
     from .forces import read_manifest
@@ -245,7 +251,8 @@ def score(
         summary = run_score(files, out_dir, model=model, params=params, taxonomy=load_taxonomy(),
                             manifest=read_manifest(manifest) if manifest else None, on_done=advance,
                             jobs=jobs, backend=backend, scheduler=scheduler,
-                            cache_dir=_cache_dir(no_cache, params), shared_output=shared_output)
+                            cache_dir=_cache_dir(no_cache, params), shared_output=shared_output,
+                            previous_run=compare_with)
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
               f"{summary.n_warning} with warnings, {summary.n_error} errors; "
@@ -253,9 +260,47 @@ def score(
               f"{summary.seconds['total']:.1f} s")
     for cat in summary.summary["categories"].values():
         out.print(f"  {cat['sentence']}")
+    if compare_with is not None:
+        import pandas as pd
+
+        print_changes(pd.read_csv(out_dir / "changes.csv"), load_taxonomy())
     out.print(f"-> {out_dir}/report.html, coverage.csv, passages.parquet")
     if summary.n_ok + summary.n_warning == 0:
         raise typer.Exit(1)
+
+
+@app.command()
+def compare(
+    old_run: Annotated[Path, typer.Argument(help="The earlier scoring run folder")],
+    new_run: Annotated[Path, typer.Argument(help="The later one: changes.csv and a report "
+                                                 "section are added to it")],
+) -> None:
+    """What changed per force and category between two scoring runs (a second round of
+    responses, say): new and lost evidence, newly addressed categories, score changes."""
+    from .compare import compare_folders
+    from .taxonomy import load_taxonomy
+
+    taxonomy = load_taxonomy()
+    try:
+        changes = compare_folders(old_run, new_run, taxonomy)
+    except ValueError as e:
+        fail(str(e), code=2)
+    print_changes(changes, taxonomy)
+    out.print(f"-> {new_run}/changes.csv, {new_run}/report.html (section: Changes since the "
+              "previous run)")
+
+
+def print_changes(changes: pd.DataFrame, taxonomy: Taxonomy) -> None:
+    """One line per category: how many forces changed, and how."""
+    from .compare import COUNTED_CHANGES, change_counts, force_changes
+
+    forces = force_changes(changes)
+    out.print(f"forces new in this run: {', '.join(forces['new']) or 'none'}; in the previous "
+              f"run only: {', '.join(forces['missing']) or 'none'}")
+    for c in change_counts(changes, taxonomy):
+        parts = [f"{k}: {c[k]} ({', '.join(c['forces'][k])})"  # type: ignore[index]
+                 for k in COUNTED_CHANGES if c[k]]
+        out.print(f"  {c['category']}: {'; '.join(parts) if parts else 'no change'}")
 
 
 def print_table(title: str, frame: pd.DataFrame, float_format: str = "{:.3f}") -> None:

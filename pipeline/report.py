@@ -84,7 +84,8 @@ def _shade(score: float) -> str:
 def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
                   practices: pd.DataFrame, summary: dict[str, Any],
                   documents: list[DocumentResult], taxonomy: Taxonomy,
-                  heatmap_b64: str) -> dict[str, Any]:
+                  heatmap_b64: str, changes: pd.DataFrame | None = None,
+                  previous_run: str = "") -> dict[str, Any]:
     cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)}
             for c in taxonomy.categories]
     forces_cov = coverage[coverage["level"] == "force"]
@@ -121,7 +122,24 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
         "force_sections": force_sections, "practice_groups": practice_groups,
         "documents": [d.__dict__ for d in documents], "heatmap_b64": heatmap_b64,
         "category_summaries": [summary["categories"][c] for c in taxonomy.labels],
+        "changes": _changes_context(changes, taxonomy, previous_run),
     }
+
+
+def _changes_context(changes: pd.DataFrame | None, taxonomy: Taxonomy,
+                     previous_run: str) -> dict[str, Any] | None:
+    """The report's "Changes since the previous run" section: counts per category, and the
+    cells that changed (with their strongest new evidence, shortened)."""
+    if changes is None:
+        return None
+    from .compare import COUNTED_CHANGES, change_counts, force_changes
+
+    changed = changes[changes["change"] != "unchanged"].copy()
+    changed["category"] = changed["category"].map(lambda c: taxonomy.category(c).display)
+    changed["new_example"] = changed["new_example"].map(lambda t: _quote(t) if t else "")
+    rows = changed.astype(object).where(changed.notna(), None).to_dict("records")
+    return {"previous": previous_run, "counts": change_counts(changes, taxonomy), "rows": rows,
+            "forces": force_changes(changes), "kinds": COUNTED_CHANGES}
 
 
 def render_html(context: dict[str, Any]) -> str:
@@ -134,8 +152,10 @@ def render_html(context: dict[str, Any]) -> str:
 
 def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFrame,
                  practices: pd.DataFrame, summary: dict[str, Any],
-                 documents: list[DocumentResult], taxonomy: Taxonomy) -> Path:
-    """Write figures/heatmap.png, figures/score_distribution.png and report.html."""
+                 documents: list[DocumentResult], taxonomy: Taxonomy,
+                 changes: pd.DataFrame | None = None, previous_run: str = "") -> Path:
+    """Write figures/heatmap.png, figures/score_distribution.png and report.html (with a
+    section on ``changes`` since ``previous_run`` when given: see :mod:`pipeline.compare`)."""
     from .coverage import coverage_matrix
 
     heat = heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy)
@@ -144,6 +164,35 @@ def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFram
                 distribution_png(coverage, taxonomy))
     html = render_html(build_context(coverage=coverage, evidence=evidence, practices=practices,
                                      summary=summary, documents=documents, taxonomy=taxonomy,
-                                     heatmap_b64=base64.b64encode(heat).decode()))
+                                     heatmap_b64=base64.b64encode(heat).decode(),
+                                     changes=changes, previous_run=previous_run))
     write_text(out_dir / "report.html", html)
     return out_dir / "report.html"
+
+
+def rewrite_report(run_dir: Path, taxonomy: Taxonomy, *, changes: pd.DataFrame,
+                   previous_run: str) -> Path:
+    """Render a finished run's report.html again from its own files, now with a section on
+    the changes since ``previous_run`` (``forcecov compare``)."""
+    import json
+
+    from .atomic import from_spreadsheet_safe
+    from .coverage import evidence_table
+
+    documents = pd.read_csv(run_dir / "documents.csv", keep_default_na=False, dtype=str)
+    results = []
+    for row in documents.to_dict("records"):
+        text = {str(k): from_spreadsheet_safe(str(v)) for k, v in row.items()}
+        results.append(DocumentResult(
+            doc_id=text["doc_id"], path=text["path"], sha256=text["sha256"],
+            force=text["force"], format=text["format"], pages=int(text["pages"] or 0),
+            n_passages=int(text["n_passages"] or 0), status=text["status"],
+            reason=text["reason"], ocr_pages=int(text["ocr_pages"] or 0),
+            ocr_confidence=float(text["ocr_confidence"]) if text["ocr_confidence"] else None))
+    return write_report(run_dir, coverage=pd.read_csv(run_dir / "coverage.csv"),
+                        evidence=evidence_table(pd.read_parquet(run_dir / "passages.parquet"),
+                                                taxonomy),
+                        practices=pd.read_csv(run_dir / "practices.csv"),
+                        summary=json.loads((run_dir / "summary.json").read_text("utf-8")),
+                        documents=results, taxonomy=taxonomy, changes=changes,
+                        previous_run=previous_run)

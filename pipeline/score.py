@@ -31,6 +31,7 @@ from .taxonomy import Taxonomy
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from .compare import RunTables
     from .records import DocumentResult
 
 
@@ -137,7 +138,7 @@ class PassageWriter:
 
 # What a scoring run writes into its folder; only temporary files of these are its own.
 RUN_OUTPUTS = ("passages.parquet", "coverage.csv", "coverage_matrix.csv", "practices.csv",
-               "documents.csv", "summary.json", "report.html")
+               "documents.csv", "summary.json", "report.html", "changes.csv")
 # atomic_open's temporary names: ".<output>.<8 random characters>.tmp"
 _OWN_TEMP = re.compile(r"^\.(?:" + "|".join(map(re.escape, RUN_OUTPUTS))
                        + r")\.[A-Za-z0-9_]{8}\.tmp$")
@@ -261,8 +262,13 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
               params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None = None,
               on_done: Callable[[Extracted], None] | None = None, jobs: int | None = None,
               backend: str | None = None, scheduler: str | None = None,
-              cache_dir: Path | None = None, shared_output: bool = False) -> ScoreSummary:
+              cache_dir: Path | None = None, shared_output: bool = False,
+              previous_run: Path | None = None) -> ScoreSummary:
     """Score every input and write the run folder.
+
+    With ``previous_run`` (an earlier run folder, read before anything is written, so it
+    may be ``out_dir`` itself), the run also writes changes.csv and a report section on what
+    changed since then (:mod:`pipeline.compare`).
 
     Documents stream through: each chunk is extracted (in parallel if asked), classified,
     appended to passages.parquet and reduced to its evidence, so memory holds one chunk
@@ -284,6 +290,12 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temp_files(out_dir)
     remove_stale_staging(out_dir)
+    previous = None
+    if previous_run is not None:
+        from .compare import load_run
+
+        previous = (f"{previous_run} ({check_run(previous_run)})",
+                    load_run(previous_run, taxonomy))
     run_id = uuid.uuid4().hex[:16]
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.run-{os.getpid()}-",
                                     dir=out_dir.parent))  # 0700, on the same file system
@@ -291,7 +303,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
         summary_out = _score_into(staging, inputs, model=model, params=params,
                                   taxonomy=taxonomy, manifest=manifest, on_done=on_done,
                                   jobs=jobs, backend=backend, scheduler=scheduler,
-                                  cache_dir=cache_dir, run_id=run_id)
+                                  cache_dir=cache_dir, run_id=run_id, previous=previous)
         publish_run(staging, out_dir, shared=shared_output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -302,7 +314,8 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
 def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedModel,
                 params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None,
                 on_done: Callable[[Extracted], None] | None, jobs: int, backend: str,
-                scheduler: str | None, cache_dir: Path | None, run_id: str) -> ScoreSummary:
+                scheduler: str | None, cache_dir: Path | None, run_id: str,
+                previous: tuple[str, RunTables] | None = None) -> ScoreSummary:
     """Every output of a run, written into ``out_dir`` (the staging folder)."""
     import time
 
@@ -370,12 +383,20 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     write_frame_csv(out_dir / "practices.csv", practices)
     write_documents_csv(out_dir / "documents.csv", results)
     write_json(out_dir / "summary.json", summary)
+    changes = None
+    if previous is not None:
+        from .compare import RunTables, compare_runs
+
+        now = RunTables(cov[cov["level"] == "force"].reset_index(drop=True), evidence)
+        changes = compare_runs(previous[1], now, taxonomy)
+        write_frame_csv(out_dir / "changes.csv", changes)
     seconds["coverage"] = time.perf_counter() - t2
     t3 = time.perf_counter()
     from .report import write_report
 
     write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
-                 documents=results, taxonomy=taxonomy)
+                 documents=results, taxonomy=taxonomy, changes=changes,
+                 previous_run=previous[0] if previous else "")
     seconds["report"] = time.perf_counter() - t3
     return ScoreSummary(len(files), sum(r.status == "ok" for r in results),
                         sum(r.status == "warning" for r in results),
