@@ -300,7 +300,9 @@ def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
     ``scanned_gold`` lists each scanned file with its ``twin`` (the text version) and ``dpi``;
     both must have been scored in ``run_dir`` (``forcecov score data/raw --ocr``). One row per
     scanned file, then ``overall``. Columns: file, dpi, pages, ocr_pages, ocr_confidence, cer
-    (character error rate of the OCR'd passages against the twin's), cells (categories
+    (character error rate of the OCR'd passages against the twin's), passages and
+    passages_twin (how many passages each was cut into: a layout read wrongly shows here
+    before it shows in the characters), cells (categories
     compared), agree_twin (share of categories whose ``addressed`` matches the twin's) and
     agree_gold (the same against the gold file), same_subpoints (share of categories whose
     evidenced sub-points are the twin's) and score_gap (mean absolute difference of the
@@ -341,6 +343,7 @@ def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
             "ocr_confidence": float(scan.get("ocr_confidence", float("nan"))),
             "cer": round(character_error_rate(texts.get(text["doc_id"], ""),
                                               texts.get(scan["doc_id"], "")), 4),
+            "passages": int(scan["n_passages"]), "passages_twin": int(text["n_passages"]),
             "cells": len(cats),
             "agree_twin": float(np.mean([a == b for a, b in zip(mine, twins, strict=True)])),
             "agree_gold": float(np.mean([a == b for a, b in zip(mine, golds, strict=True)])),
@@ -354,7 +357,8 @@ def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
         "ocr_pages": int(table["ocr_pages"].sum()),
         "ocr_confidence": float(np.average(table["ocr_confidence"], weights=table["ocr_pages"]))
         if table["ocr_pages"].sum() else float("nan"),
-        "cer": float(table["cer"].mean()), "cells": int(cells),
+        "cer": float(table["cer"].mean()), "passages": int(table["passages"].sum()),
+        "passages_twin": int(table["passages_twin"].sum()), "cells": int(cells),
         "agree_twin": float((table["agree_twin"] * table["cells"]).sum() / cells),
         "agree_gold": float((table["agree_gold"] * table["cells"]).sum() / cells),
         "same_subpoints": float((table["same_subpoints"] * table["cells"]).sum() / cells),

@@ -120,9 +120,9 @@ def test_scanned_documents_are_compared_with_their_text_twins(tmp_path):
     from pipeline.evaluate import scanned_vs_twins
 
     docs = [{"doc_id": "t", "path": "data/raw/Kent.pdf", "status": "ok", "reason": "",
-             "pages": 2, "ocr_pages": 0, "ocr_confidence": None},
+             "pages": 2, "n_passages": 2, "ocr_pages": 0, "ocr_confidence": None},
             {"doc_id": "s", "path": "data/raw/scanned/Kent (scanned).pdf", "status": "ok",
-             "reason": "", "pages": 2, "ocr_pages": 2, "ocr_confidence": 91.0}]
+             "reason": "", "pages": 2, "n_passages": 3, "ocr_pages": 2, "ocr_confidence": 91.0}]
     passages = [{"doc_id": "t", "char_start": 0, "text": "The NRM team checks referrals."},
                 {"doc_id": "t", "char_start": 40, "text": "Victims are supported."},
                 {"doc_id": "s", "char_start": 0, "text": "The NRM tearn checks referrals."},
@@ -143,6 +143,7 @@ def test_scanned_documents_are_compared_with_their_text_twins(tmp_path):
     assert row["cer"] == pytest.approx(2 / 53, abs=1e-3)  # "m" read as "rn": two edits
     assert row["agree_twin"] == 0.5 and row["agree_gold"] == 1.0
     assert row["same_subpoints"] == 0.5 and row["score_gap"] == pytest.approx(0.35)
+    assert (row["passages"], row["passages_twin"]) == (3, 2)
     assert table.loc["overall", "cells"] == 2
 
     missing = pd.read_csv(gold).assign(twin="Surrey.pdf")

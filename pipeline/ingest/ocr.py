@@ -9,6 +9,7 @@ keeps its mean word confidence (0–100).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -46,10 +47,6 @@ def tesseract_missing(lang: str = "eng") -> str | None:
     except Exception as e:  # a broken install: say so rather than fail on every page
         return f"Tesseract cannot run ({type(e).__name__}): {INSTALL_HINT}"
     return None
-
-
-def _median(values: list[int]) -> int:
-    return sorted(values)[len(values) // 2]
 
 
 def skew_angle(image: Image, *, max_degrees: float = 3.0) -> float:
@@ -127,16 +124,69 @@ class _Word:
         return self.conf < 60 and not any(ch.isalnum() for ch in self.text)
 
 
-def _words_by_line(data: dict[str, list[Any]]) -> list[list[_Word]]:
-    """Tesseract's words grouped into its own lines, in reading order."""
-    lines: dict[tuple[int, int, int], list[_Word]] = {}
-    for i, text in enumerate(data["text"]):
-        text, conf = (text or "").strip(), float(data["conf"][i])
-        if text and conf >= 0:
-            key = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-            lines.setdefault(key, []).append(_Word(text, data["left"][i], data["top"][i],
-                                                   data["width"][i], data["height"][i], conf))
-    return list(lines.values())
+@dataclass(frozen=True)
+class _Line:
+    """One of Tesseract's lines: its font box (pixels, from the baseline and the font size
+    Tesseract estimated for the whole line) and its words."""
+
+    top: int
+    bottom: int
+    words: list[_Word]
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+
+_LINE_CLASSES = ("ocr_line", "ocr_header", "ocr_caption", "ocr_textfloat")
+_TITLE_FIELD = re.compile(r"(\w+) ([^;]+)")
+
+
+def _title(element: Any) -> dict[str, list[float]]:
+    """hOCR's ``title`` properties: ``bbox 1 2 3 4; x_size 42`` → {"bbox": [1, 2, 3, 4], ...}."""
+    return {m.group(1): [float(v) for v in m.group(2).split()]
+            for m in _TITLE_FIELD.finditer(element.get("title", ""))}
+
+
+def _hocr_lines(hocr: bytes) -> list[_Line]:
+    """Tesseract's lines in reading order, from its hOCR output.
+
+    A line's box is its font box: from the baseline (``baseline slope offset``, measured
+    from the bottom of the line's bbox), up by the font size less the descender
+    (``x_size``, ``x_descenders``), and down by the descender. That is what a text layer
+    gives, whatever letters the line happens to hold: a line without descenders, a word
+    joined to a speck, or a tall capital does not move it."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(hocr)
+    lines: list[_Line] = []
+    for element in root.iter():
+        if element.get("class") not in _LINE_CLASSES:
+            continue
+        title = _title(element)
+        x0, _, _, y1 = title["bbox"]
+        slope, offset = title.get("baseline", [0.0, 0.0])
+        size = title.get("x_size", [0.0])[0]
+        descent = title.get("x_descenders", [0.0])[0]
+        words = []
+        for span in element.iter():
+            if span.get("class") != "ocrx_word":
+                continue
+            text = "".join(span.itertext()).strip()
+            word = _title(span)
+            left, top, right, bottom = (int(v) for v in word["bbox"])
+            conf = word.get("x_wconf", [0.0])[0]
+            if text:
+                words.append(_Word(text, left, top, right - left, bottom - top, conf))
+        if not words:
+            continue
+        baseline = y1 + offset + slope * (words[0].left - x0)
+        if size <= 0:  # no estimate: the words' own extent
+            top_px, bottom_px = min(w.top for w in words), max(w.top + w.height for w in words)
+        else:
+            top_px, bottom_px = round(baseline - (size - descent)), round(baseline + descent)
+        lines.append(_Line(top_px, bottom_px, words))
+    return lines
 
 
 def _starts_with_bullet(words: list[_Word], line_height: int) -> bool:
@@ -144,9 +194,11 @@ def _starts_with_bullet(words: list[_Word], line_height: int) -> bool:
     if len(words) < 2:
         return False
     mark, following = words[0], words[1]
-    size = max(mark.width, mark.height)
+    # A bullet is a dot or a square: neither a dash nor a smear, and smaller than a capital.
+    dot_like = (0.2 * line_height <= min(mark.width, mark.height)
+                and max(mark.width, mark.height) <= 0.8 * line_height)
     looks_like = len(mark.text.rstrip(".")) == 1 and mark.text.rstrip(".") in _BULLET_LOOKALIKES
-    return ((looks_like or mark.is_mark) and 0.2 * line_height <= size <= line_height
+    return ((looks_like or mark.is_mark) and dot_like
             and following.left - mark.right >= max(mark.width, 0.4 * line_height))
 
 
@@ -159,38 +211,31 @@ def _ink_share(pixels: Any, words: list[_Word]) -> float:
 def ocr_image(image: Image, *, pixels_per_point: float, lang: str = "eng",
               timeout: float = 0) -> OcrPage:
     """Read an image of a page. Word boxes come back in points, top-left origin, so that the
-    page's layout is analysed exactly like a text layer's: a line keeps Tesseract's line, a
-    list bullet is a bullet, and a line in bold type is marked bold (headings)."""
+    page's layout is analysed exactly like a text layer's: a line keeps Tesseract's line and
+    its font box (:func:`_hocr_lines`), a list bullet is a bullet, and a line in bold type is
+    marked bold (headings)."""
     import numpy as np
     import pytesseract
 
     page = clean_scan(image)
-    data: dict[str, list[Any]] = pytesseract.image_to_data(
-        page, lang=lang, output_type=pytesseract.Output.DICT, timeout=timeout)
+    hocr: bytes = pytesseract.image_to_pdf_or_hocr(page, lang=lang, extension="hocr",
+                                                   timeout=timeout)
     pixels = np.asarray(page)
-    lines = _words_by_line(data)
-    # A line's box runs from its words' usual top to their usual bottom (medians: a stray mark
-    # must not stretch it). A line without descenders ("since launch.") would look shorter
-    # and further from the next than it is, and break a paragraph or a table cell in two; so
-    # a short line gets the page's usual line height from its top, as a font box would.
-    text_words = [[w for w in words if not w.is_mark] for words in lines]
-    heights = sorted(_median([w.top + w.height for w in ws]) - _median([w.top for w in ws])
-                     for ws in text_words if len(ws) >= 3)
-    usual = heights[(3 * len(heights)) // 4] if heights else 0
+    lines = _hocr_lines(hocr)
+    text_words = [[w for w in line.words if not w.is_mark] for line in lines]
     ink = [_ink_share(pixels, ws) if ws else 0.0 for ws in text_words]
     body_ink = _median_float([share for share, ws in zip(ink, text_words, strict=True)
                               if len(ws) >= 3])
     segments: list[Segment] = []
     confidences: list[float] = []
-    for words, kept, share in zip(lines, text_words, ink, strict=True):
+    for line, kept, share in zip(lines, text_words, ink, strict=True):
         if not kept:
             continue
-        top_px = _median([w.top for w in kept])
-        bottom_px = max(_median([w.top + w.height for w in kept]), top_px + usual)
-        top, bottom = top_px / pixels_per_point, bottom_px / pixels_per_point
+        words = line.words
+        top, bottom = line.top / pixels_per_point, line.bottom / pixels_per_point
         bold = body_ink > 0 and share >= 1.25 * body_ink
-        if _starts_with_bullet(words, usual):
-            words = [_Word("•", *astuple(words[0])[1:]), *words[1:]]
+        if _starts_with_bullet(words, line.height):
+            words = [_Word("\u2022", *astuple(words[0])[1:]), *words[1:]]
             kept = [words[0], *(w for w in words[1:] if not w.is_mark)]
         for w in kept:
             left = w.left / pixels_per_point
