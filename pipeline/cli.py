@@ -174,17 +174,24 @@ def train(
     no_promote: Annotated[
         bool, typer.Option("--no-current", help="Do not update models/current")
     ] = False,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Approach to train (model.kind in params.yaml "
+                                                "by default); `keywords` needs only the "
+                                                "taxonomy's keyword lists")
+    ] = None,
 ) -> None:
     """Train the passage classifier on data/labelled and write models/<version>/."""
-    from .taxonomy import load_taxonomy
+    from .taxonomy import load_taxonomy, uses_packaged_taxonomy
     from .train import train_and_save
 
     p = paths()
     taxonomy = load_taxonomy()
+    params = load_params().override("model", kind=kind) if kind else load_params()
     with err.status("Training (grouped cross-validation, then the final fit)..."):
+        # The field set is labelled against the packaged taxonomy: another one cannot use it.
         result, folder = train_and_save(data or p.labelled, out_dir or p.models, taxonomy,
-                                        load_params(), make_current=not no_promote,
-                                        field_dir=p.field)
+                                        params, make_current=not no_promote,
+                                        field_dir=p.field if uses_packaged_taxonomy() else None)
     m = result.cv_metrics
     out.print(f"trained {result.model.version} on {len(result.train_rows)} passages "
               f"({len(result.eval_rows)} held out for promotion) in {result.seconds:.1f} s")
@@ -611,6 +618,12 @@ def _root(
                                     "$FORCECOV_ROOT, else the installed package's project, "
                                     "never the working directory"),
     ] = None,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option("--taxonomy", help="Recommendation framework (categories, sub-points, "
+                                        "keywords) to score against; default the packaged "
+                                        "one (pipeline/taxonomy.yaml)"),
+    ] = None,
 ) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -621,6 +634,14 @@ def _root(
             fail(f"{root}: not a forcecov project (no params.yaml); pass the folder that "
                  "holds params.yaml, models/ and data/", code=2)
         os.environ["FORCECOV_ROOT"] = str(root.resolve())  # also seen by worker processes
+    if taxonomy is not None:
+        from .taxonomy import TAXONOMY_ENV, TaxonomyError, load_taxonomy
+
+        try:
+            load_taxonomy(taxonomy)
+        except TaxonomyError as e:
+            fail(f"{taxonomy}: {e}", code=2)
+        os.environ[TAXONOMY_ENV] = str(taxonomy.resolve())
     if verbose:
         where, source = root_and_source()
         err.print(f"project root: {where} (from {source})")

@@ -6,6 +6,7 @@ coverage, the report) asks it for category ids, display names, sub-points and wo
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 import yaml
 
 DEFAULT_TAXONOMY = Path(__file__).with_name("taxonomy.yaml")
+TAXONOMY_ENV = "FORCECOV_TAXONOMY"
 
 
 class TaxonomyError(ValueError):
@@ -135,10 +137,22 @@ def _patterns(raw: dict[str, Any], key: str) -> tuple[str, ...]:
     return out
 
 
-@lru_cache(maxsize=8)
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
-    """Read and validate a taxonomy file (the packaged one by default)."""
-    path = Path(path) if path else DEFAULT_TAXONOMY
+    """Read and validate a taxonomy file: ``path``, else ``$FORCECOV_TAXONOMY`` (what
+    ``forcecov --taxonomy`` sets, so that worker processes see it too), else the packaged
+    one."""
+    chosen = path or os.environ.get(TAXONOMY_ENV) or DEFAULT_TAXONOMY
+    return _load_taxonomy_file(Path(chosen).resolve())
+
+
+def uses_packaged_taxonomy() -> bool:
+    """Whether :func:`load_taxonomy` reads the packaged taxonomy (no other was chosen)."""
+    chosen = os.environ.get(TAXONOMY_ENV)
+    return not chosen or Path(chosen).resolve() == DEFAULT_TAXONOMY.resolve()
+
+
+@lru_cache(maxsize=8)
+def _load_taxonomy_file(path: Path) -> Taxonomy:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:

@@ -2,7 +2,9 @@
 
 import copy
 import re
+from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -64,3 +66,39 @@ def test_missing_and_malformed_files_are_reported(tmp_path):
     bad.write_text("categories: [unclosed\n")
     with pytest.raises(TaxonomyError, match="not valid YAML"):
         load_taxonomy(bad)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_another_report_is_just_another_taxonomy_file(project, tmp_path):
+    """The example framework in examples/county-lines trains a keyword model and scores
+    responses end to end, with its own categories, sub-points and report title."""
+    from tests.test_cli import run_in_project
+
+    example = REPO / "examples" / "county-lines"
+    tax = ["--taxonomy", example / "taxonomy.yaml"]
+    proc = run_in_project(project, *tax, "train", "--data", example / "labelled",
+                          "--out", tmp_path / "models", "--kind", "keywords")
+    assert proc.returncode == 0, proc.stderr
+    proc = run_in_project(project, *tax, "score", example / "responses", "--out",
+                          tmp_path / "run", "--model", tmp_path / "models", "--trust-model")
+    assert proc.returncode == 0, proc.stderr
+    matrix = pd.read_csv(tmp_path / "run" / "coverage_matrix.csv").set_index("force")
+    assert list(matrix.columns) == ["identify_children", "share_intelligence", "treat_as_victims"]
+    assert sorted(matrix.index) == ["Kent", "Surrey"]
+    coverage = pd.read_csv(tmp_path / "run" / "coverage.csv")
+    kent = coverage[(coverage["level"] == "force") & (coverage["force"] == "Kent")]
+    assert kent.set_index("category")["addressed"].all()  # every recommendation answered
+    assert kent.set_index("category").loc["treat_as_victims", "subpoints"] == "3a;3b"
+    report = (tmp_path / "run" / "report.html").read_text("utf-8")
+    assert "children exploited through county lines" in report
+    # The packaged model does not fit another framework: said plainly, not a traceback.
+    proc = run_in_project(project, *tax, "score", example / "responses", "--out",
+                          tmp_path / "run2")
+    assert proc.returncode != 0 and "forcecov train" in proc.stderr
+    # A broken taxonomy file is refused before anything runs.
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("categories: [{id: only_one}]\n")
+    proc = run_in_project(project, "--taxonomy", broken, "score", example / "responses")
+    assert proc.returncode == 2 and "at least two categories" in proc.stderr
