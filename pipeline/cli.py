@@ -245,6 +245,10 @@ def score(
                                   help="An earlier run folder: also write changes.csv and a "
                                        "report section on what changed since (may be --out)")
     ] = None,
+    profile: Annotated[
+        bool, typer.Option("--profile", help="Profile the run (cProfile): profile.txt in the "
+                                             "run folder; stage timings are in summary.json")
+    ] = False,
 ) -> None:
     """Score submissions: coverage per force and category, with evidence, and an HTML report."""
     from .forces import read_manifest
@@ -259,7 +263,7 @@ def score(
                             manifest=read_manifest(manifest) if manifest else None, on_done=advance,
                             jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=_cache_dir(no_cache, params), shared_output=shared_output,
-                            previous_run=compare_with)
+                            previous_run=compare_with, profile=profile)
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
               f"{summary.n_warning} with warnings, {summary.n_error} errors; "

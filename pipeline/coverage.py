@@ -109,17 +109,21 @@ def coverage_from_evidence(evidence: pd.DataFrame, documents: pd.DataFrame, taxo
                            params: CoverageParams) -> pd.DataFrame:
     """:func:`coverage` from an evidence table (what a streaming run keeps in memory)."""
     scored = documents[documents["status"] != "error"]
+    # Grouped once (groups keep the table's row order), not filtered per document and
+    # category: that was quadratic in the batch.
+    empty = evidence.iloc[0:0]
+    by_doc = dict(iter(evidence.groupby(["doc_id", "category"], sort=False)))
+    force_of = dict(zip(scored["doc_id"], scored["force"], strict=True))
+    by_force = dict(iter(evidence.assign(_force=evidence["doc_id"].map(force_of))
+                         .groupby(["_force", "category"], sort=False)))
     rows = []
     for doc in scored.itertuples(index=False):
-        doc_ev = evidence[evidence["doc_id"] == doc.doc_id]
         for cat in taxonomy.labels:
             rows.append(_row("document", doc.force, doc.doc_id, cat,
-                             doc_ev[doc_ev["category"] == cat], params))
+                             by_doc.get((doc.doc_id, cat), empty), params))
     for force in sorted(scored["force"].unique()):
-        doc_ids = set(scored.loc[scored["force"] == force, "doc_id"])
-        force_ev = evidence[evidence["doc_id"].isin(doc_ids)]
         for cat in taxonomy.labels:
-            rows.append(_row("force", force, "", cat, force_ev[force_ev["category"] == cat],
+            rows.append(_row("force", force, "", cat, by_force.get((force, cat), empty),
                              params))
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 

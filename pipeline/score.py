@@ -138,9 +138,12 @@ class PassageWriter:
 
 # What a scoring run writes into its folder; only temporary files of these are its own.
 RUN_OUTPUTS = ("passages.parquet", "coverage.csv", "coverage_matrix.csv", "practices.csv",
-               "documents.csv", "summary.json", "report.html", "changes.csv")
+               "documents.csv", "summary.json", "report.html")
+# Written only when asked for (--compare-with, --profile); a run without them still removes
+# an earlier run's, so the folder never mixes two runs.
+OPTIONAL_OUTPUTS = ("changes.csv", "profile.txt")
 # atomic_open's temporary names: ".<output>.<8 random characters>.tmp"
-_OWN_TEMP = re.compile(r"^\.(?:" + "|".join(map(re.escape, RUN_OUTPUTS))
+_OWN_TEMP = re.compile(r"^\.(?:" + "|".join(map(re.escape, RUN_OUTPUTS + OPTIONAL_OUTPUTS))
                        + r")\.[A-Za-z0-9_]{8}\.tmp$")
 
 
@@ -204,7 +207,8 @@ def publish_run(staging: Path, out_dir: Path, *, shared: bool = False) -> None:
     if not out_dir.exists():
         out_dir.mkdir(parents=True, mode=dir_mode)
         os.chmod(out_dir, dir_mode)  # mkdir's mode is masked by the umask
-    old = ["summary.json", *[n for n in RUN_OUTPUTS if n != "summary.json"], RUN_FIGURES]
+    old = ["summary.json", *[n for n in RUN_OUTPUTS + OPTIONAL_OUTPUTS if n != "summary.json"],
+           RUN_FIGURES]
     for name in old:
         target = out_dir / name
         if target.is_dir() and not target.is_symlink():
@@ -258,17 +262,32 @@ def check_run(run_dir: Path) -> str:
     return run_id
 
 
+def stage_timings(seconds: dict[str, float], *, n_pages: int,
+                  n_passages: int) -> dict[str, dict[str, float]]:
+    """Wall time per stage with its throughput: pages/s for extraction (with --jobs it runs
+    in workers while the main process classifies, so the stages overlap), passages/s for
+    the rest."""
+    out = {}
+    for stage, secs in seconds.items():
+        per_s = (n_pages if stage == "extract" else n_passages) / secs if secs > 0 else 0.0
+        unit = "pages_per_s" if stage == "extract" else "passages_per_s"
+        out[stage] = {"seconds": round(secs, 3), unit: round(per_s, 1)}
+    return out
+
+
 def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedModel,
               params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None = None,
               on_done: Callable[[Extracted], None] | None = None, jobs: int | None = None,
               backend: str | None = None, scheduler: str | None = None,
               cache_dir: Path | None = None, shared_output: bool = False,
-              previous_run: Path | None = None) -> ScoreSummary:
+              previous_run: Path | None = None, profile: bool = False) -> ScoreSummary:
     """Score every input and write the run folder.
 
     With ``previous_run`` (an earlier run folder, read before anything is written, so it
     may be ``out_dir`` itself), the run also writes changes.csv and a report section on what
-    changed since then (:mod:`pipeline.compare`).
+    changed since then (:mod:`pipeline.compare`). With ``profile``, the run is profiled
+    (cProfile, this process only: with ``jobs`` > 1 extraction runs in workers) and
+    profile.txt lists the 30 functions with the most cumulative time.
 
     Documents stream through: each chunk is extracted (in parallel if asked), classified,
     appended to passages.parquet and reduced to its evidence, so memory holds one chunk
@@ -300,15 +319,41 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.run-{os.getpid()}-",
                                     dir=out_dir.parent))  # 0700, on the same file system
     try:
-        summary_out = _score_into(staging, inputs, model=model, params=params,
-                                  taxonomy=taxonomy, manifest=manifest, on_done=on_done,
-                                  jobs=jobs, backend=backend, scheduler=scheduler,
-                                  cache_dir=cache_dir, run_id=run_id, previous=previous)
+        profiler = _start_profile() if profile else None
+        try:
+            summary_out = _score_into(staging, inputs, model=model, params=params,
+                                      taxonomy=taxonomy, manifest=manifest, on_done=on_done,
+                                      jobs=jobs, backend=backend, scheduler=scheduler,
+                                      cache_dir=cache_dir, run_id=run_id, previous=previous)
+        finally:
+            if profiler is not None:
+                profiler.disable()
+        if profiler is not None:
+            _write_profile(profiler, staging / "profile.txt")
         publish_run(staging, out_dir, shared=shared_output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     seconds = {**summary_out.seconds, "total": time.perf_counter() - t_start}
     return replace(summary_out, out_dir=out_dir, seconds=seconds)
+
+
+def _start_profile() -> Any:
+    import cProfile
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    return profiler
+
+
+def _write_profile(profiler: Any, path: Path, top: int = 30) -> None:
+    import io
+    import pstats
+
+    from .atomic import write_text
+
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(top)
+    write_text(path, text.getvalue())
 
 
 def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedModel,
@@ -398,6 +443,10 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
                  documents=results, taxonomy=taxonomy, changes=changes,
                  previous_run=previous[0] if previous else "")
     seconds["report"] = time.perf_counter() - t3
+    # Where the time went, beside the figures it explains (summary.json is rewritten whole).
+    summary["stages"] = stage_timings(seconds, n_pages=sum(r.pages for r in results),
+                                      n_passages=int(len(flag_frame)))
+    write_json(out_dir / "summary.json", summary)
     return ScoreSummary(len(files), sum(r.status == "ok" for r in results),
                         sum(r.status == "warning" for r in results),
                         sum(r.status == "error" for r in results), int(len(flag_frame)),

@@ -67,7 +67,7 @@ def test_score_writes_every_output_with_evidence(project, tmp_path, realistic_pd
     (folder / "Avon and Somerset response.pdf").write_bytes(realistic_pdf.read_bytes())
     (folder / "broken.pdf").write_bytes(bad_inputs["corrupt"].read_bytes())
     out = tmp_path / "run"
-    proc = run_in_project(project, "score", folder, "--out", out)
+    proc = run_in_project(project, "score", folder, "--out", out, "--profile")
     assert proc.returncode == 0, proc.stderr
     for name in ("coverage.csv", "coverage_matrix.csv", "passages.parquet", "documents.csv",
                  "summary.json", "report.html", "practices.csv", "figures/heatmap.png"):
@@ -83,6 +83,11 @@ def test_score_writes_every_output_with_evidence(project, tmp_path, realistic_pd
     assert {"p_nrm", "labels", "echo", "confidence", "needs_review"} <= set(passages.columns)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_forces_responded"] == 1 and "Kent" in summary["forces_not_responded"]
+    # Stage timings with their throughput, and the profile --profile asked for.
+    stages = summary["stages"]
+    assert list(stages) == ["extract", "classify", "coverage", "report"]
+    assert stages["extract"]["pages_per_s"] > 0 and stages["classify"]["passages_per_s"] > 0
+    assert "(_score_into)" in (out / "profile.txt").read_text()
     assert "broken.pdf: corrupt PDF" in proc.stderr
 
 

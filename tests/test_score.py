@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import ForcecovError
-from pipeline.score import RUN_OUTPUTS, check_run, publish_run, remove_stale_staging
+from pipeline.score import (
+    OPTIONAL_OUTPUTS,
+    RUN_OUTPUTS,
+    check_run,
+    publish_run,
+    remove_stale_staging,
+)
 
 
 def _fake_run(folder, run_id, *, figures=True):
@@ -60,6 +66,17 @@ def test_publish_replaces_the_old_run_and_keeps_other_files(tmp_path):
     assert _run_ids(out) == {"new"} and (out / "figures" / "heatmap.png").read_text() == "new"
     assert (out / "my_queue.csv").read_text() == "mine"
     assert check_run(out) == "new"
+
+
+def test_an_earlier_runs_optional_outputs_go_with_it(tmp_path):
+    """changes.csv and profile.txt of an earlier run would describe another run."""
+    out = tmp_path / "reports"
+    _fake_run(out, "old")
+    for name in OPTIONAL_OUTPUTS:
+        (out / name).write_text("old")
+    _fake_run(tmp_path / "staging", "new")
+    publish_run(tmp_path / "staging", out)
+    assert not any((out / name).exists() for name in OPTIONAL_OUTPUTS)
 
 
 @pytest.mark.parametrize("stop_after", [0, 1, 3, 7])
