@@ -67,6 +67,16 @@ def test_sample_submissions_and_gold_cover_the_28_forces():
     assert 4 <= len(no4) <= 8
 
 
+def test_the_independent_gold_labels_the_same_cells_and_says_why():
+    gold = pd.read_csv(REPO / "data" / "raw" / "gold_coverage.csv")
+    second = pd.read_csv(REPO / "data" / "raw" / "gold_coverage_independent.csv")
+    key = ["file", "category"]
+    assert sorted(map(tuple, second[key].values)) == sorted(map(tuple, gold[key].values))
+    assert set(second["addressed"]) <= {0, 1}
+    assert second["reason"].str.strip().str.len().gt(0).all()
+    assert second["labeller"].notna().all() and second["labelled"].notna().all()
+
+
 def test_no_sample_submission_passage_leaks_from_the_labelled_corpus(corpus, tmp_path):
     """TF-IDF cosine of every raw passage to every labelled one stays under 0.8.
 
