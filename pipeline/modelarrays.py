@@ -1,7 +1,8 @@
 """Models as plain arrays: ``model.npz``, loaded without unpickling anything.
 
 A joblib file is a pickle, and loading a pickle runs whatever code it names. The linear
-TF-IDF kinds (``tfidf_svm``, ``tfidf_svm_word``, ``tfidf_lr``) need no code to predict, only
+TF-IDF kinds (``tfidf_svm``, ``tfidf_svm_word``, ``tfidf_lr``) and ``keywords`` need no code
+to predict, only
 numbers and strings, so they are stored as arrays in a NumPy ``.npz`` read with
 ``allow_pickle=False`` (an object array is refused, never unpickled).
 
@@ -25,6 +26,10 @@ Layout of ``model.npz`` (every entry a plain numeric or fixed-width unicode arra
 
 A label's probability is the mean over folds of the calibrated decision value, exactly what
 ``CalibratedClassifierCV`` inside ``OneVsRestClassifier`` computes (tested to 1e-9).
+
+The ``keywords`` kind (the bootstrap for a new taxonomy) has no blocks or coefficients:
+``layout`` holds ``classifier: keywords`` with its keyword lists and decay, and the echo
+detector's entries are as above.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import numpy.typing as npt
 import pandas as pd
 
 FORMAT = "forcecov-arrays/1"
-ARRAY_KINDS = ("tfidf_svm", "tfidf_svm_word", "tfidf_lr")
+ARRAY_KINDS = ("tfidf_svm", "tfidf_svm_word", "tfidf_lr", "keywords")
 _TFIDF_SETTINGS = ("analyzer", "ngram_range", "lowercase", "sublinear_tf", "norm",
                    "token_pattern", "binary", "use_idf", "smooth_idf")
 
@@ -80,9 +85,14 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.multiclass import OneVsRestClassifier
 
+    from .approaches import KeywordClassifier
     from .classify import PassageClassifier
 
     clf = model.classifier
+    if isinstance(clf, KeywordClassifier):
+        return _with_echo(model, {}, {"classifier": "keywords",
+                                      "keywords": [list(k) for k in clf.keywords],
+                                      "decay": float(clf.decay)})
     if not isinstance(clf, PassageClassifier) or not hasattr(clf, "pipeline_"):
         raise ArrayModelError(f"{type(clf).__name__} is not a fitted TF-IDF linear classifier")
     features, ovr = clf.pipeline_.named_steps["features"], clf.pipeline_.named_steps["clf"]
@@ -130,6 +140,13 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     if method == "sigmoid":
         arrays["cal_a"] = np.asarray(cal_a, dtype=np.float64)
         arrays["cal_b"] = np.asarray(cal_b, dtype=np.float64)
+    return _with_echo(model, arrays, {"classifier": "linear", "blocks": blocks,
+                                      "method": method})
+
+
+def _with_echo(model: Any, arrays: dict[str, npt.NDArray[Any]],
+               classifier: dict[str, Any]) -> dict[str, npt.NDArray[Any]]:
+    """The arrays every kind shares: thresholds, the echo detector, and the layout."""
     arrays["thresholds"] = np.asarray(model.thresholds, dtype=np.float64)
     echo = model.echo
     arrays["echo.terms"] = _terms(echo.vectorizer_)
@@ -140,7 +157,7 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     arrays["echo.ref_indptr"] = np.asarray(ref.indptr, dtype=np.int64)
     arrays["echo.ref_shape"] = np.asarray(ref.shape, dtype=np.int64)
     layout = {
-        "format": FORMAT, "labels": list(model.labels), "blocks": blocks, "method": method,
+        "format": FORMAT, "labels": list(model.labels), **classifier,
         "version": model.version, "meta": model.meta,
         "echo": {"tfidf": _vectorizer_settings(echo.vectorizer_),
                  "params": {k: getattr(echo, k) for k in (
@@ -207,6 +224,16 @@ class ArrayClassifier:
         return mean
 
 
+def _classifier(layout: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> Any:
+    if layout.get("classifier") == "keywords":
+        from .approaches import KeywordClassifier
+
+        return KeywordClassifier(tuple(layout["labels"]),
+                                 tuple(tuple(str(k) for k in kws) for kws in layout["keywords"]),
+                                 float(layout["decay"])).fit(None)
+    return ArrayClassifier(layout, arrays)
+
+
 def load_arrays(path: Path) -> Any:
     """A :class:`~pipeline.classify.TrainedModel` from ``model.npz``; never unpickles."""
     from scipy import sparse
@@ -219,7 +246,7 @@ def load_arrays(path: Path) -> Any:
         layout = json.loads(str(arrays["layout"]))
         if layout.get("format") != FORMAT:
             raise ArrayModelError(f"format {layout.get('format')!r}, expected {FORMAT}")
-        classifier = ArrayClassifier(layout, arrays)
+        classifier = _classifier(layout, arrays)
         echo_layout = layout["echo"]
         params = echo_layout["params"]
         echo = EchoDetector(tuple(params["texts"]), float(params["similarity"]),

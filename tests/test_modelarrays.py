@@ -76,3 +76,21 @@ def test_models_that_need_code_are_not_stored_as_arrays():
     model.classifier = object()
     with pytest.raises(ArrayModelError, match="not a fitted TF-IDF linear classifier"):
         to_arrays(model)
+
+
+def test_a_keyword_model_is_stored_as_arrays_and_predicts_the_same(tmp_path):
+    """The bootstrap for a new taxonomy needs no --trust-model either."""
+    from pipeline.approaches import KeywordClassifier
+
+    model = _fitted("tfidf_svm", "sigmoid")
+    model.classifier = KeywordClassifier(tuple(TAX.labels),
+                                         tuple(c.keywords for c in TAX.categories),
+                                         decay=0.4).fit(None)
+    save_arrays(model, tmp_path / "model.npz")
+    assert "coef" not in to_arrays(model)
+    loaded = load_arrays(tmp_path / "model.npz")
+    assert isinstance(loaded.classifier, KeywordClassifier) and loaded.classifier.decay == 0.4
+    passages = pd.DataFrame({"text": TEXTS, "heading": ["h"] * len(TEXTS)})
+    expected, got = model.predict(passages), loaded.predict(passages)
+    assert got["labels"].tolist() == expected["labels"].tolist()
+    assert any(got["labels"].map(len))  # the keywords do match something
