@@ -2,9 +2,8 @@
 
 A joblib file is a pickle, and loading a pickle runs whatever code it names. The linear
 TF-IDF kinds (``tfidf_svm``, ``tfidf_svm_word``, ``tfidf_lr``) and ``keywords`` need no code
-to predict, only
-numbers and strings, so they are stored as arrays in a NumPy ``.npz`` read with
-``allow_pickle=False`` (an object array is refused, never unpickled).
+to predict, only numbers and strings, so they are stored as arrays in a NumPy ``.npz`` read
+with ``allow_pickle=False`` (an object array is refused, never unpickled).
 
 Layout of ``model.npz`` (every entry a plain numeric or fixed-width unicode array):
 
