@@ -643,8 +643,8 @@ def _root(
 
         try:
             load_taxonomy(taxonomy)
-        except TaxonomyError as e:
-            fail(f"{taxonomy}: {e}", code=2)
+        except TaxonomyError as e:  # names the file and the reason
+            fail(str(e), code=2)
         os.environ[TAXONOMY_ENV] = str(taxonomy.resolve())
     if verbose:
         where, source = root_and_source()

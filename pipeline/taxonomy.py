@@ -159,4 +159,7 @@ def _load_taxonomy_file(path: Path) -> Taxonomy:
         raise TaxonomyError(f"{path}: taxonomy file not found") from e
     except yaml.YAMLError as e:
         raise TaxonomyError(f"{path}: not valid YAML ({e})") from e
-    return parse_taxonomy(raw)
+    try:
+        return parse_taxonomy(raw)
+    except TaxonomyError as e:
+        raise TaxonomyError(f"{path}: {e}") from e
