@@ -231,7 +231,9 @@ def ocr_image(image: Image, *, pixels_per_point: float, lang: str = "eng",
     for line, kept, share in zip(lines, text_words, ink, strict=True):
         if not kept:
             continue
-        words = line.words
+        # Specks of a few pixels go first, so that a bullet behind one is still first.
+        words = [w for w in line.words
+                 if not (w.is_mark and max(w.width, w.height) < 0.15 * line.height)]
         top, bottom = line.top / pixels_per_point, line.bottom / pixels_per_point
         bold = body_ink > 0 and share >= 1.25 * body_ink
         if _starts_with_bullet(words, line.height):
