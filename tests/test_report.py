@@ -40,3 +40,14 @@ def test_report_has_heatmap_summary_and_practices():
     assert 'id="heatmap"' in html
     assert "1 of 1 responding forces addressed" in html
     assert "SPOC" in html  # named practice counted for the force
+
+
+def test_documents_read_by_ocr_say_so_with_their_confidence():
+    context = _context()
+    context["documents"] = [
+        DocumentResult("d1", "/x/letter.pdf", "s", "Kent", "pdf", 3, 1, "ok", "").__dict__,
+        DocumentResult("d2", "/x/scan.pdf", "s", "Kent", "pdf", 2, 4, "ok", "", ocr_pages=2,
+                       ocr_confidence=91.6).__dict__]
+    html = render_html(context)
+    assert "2 pages, confidence 92" in html
+    assert html.count("confidence") >= 1 and "0 pages" not in html
