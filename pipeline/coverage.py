@@ -128,6 +128,21 @@ def coverage_from_evidence(evidence: pd.DataFrame, documents: pd.DataFrame, taxo
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
+GAP_COLUMNS = ["force", "category", "passage_id", "doc_id", "page", "text"]
+
+
+def stated_gaps(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+    """Evidence passages in which a force states a gap in its own words (the taxonomy's
+    ``gap_cues``): one row per force, category and passage, in the evidence table's order.
+    Cue phrases, not a classifier: a list for an analyst to read, and the passages still
+    count as evidence in the scores."""
+    if not taxonomy.gap_cues or evidence.empty:
+        return pd.DataFrame(columns=GAP_COLUMNS)
+    cues = re.compile("|".join(f"(?:{c})" for c in taxonomy.gap_cues), re.I)
+    found = evidence[evidence["text"].map(lambda t: bool(cues.search(str(t))))]
+    return found[GAP_COLUMNS].reset_index(drop=True)
+
+
 def coverage_matrix(cov: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     """Wide force x category scores (force level), categories in taxonomy order."""
     forces = cov[cov["level"] == "force"]
@@ -137,9 +152,10 @@ def coverage_matrix(cov: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     return wide
 
 
-def national_summary(cov: pd.DataFrame, taxonomy: Taxonomy,
-                     all_forces: list[str]) -> dict[str, Any]:
-    """Counts in the NPCC's manner: how many responding forces addressed each category."""
+def national_summary(cov: pd.DataFrame, taxonomy: Taxonomy, all_forces: list[str],
+                     gaps: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Counts in the NPCC's manner: how many responding forces addressed each category, and
+    (with ``gaps``, :func:`stated_gaps`) how many state a gap in it."""
     forces = cov[cov["level"] == "force"]
     responded = sorted(f for f in forces["force"].unique() if f != "unknown")
     n = len(responded)
@@ -157,5 +173,7 @@ def national_summary(cov: pd.DataFrame, taxonomy: Taxonomy,
             "forces_not_addressed": sorted(set(responded) - set(addressed)),
             "subpoints": sub_counts,
             "sentence": f"{len(addressed)} of {n} responding forces addressed {c.display}.",
+            "forces_stating_gap": (sorted(set(gaps.loc[gaps["category"] == cat, "force"]))
+                                   if gaps is not None else []),
         }
     return out

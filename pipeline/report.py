@@ -123,7 +123,27 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
         "documents": [d.__dict__ for d in documents], "heatmap_b64": heatmap_b64,
         "category_summaries": [summary["categories"][c] for c in taxonomy.labels],
         "changes": _changes_context(changes, taxonomy, previous_run),
+        "gaps": _gaps_context(evidence, taxonomy, path_of),
     }
+
+
+def _gaps_context(evidence: pd.DataFrame, taxonomy: Taxonomy,
+                  path_of: dict[str, str]) -> list[dict[str, Any]]:
+    """Per category, the forces that state a gap in it, with the passage and its page."""
+    from .coverage import stated_gaps
+
+    gaps = stated_gaps(evidence, taxonomy)
+    out = []
+    for cat in taxonomy.labels:
+        rows = gaps[gaps["category"] == cat].drop_duplicates(["force", "passage_id"])
+        if rows.empty:
+            continue
+        out.append({"category": taxonomy.category(cat).display,
+                    "n_forces": int(rows["force"].nunique()),
+                    "quotes": [{"force": r.force, "text": _quote(r.text), "page": int(r.page),
+                                "file": path_of.get(r.doc_id, "")}
+                               for r in rows.itertuples(index=False)]})
+    return out
 
 
 def _changes_context(changes: pd.DataFrame | None, taxonomy: Taxonomy,

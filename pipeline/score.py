@@ -21,7 +21,13 @@ import pandas as pd
 from .atomic import write_frame_csv, write_json
 from .classify import TrainedModel
 from .config import Params
-from .coverage import coverage_from_evidence, coverage_matrix, evidence_table, national_summary
+from .coverage import (
+    coverage_from_evidence,
+    coverage_matrix,
+    evidence_table,
+    national_summary,
+    stated_gaps,
+)
 from .extract import Extracted, extract_many, find_inputs, write_documents_csv
 from .forces import territorial_forces
 from .practices import practices_by_force
@@ -415,7 +421,8 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
         columns=["doc_id", "force", "status"])
     cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
     practices = practices_by_force(evidence, taxonomy)
-    summary = national_summary(cov, taxonomy, territorial_forces())
+    summary = national_summary(cov, taxonomy, territorial_forces(),
+                               stated_gaps(evidence, taxonomy))
     summary.update({
         "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "run_id": run_id, "model_version": model.version, "n_documents": len(results),

@@ -43,6 +43,7 @@ class Taxonomy:
     subpoint_terms: dict[str, tuple[str, ...]]
     echo_cues: tuple[str, ...] = ()
     own_voice_cues: tuple[str, ...] = ()
+    gap_cues: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -122,6 +123,7 @@ def parse_taxonomy(raw: dict[str, Any]) -> Taxonomy:
         subpoint_terms=subpoint_terms,
         echo_cues=_patterns(raw, "echo_cues"),
         own_voice_cues=_patterns(raw, "own_voice_cues"),
+        gap_cues=_patterns(raw, "gap_cues"),
     )
 
 

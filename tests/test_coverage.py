@@ -1,3 +1,5 @@
+import dataclasses
+
 import pandas as pd
 import pytest
 from hypothesis import given
@@ -76,3 +78,19 @@ def test_national_summary_counts_forces_in_npcc_manner():
     sentence = s["categories"]["victim_support"]["sentence"]
     assert sentence.startswith("1 of 1 responding forces addressed")
     assert s["forces_not_responded"] == ["Essex"]
+
+
+def test_a_force_stating_a_gap_in_its_own_words_is_found_and_still_counts():
+    from pipeline.coverage import stated_gaps
+
+    texts = ["We do not yet have a dedicated modern slavery team; one is planned for April.",
+             "Compliance is not yet audited; a review of 30 files is scheduled.",
+             "Victims who do not have documents are referred to the NRM by the SPOC.",
+             "Our SPOC network covers every district and checks every referral."]
+    ev = pd.DataFrame({"passage_id": [f"p{i}" for i in range(4)], "doc_id": "d1",
+                       "force": "Kent", "page": [1, 2, 3, 4], "category": "nrm",
+                       "p": 0.9, "subpoints": [[]] * 4, "text": texts})
+    gaps = stated_gaps(ev, TAX)
+    assert list(gaps["passage_id"]) == ["p0", "p1"]
+    no_cues = dataclasses.replace(TAX, gap_cues=())
+    assert stated_gaps(ev, no_cues).empty

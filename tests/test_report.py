@@ -51,3 +51,24 @@ def test_documents_read_by_ocr_say_so_with_their_confidence():
     html = render_html(context)
     assert "2 pages, confidence 92" in html
     assert html.count("confidence") >= 1 and "0 pages" not in html
+
+
+def test_gaps_a_force_states_are_a_finding_of_their_own():
+    passages = pd.DataFrame([{"passage_id": "p0", "doc_id": "d1", "force": "Kent", "page": 2,
+                              "text": "We do not yet have a dedicated modern slavery team.",
+                              "rec_refs": [], "labels": ["investigation"], "echo": False,
+                              **{f"p_{c}": (0.9 if c == "investigation" else 0.0)
+                                 for c in TAX.labels}}])
+    docs = [DocumentResult("d1", "/x/kent.pdf", "s", "Kent", "pdf", 3, 1, "ok", "")]
+    cov = coverage(passages, pd.DataFrame([d.__dict__ for d in docs]), TAX, CoverageParams())
+    ev = evidence_table(passages, TAX)
+    from pipeline.coverage import stated_gaps
+
+    summary = national_summary(cov, TAX, ["Kent"], stated_gaps(ev, TAX))
+    assert summary["categories"]["investigation"]["forces_stating_gap"] == ["Kent"]
+    summary.update(generated="now", model_version="v", n_documents=1, n_documents_error=0,
+                   n_passages=1, n_echo=0, n_needs_review=0)
+    html = render_html(build_context(coverage=cov, evidence=ev, practices=practices_by_force(
+        ev, TAX), summary=summary, documents=docs, taxonomy=TAX, heatmap_b64=""))
+    assert 'id="gaps"' in html and "1 force states a gap" in html
+    assert "1 state a gap in their own words" in html and "kent.pdf, page 2" in html
