@@ -54,11 +54,13 @@ COUNTED_CHANGES = ("newly addressed", "no longer addressed", "stronger", "weaker
 
 @dataclass(frozen=True)
 class RunTables:
-    """What a comparison needs of one run: force-level coverage and the evidence table
-    (``coverage.evidence_table`` columns)."""
+    """What a comparison needs of one run: force-level coverage, the evidence table
+    (``coverage.evidence_table`` columns), and the run's name for the report (its folder and
+    run id)."""
 
     coverage: pd.DataFrame
     evidence: pd.DataFrame
+    name: str = ""
 
 
 def load_run(run_dir: Path, taxonomy: Taxonomy) -> RunTables:
@@ -66,11 +68,11 @@ def load_run(run_dir: Path, taxonomy: Taxonomy) -> RunTables:
     from .coverage import evidence_table
     from .score import check_run
 
-    check_run(run_dir)
+    run_id = check_run(run_dir)
     cov = pd.read_csv(run_dir / "coverage.csv")
     passages = pd.read_parquet(run_dir / "passages.parquet")
     return RunTables(cov[cov["level"] == "force"].reset_index(drop=True),
-                     evidence_table(passages, taxonomy))
+                     evidence_table(passages, taxonomy), f"{run_dir} ({run_id})")
 
 
 def _words(text: str) -> str:
@@ -185,12 +187,12 @@ def compare_folders(old_dir: Path, new_dir: Path, taxonomy: Taxonomy) -> pd.Data
     to ``new_dir``/report.html. Returns the changes."""
     from .atomic import write_frame_csv
     from .report import rewrite_report
-    from .score import check_run
 
     if Path(old_dir).resolve() == Path(new_dir).resolve():
         raise ValueError(f"{old_dir}: the same run twice; give the earlier run first")
-    old_id = check_run(old_dir)
-    changes = compare_runs(load_run(old_dir, taxonomy), load_run(new_dir, taxonomy), taxonomy)
+    old, new = load_run(old_dir, taxonomy), load_run(new_dir, taxonomy)
+    changes = compare_runs(old, new, taxonomy)
     write_frame_csv(Path(new_dir) / "changes.csv", changes)
-    rewrite_report(Path(new_dir), taxonomy, changes=changes, previous_run=f"{old_dir} ({old_id})")
+    rewrite_report(Path(new_dir), taxonomy, evidence=new.evidence, changes=changes,
+                   previous_run=old.name)
     return changes

@@ -302,15 +302,19 @@ def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
     scanned file, then ``overall``. Columns: file, dpi, pages, ocr_pages, ocr_confidence, cer
     (character error rate of the OCR'd passages against the twin's), passages and
     passages_twin (how many passages each was cut into: a layout read wrongly shows here
-    before it shows in the characters), cells (categories
-    compared), agree_twin (share of categories whose ``addressed`` matches the twin's) and
-    agree_gold (the same against the gold file), same_subpoints (share of categories whose
-    evidenced sub-points are the twin's) and score_gap (mean absolute difference of the
+    before it shows in the characters), cells (categories compared), agree_twin (share of
+    categories whose ``addressed`` matches the twin's), agree_gold (the same against the gold
+    file), same_subpoints (share of categories whose evidenced sub-points are the twin's)
+    and score_gap (mean absolute difference of the
     coverage score from the twin's)."""
     docs = _document_files(run_dir)
     gold = pd.read_csv(scanned_gold)
     cov = pd.read_csv(run_dir / "coverage.csv")
-    cov = cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
+    indexed = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
+               .set_index(["file", "category"]))
+    addressed = indexed["addressed"].astype(bool)
+    score = indexed["score"].astype(float)
+    subpoints = indexed["subpoints"].fillna("").astype(str)
     passages = pd.read_parquet(run_dir / "passages.parquet",
                                columns=["doc_id", "char_start", "text"])
     texts = {d: " ".join(g.sort_values("char_start")["text"])
@@ -326,10 +330,6 @@ def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
         scan, text = by_file.loc[file], by_file.loc[twin]
         if scan["status"] != "ok":
             raise ValueError(f"{file} was not read ({scan['reason']}): score with --ocr")
-        indexed = cov.set_index(["file", "category"])
-        addressed = indexed["addressed"].astype(bool)
-        score = indexed["score"].astype(float)
-        subpoints = indexed["subpoints"].fillna("").astype(str)
         cats = list(g["category"])
         mine = [bool(addressed.get((file, c), False)) for c in cats]
         twins = [bool(addressed.get((twin, c), False)) for c in cats]

@@ -190,29 +190,17 @@ def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFram
     return out_dir / "report.html"
 
 
-def rewrite_report(run_dir: Path, taxonomy: Taxonomy, *, changes: pd.DataFrame,
-                   previous_run: str) -> Path:
-    """Render a finished run's report.html again from its own files, now with a section on
-    the changes since ``previous_run`` (``forcecov compare``)."""
+def rewrite_report(run_dir: Path, taxonomy: Taxonomy, *, evidence: pd.DataFrame,
+                   changes: pd.DataFrame, previous_run: str) -> Path:
+    """Render a finished run's report.html again from its own files and its ``evidence``
+    table (the caller has it already), now with a section on the changes since
+    ``previous_run`` (``forcecov compare``)."""
     import json
 
-    from .atomic import from_spreadsheet_safe
-    from .coverage import evidence_table
+    from .extract import read_documents_csv
 
-    documents = pd.read_csv(run_dir / "documents.csv", keep_default_na=False, dtype=str)
-    results = []
-    for row in documents.to_dict("records"):
-        text = {str(k): from_spreadsheet_safe(str(v)) for k, v in row.items()}
-        results.append(DocumentResult(
-            doc_id=text["doc_id"], path=text["path"], sha256=text["sha256"],
-            force=text["force"], format=text["format"], pages=int(text["pages"] or 0),
-            n_passages=int(text["n_passages"] or 0), status=text["status"],
-            reason=text["reason"], ocr_pages=int(text["ocr_pages"] or 0),
-            ocr_confidence=float(text["ocr_confidence"]) if text["ocr_confidence"] else None))
     return write_report(run_dir, coverage=pd.read_csv(run_dir / "coverage.csv"),
-                        evidence=evidence_table(pd.read_parquet(run_dir / "passages.parquet"),
-                                                taxonomy),
-                        practices=pd.read_csv(run_dir / "practices.csv"),
+                        evidence=evidence, practices=pd.read_csv(run_dir / "practices.csv"),
                         summary=json.loads((run_dir / "summary.json").read_text("utf-8")),
-                        documents=results, taxonomy=taxonomy, changes=changes,
-                        previous_run=previous_run)
+                        documents=read_documents_csv(run_dir / "documents.csv"),
+                        taxonomy=taxonomy, changes=changes, previous_run=previous_run)

@@ -319,8 +319,7 @@ def run_score(inputs: Sequence[str | Path], out_dir: Path, *, model: TrainedMode
     if previous_run is not None:
         from .compare import load_run
 
-        previous = (f"{previous_run} ({check_run(previous_run)})",
-                    load_run(previous_run, taxonomy))
+        previous = load_run(previous_run, taxonomy)
     run_id = uuid.uuid4().hex[:16]
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.run-{os.getpid()}-",
                                     dir=out_dir.parent))  # 0700, on the same file system
@@ -366,7 +365,7 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
                 params: Params, taxonomy: Taxonomy, manifest: dict[str, str] | None,
                 on_done: Callable[[Extracted], None] | None, jobs: int, backend: str,
                 scheduler: str | None, cache_dir: Path | None, run_id: str,
-                previous: tuple[str, RunTables] | None = None) -> ScoreSummary:
+                previous: RunTables | None = None) -> ScoreSummary:
     """Every output of a run, written into ``out_dir`` (the staging folder)."""
     import time
 
@@ -434,13 +433,12 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     write_frame_csv(out_dir / "coverage_matrix.csv", coverage_matrix(cov, taxonomy))
     write_frame_csv(out_dir / "practices.csv", practices)
     write_documents_csv(out_dir / "documents.csv", results)
-    write_json(out_dir / "summary.json", summary)
     changes = None
     if previous is not None:
         from .compare import RunTables, compare_runs
 
         now = RunTables(cov[cov["level"] == "force"].reset_index(drop=True), evidence)
-        changes = compare_runs(previous[1], now, taxonomy)
+        changes = compare_runs(previous, now, taxonomy)
         write_frame_csv(out_dir / "changes.csv", changes)
     seconds["coverage"] = time.perf_counter() - t2
     t3 = time.perf_counter()
@@ -448,9 +446,9 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
 
     write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
                  documents=results, taxonomy=taxonomy, changes=changes,
-                 previous_run=previous[0] if previous else "")
+                 previous_run=previous.name if previous else "")
     seconds["report"] = time.perf_counter() - t3
-    # Where the time went, beside the figures it explains (summary.json is rewritten whole).
+    # Written last, with where the time went beside the figures it explains.
     summary["stages"] = stage_timings(seconds, n_pages=sum(r.pages for r in results),
                                       n_passages=int(len(flag_frame)))
     write_json(out_dir / "summary.json", summary)

@@ -20,15 +20,20 @@ LINES = ["Kent Police response to the super-complaint",
          "Victim navigators support survivors before and after a referral."]
 
 
-def scanned_pdf(tmp_path, dpi=200):
-    """A text PDF rasterised to an image and saved as an image-only PDF (no text layer)."""
+def scanned_pages(dpi):
+    """The two pages of a short letter, rasterised as a scanner would."""
     import pypdfium2 as pdfium
 
     text_pdf = make_canvas_pdf([[(100 + 22 * i, line) for i, line in enumerate(LINES)],
                                 [(100, "Page two: officers record the duty to notify.")]],
                                font_size=12)
     pdf = pdfium.PdfDocument(text_pdf)
-    images = [pdf[i].render(scale=dpi / 72, grayscale=True).to_pil() for i in range(len(pdf))]
+    return [pdf[i].render(scale=dpi / 72, grayscale=True).to_pil() for i in range(len(pdf))]
+
+
+def scanned_pdf(tmp_path, dpi=200):
+    """The letter as an image-only PDF (no text layer)."""
+    images = scanned_pages(dpi)
     out = tmp_path / "Kent Police scanned letter.pdf"
     buffer = io.BytesIO()
     images[0].save(buffer, "PDF", resolution=float(dpi), save_all=True, append_images=images[1:])
@@ -123,17 +128,16 @@ def test_a_tilted_ruled_table_reads_cell_by_cell_without_rule_marks():
 def pasted_docx(tmp_path, dpi=200):
     """A DOCX whose body is nothing but pictures of pages (a scanned letter pasted in)."""
     import docx
-    import pypdfium2 as pdfium
     from docx.shared import Inches
 
-    pdf = pdfium.PdfDocument(scanned_pdf(tmp_path, dpi=dpi))
+    images = scanned_pages(dpi)
     document = docx.Document()
-    for i in range(len(pdf)):
+    for i, image in enumerate(images):
         buffer = io.BytesIO()
-        pdf[i].render(scale=dpi / 72, grayscale=True).to_pil().save(buffer, "PNG")
+        image.save(buffer, "PNG")
         buffer.seek(0)
         document.add_picture(buffer, width=Inches(8.27))
-        if i < len(pdf) - 1:
+        if i < len(images) - 1:
             document.add_page_break()
     out = tmp_path / "Kent Police pasted letter.docx"
     document.save(str(out))

@@ -207,10 +207,12 @@ def _pages_to_blocks(pages: list[PageText], params: IngestParams,
     return lines_to_blocks(line_pages, paragraph_gap=params.paragraph_gap), len(pages)
 
 
-def _ocr_or_fail(path: Path, number: int, params: IngestParams,
-                 read: Callable[[], OcrPage]) -> OcrPage:
-    """One page through Tesseract; a page it cannot finish in time fails the document with
-    the page's number (Tesseract is killed, so nothing is left running)."""
+def _ocr_page(path: Path, number: int, params: IngestParams,
+              read: Callable[[], OcrPage]) -> OcrPage:
+    """One page through Tesseract, with ``ingest.ocr_page_seconds`` more for the document's
+    budget; a page it cannot finish in that time fails the document with the page's number
+    (Tesseract is killed, so nothing is left running)."""
+    budget.extend(params.ocr_page_seconds)
     try:
         return read()
     except RuntimeError as e:  # pytesseract's timeout
@@ -245,8 +247,7 @@ def _read_pasted_images(path: Path, images: list[PastedImage], params: IngestPar
             warnings.append(f"picture {number} could not be read ({type(e).__name__})")
             continue
         width = picture.width or image.width * 72 / 300
-        budget.extend(params.ocr_page_seconds)
-        read = _ocr_or_fail(path, number, params, partial(
+        read = _ocr_page(path, number, params, partial(
             ocr_image, image, pixels_per_point=image.width / width, lang=params.ocr_lang,
             timeout=params.ocr_page_seconds))
         height = picture.height or image.height / (image.width / width)
@@ -275,8 +276,7 @@ def _ocr_scanned_pages(path: Path, pages: list[PageText],
     confidence: dict[int, float] = {}
     by_number = {p.number: p for p in pages}
     for p in scanned:
-        budget.extend(params.ocr_page_seconds)
-        read = _ocr_or_fail(path, p.number, params, partial(
+        read = _ocr_page(path, p.number, params, partial(
             ocr_pdf_page, path, p.number, dpi=params.ocr_dpi, lang=params.ocr_lang,
             timeout=params.ocr_page_seconds))
         by_number[p.number] = PageText(p.number, p.width, p.height, read.segments,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -237,7 +237,7 @@ def ocr_image(image: Image, *, pixels_per_point: float, lang: str = "eng",
         top, bottom = line.top / pixels_per_point, line.bottom / pixels_per_point
         bold = body_ink > 0 and share >= 1.25 * body_ink
         if _starts_with_bullet(words, line.height):
-            words = [_Word("\u2022", *astuple(words[0])[1:]), *words[1:]]
+            words = [replace(words[0], text="\u2022"), *words[1:]]
             kept = [words[0], *(w for w in words[1:] if not w.is_mark)]
         for w in kept:
             left = w.left / pixels_per_point
