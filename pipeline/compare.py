@@ -70,6 +70,13 @@ def load_run(run_dir: Path, taxonomy: Taxonomy) -> RunTables:
 
     run_id = check_run(run_dir)
     cov = pd.read_csv(run_dir / "coverage.csv")
+    other = sorted(set(cov["category"]) - set(taxonomy.labels))
+    if other:
+        from .errors import ForcecovError
+
+        raise ForcecovError(f"{run_dir}: scored against another taxonomy (categories "
+                            f"{', '.join(other)}); compare runs of one taxonomy, passing "
+                            "its --taxonomy")
     passages = pd.read_parquet(run_dir / "passages.parquet")
     return RunTables(cov[cov["level"] == "force"].reset_index(drop=True),
                      evidence_table(passages, taxonomy), f"{run_dir} ({run_id})")

@@ -92,6 +92,15 @@ def test_compare_two_rounds_end_to_end_writes_changes_and_a_report_section(
     assert proc.returncode == 0, proc.stderr
     again = pd.read_csv(tmp_path / "run3" / "changes.csv")
     pd.testing.assert_frame_equal(again, changes)
+    # A run of another taxonomy is refused, plainly.
+    other = tmp_path / "other"
+    (tmp_path / "run2").rename(other)
+    coverage = pd.read_csv(other / "coverage.csv")
+    coverage["category"] = coverage["category"].replace("nrm", "share_intelligence")
+    coverage.to_csv(other / "coverage.csv", index=False)
+    proc = run_in_project(project, "compare", tmp_path / "run1", other)
+    assert proc.returncode == 1 and "scored against another taxonomy" in proc.stderr
+    other.rename(tmp_path / "run2")
     # A run compared with itself is refused, plainly.
     proc = run_in_project(project, "compare", tmp_path / "run2", tmp_path / "run2")
     assert proc.returncode == 2 and "the same run twice" in proc.stderr
