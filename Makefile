@@ -41,6 +41,8 @@ demo: install
 # Rebuild the sample submissions in data/raw from their sources (deterministic).
 data: install
 	$(BIN)/python -m pipeline.render data/raw/source data/raw
+	$(BIN)/python -m pipeline.render data/independent/source data/independent
+	mv data/independent/gold_coverage.csv data/independent/gold_writer.csv
 
 # Static checks: ruff (style, imports, bugbear) and mypy --strict on the package.
 lint: install

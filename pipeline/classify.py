@@ -274,7 +274,8 @@ def make_echo_detector(taxonomy: Taxonomy, params: EchoParams) -> EchoDetector:
 
 @dataclass
 class TrainedModel:
-    """What ``model.joblib`` holds: classifier, thresholds, echo detector and label order."""
+    """What ``model.npz`` (or ``model.joblib``) holds: classifier, thresholds, echo detector,
+    label order, and the depth heads (:mod:`pipeline.depth`) when it was trained with them."""
 
     labels: list[str]
     classifier: Any
@@ -282,12 +283,15 @@ class TrainedModel:
     echo: EchoDetector
     version: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    depth: Any = None
 
     def predict(self, passages: pd.DataFrame, *, review_margin: float = 0.15) -> pd.DataFrame:
         """Predictions for passages (columns text, and optionally heading, context).
 
         Returns ``p_<label>`` per label, ``labels`` (list), ``echo``, ``confidence`` and
-        ``needs_review``, aligned with the input rows. Echo passages get no labels.
+        ``needs_review``, aligned with the input rows. Echo passages get no labels. With depth
+        heads, passages that carry a label also get their columns (:mod:`pipeline.depth`):
+        empty or NaN on the others, which are not evidence.
         """
         X = model_frame(passages["text"], passages.get("heading"), passages.get("context"))
         if len(X) == 0:
@@ -306,7 +310,18 @@ class TrainedModel:
         out["echo"] = echo
         out["confidence"] = confidence.round(4)
         out["needs_review"] = (distance.min(axis=1) < review_margin) & ~echo
+        if self.depth is not None:
+            out = out.join(self._depth(list(passages["text"]), hits.any(axis=1)))
         return out
+
+    def _depth(self, texts: list[str], evidence: np.ndarray) -> pd.DataFrame:
+        """Depth columns for every row, predicted only where the row is evidence."""
+        rows = np.flatnonzero(evidence)
+        found = self.depth.predict([texts[i] for i in rows]).set_axis(rows)
+        blank = self.depth.predict([]).reindex(range(len(texts)))
+        blank["status"] = ""
+        blank.loc[rows] = found
+        return blank
 
 
 def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> npt.NDArray[np.int_]:

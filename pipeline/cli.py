@@ -351,6 +351,10 @@ def evaluate(
     field_approaches: Annotated[str, typer.Option(help="Approaches for --field, comma-separated "
                                                   "(default: the model.kind in params.yaml)")] = "",
     logo: Annotated[bool, typer.Option(help="With --field: leave one genre out too")] = True,
+    depth: Annotated[
+        bool, typer.Option("--depth", help="Only the depth heads (sub-points, status, "
+                           "specificity): F1 on held-out genres and on the field test part")
+    ] = False,
     out_dir: Annotated[
         Path, typer.Option("--out", help="Where metrics.json and plots go")
     ] = Path("reports"),
@@ -362,6 +366,14 @@ def evaluate(
     from .taxonomy import load_taxonomy
 
     p = paths()
+    if depth:
+        from .depth import evaluate_depth
+
+        with err.status("Fitting the depth heads on each fold..."):
+            table = evaluate_depth(p.labelled, p.field, load_taxonomy(), load_params())
+        print_table("Depth heads: F1 on held-out genres and on the field test part",
+                    table)
+        return
     from .score import check_run
 
     for run in (coverage_run, scanned_run):
@@ -406,6 +418,9 @@ def evaluate(
     for key, title in (("comparison", "Approaches on the same grouped folds"),
                        ("lovo", "Leave one voice out"),
                        ("coverage", "Coverage agreement with gold"),
+                       ("subpoints", "Sub-points evidenced, against gold (document x sub-point)"),
+                       ("status", "Status of each document x category, against gold (F1; "
+                                  "last rows: macro-F1 and Cohen's kappa)"),
                        ("scanned", "Scanned samples read by OCR against their text twins "
                                    "(cer: character error rate; agree: share of categories "
                                    "whose 'addressed' matches)")):

@@ -172,6 +172,30 @@ class CoverageParams:
     addressed_min: float = 0.5
     top_evidence: int = 5
     review_margin: float = 0.15
+    planned_weight: float = 0.5
+    not_stated_weight: float = 1.0
+    general_weight: float = 0.5
+
+
+@dataclass(frozen=True)
+class ThemeParams:
+    max_themes: int = 6
+    passages_per_theme: int = 6
+    label_terms: int = 3
+    quotes: int = 2
+    min_forces: int = 2
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class DepthParams:
+    C: float = 4.0
+    max_iter: int = 2000
+    min_df: int = 2
+    max_features: int = 40000
+    min_positives: int = 20
+    min_annotations: int = 100
+    sentence_min: float = 0.6
 
 
 @dataclass(frozen=True)
@@ -206,6 +230,8 @@ class Params:
     thresholds: ThresholdParams = field(default_factory=ThresholdParams)
     echo: EchoParams = field(default_factory=EchoParams)
     coverage: CoverageParams = field(default_factory=CoverageParams)
+    depth: DepthParams = field(default_factory=DepthParams)
+    themes: ThemeParams = field(default_factory=ThemeParams)
     review: ReviewParams = field(default_factory=ReviewParams)
     promote: PromoteParams = field(default_factory=PromoteParams)
     score: ScoreParams = field(default_factory=ScoreParams)

@@ -272,11 +272,12 @@ def _apply_reviews(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def corpus_sha256(folder: Path) -> str:
-    """One hash over every labelled file, for the model card."""
+    """One hash over every labelled file and its depth annotations, for the model card."""
     import hashlib
 
     h = hashlib.sha256()
-    for f in sorted(Path(folder).glob("*.jsonl")):
+    folder = Path(folder)
+    for f in [*sorted(folder.glob("*.jsonl")), *sorted(folder.glob("depth/*.jsonl"))]:
         h.update(f.name.encode())
         h.update(f.read_bytes())
     return h.hexdigest()

@@ -1,20 +1,38 @@
 """Passage predictions -> coverage scores per document and per force, with evidence.
 
-The score of a category for a document (or a force, pooling its documents) is a noisy-OR
-over its evidence passages:
+Evidence for a category is every passage predicted to carry it (its probability p_i reaches
+the model's per-label threshold) that is not an echo of the recommendation text. Each piece
+of evidence weighs
 
-    score = 1 - prod_i (1 - p_i)
+    w_i = p_i * status_weight_i * specificity_weight_i
 
-where the evidence is every passage predicted to carry the category (its probability p_i
-reaches the model's per-label threshold) that is not an echo of the recommendation text.
-Adding a relevant passage multiplies in another factor below one, so the score never
-falls (monotone) and approaches 1 without passing it (saturating). A category is
-``addressed`` when its score reaches ``coverage.addressed_min``.
+- status (:mod:`pipeline.depth`): ``in_place`` and ``in_progress`` count fully, ``planned``
+  at ``coverage.planned_weight``, ``not_stated`` at ``coverage.not_stated_weight``, and a
+  stated ``gap`` never counts (weight 0). The status head is a classifier, so the weight is
+  its expectation over the five statuses' probabilities: a passage the head is sure states
+  a gap counts for nearly nothing, one it is unsure of counts in part;
+- specificity: ``g + (1 - g) * p_specific`` with ``g = coverage.general_weight``, so a
+  general statement of intent counts at g of a concrete one.
+
+A category's **score** is graded over its sub-points S (2b, 2d, 2e, 2f for ``nrm``):
+
+    strength_s = 1 - prod_i (1 - w_i * q_is)        score = mean over s in S of strength_s
+
+where q_is is how surely passage i speaks to sub-point s: 1 for an explicit reference
+("Recommendation 2(f)") or a category with one sub-point, else the sub-point head's
+probability. A model without sub-point heads cannot grade by sub-point: every q_is is 1.
+Adding evidence multiplies in factors no larger than one, so no strength, and no score,
+ever falls (monotone); a force that evidences one sub-point of four scores at most 0.25.
+
+A category is **addressed** when its ``strength``, the noisy-OR ``1 - prod_i (1 - p_i *
+status_weight_i)`` (sub-points and specificity left out: a general answer is still an
+answer; an admitted gap is not), reaches ``coverage.addressed_min``. Without depth heads
+every status and specificity weight is 1, and strength is the plain noisy-OR of the p_i.
 
 Columns of the long coverage frame:
-level (document|force), force, doc_id, category, score, addressed, n_evidence,
-top_evidence_ids (";"-joined, strongest first), pages (";"-joined, same order), subpoints
-(";"-joined sub-points evidenced).
+level (document|force), force, doc_id, category, score, addressed, strength, n_evidence,
+n_gap (evidence passages that state a gap), top_evidence_ids (";"-joined, strongest counted
+first), pages (";"-joined, same order), subpoints (";"-joined sub-points evidenced).
 """
 
 from __future__ import annotations
@@ -27,10 +45,13 @@ import numpy as np
 import pandas as pd
 
 from .config import CoverageParams
+from .depth import STATUSES
 from .taxonomy import Taxonomy
 
-COVERAGE_COLUMNS = ["level", "force", "doc_id", "category", "score", "addressed", "n_evidence",
-                    "top_evidence_ids", "pages", "subpoints"]
+COVERAGE_COLUMNS = ["level", "force", "doc_id", "category", "score", "addressed", "strength",
+                    "n_evidence", "n_gap", "top_evidence_ids", "pages", "subpoints"]
+EVIDENCE_COLUMNS = ["passage_id", "doc_id", "force", "page", "category", "p", "subpoints",
+                    "subpoint_p", "status", "status_p", "p_specific", "text"]
 
 
 def noisy_or(probabilities: list[float] | np.ndarray) -> float:
@@ -62,37 +83,89 @@ def passage_subpoints(text: str, rec_refs: list[str] | tuple[str, ...], category
     return found
 
 
+def _subpoint_strengths(rec: Any, category: str,
+                        taxonomy: Taxonomy) -> tuple[list[float], list[str]]:
+    """(q_is for each sub-point of ``category`` in taxonomy order, the sub-points evidenced).
+
+    Without a sub-point head the category cannot be graded: every q is 1 (the score is the
+    strength of all its evidence, as if it had one sub-point), and the sub-points listed are
+    those the taxonomy's terms or an explicit reference name."""
+    subs = taxonomy.category(category).subpoints
+    if len(subs) == 1:
+        return [1.0], list(subs)
+    refs = set(rec.rec_refs)
+    q = [getattr(rec, f"q_{s}", float("nan")) for s in subs]
+    if any(pd.isna(x) for x in q):
+        found = passage_subpoints(rec.text, list(refs), category, taxonomy)
+        return [1.0] * len(subs), [s for s in subs if s in found]
+    q = [1.0 if s in refs else float(x) for s, x in zip(subs, q, strict=True)]
+    return q, [s for s, x in zip(subs, q, strict=True) if x >= 0.5]
+
+
 def evidence_table(passages: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     """One row per (passage, category) where the passage is evidence for the category.
 
-    Columns: passage_id, doc_id, force, page, category, p, subpoints (list), text.
+    Columns (``EVIDENCE_COLUMNS``): passage_id, doc_id, force, page, category, p, subpoints
+    (list: those with q of 0.5 or more), subpoint_p (list of q, the category's sub-points in
+    taxonomy order), status ("" without depth heads), status_p (list: the probability of each
+    of ``depth.STATUSES``; empty without), p_specific (NaN without), text.
     """
     rows = []
     for rec in passages.itertuples(index=False):
         if bool(rec.echo):
             continue
+        status = str(getattr(rec, "status", "") or "")
+        status_p = [float(getattr(rec, f"p_status_{s}", float("nan"))) for s in STATUSES]
+        status_p = [] if any(np.isnan(status_p)) else status_p
+        specific = float(getattr(rec, "p_specific", float("nan")))
         for cat in rec.labels:
-            subpoints = passage_subpoints(rec.text, list(rec.rec_refs), cat, taxonomy)
+            q, evidenced = _subpoint_strengths(rec, cat, taxonomy)
             rows.append({"passage_id": rec.passage_id, "doc_id": rec.doc_id, "force": rec.force,
                          "page": int(rec.page), "category": cat,
-                         "p": float(getattr(rec, f"p_{cat}")), "subpoints": sorted(subpoints),
+                         "p": float(getattr(rec, f"p_{cat}")),
+                         "subpoints": evidenced,
+                         "subpoint_p": q, "status": status, "status_p": status_p,
+                         "p_specific": specific,
                          "text": rec.text})
-    cols = ["passage_id", "doc_id", "force", "page", "category", "p", "subpoints", "text"]
-    frame = pd.DataFrame(rows, columns=cols)
+    frame = pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
     frame = frame.sort_values(["category", "p"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True)
 
 
+def status_weights(status_p: pd.Series, params: CoverageParams) -> np.ndarray:
+    """How much each piece of evidence counts for its status: the expected weight over the
+    statuses' probabilities (module docstring); 1 where the status is unknown."""
+    by_status = {"in_place": 1.0, "in_progress": 1.0, "planned": params.planned_weight,
+                 "gap": 0.0, "not_stated": params.not_stated_weight}
+    weights = np.array([by_status[s] for s in STATUSES])
+    return np.array([float(np.dot(p, weights)) if len(p) else 1.0 for p in status_p])
+
+
+def specificity_weights(p_specific: pd.Series, params: CoverageParams) -> np.ndarray:
+    """``g + (1 - g) * p_specific``; 1 where specificity is unknown (NaN)."""
+    p = pd.to_numeric(p_specific, errors="coerce").to_numpy(dtype=float)
+    g = params.general_weight
+    return np.where(np.isnan(p), 1.0, g + (1.0 - g) * np.nan_to_num(p))
+
+
 def _row(level: str, force: str, doc_id: str, category: str, ev: pd.DataFrame,
          params: CoverageParams) -> dict[str, Any]:
-    ev = ev.sort_values("p", ascending=False, kind="stable")
-    score = noisy_or(ev["p"].to_numpy())
-    top = ev.head(params.top_evidence)
+    counted = ev["p"].to_numpy(dtype=float) * status_weights(ev["status_p"], params)
+    weight = counted * specificity_weights(ev["p_specific"], params)
+    q = (np.asarray(ev["subpoint_p"].tolist(), dtype=float).reshape(len(ev), -1) if len(ev)
+         else np.zeros((0, 1)))
+    strengths = [noisy_or(weight * q[:, k]) for k in range(q.shape[1])]
+    score = float(np.mean(strengths)) if strengths else 0.0
+    strength = noisy_or(counted)
+    # The strongest counted evidence first: an admitted gap is listed, but last.
+    top = ev.iloc[np.argsort(-weight, kind="stable")[:params.top_evidence]]
     subs = sorted({s for lst in ev["subpoints"] for s in lst})
     return {"level": level, "force": force, "doc_id": doc_id, "category": category,
             "score": round(score, 4),
-            "addressed": bool(score >= params.addressed_min and len(ev) > 0),
-            "n_evidence": int(len(ev)), "top_evidence_ids": ";".join(top["passage_id"]),
+            "addressed": bool(strength >= params.addressed_min and len(ev) > 0),
+            "strength": round(strength, 4), "n_evidence": int(len(ev)),
+            "n_gap": int((ev["status"] == "gap").sum()),
+            "top_evidence_ids": ";".join(top["passage_id"]),
             "pages": ";".join(str(p) for p in top["page"]), "subpoints": ";".join(subs)}
 
 
@@ -128,19 +201,28 @@ def coverage_from_evidence(evidence: pd.DataFrame, documents: pd.DataFrame, taxo
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 
-GAP_COLUMNS = ["force", "category", "passage_id", "doc_id", "page", "text"]
+GAP_COLUMNS = ["force", "category", "passage_id", "doc_id", "page", "text", "found_by"]
 
 
 def stated_gaps(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
-    """Evidence passages in which a force states a gap in its own words (the taxonomy's
-    ``gap_cues``): one row per force, category and passage, in the evidence table's order.
-    Cue phrases, not a classifier: a list for an analyst to read, and the passages still
-    count as evidence in the scores."""
-    if not taxonomy.gap_cues or evidence.empty:
+    """Evidence passages in which a force states a gap: one row per force, category and
+    passage, in the evidence table's order.
+
+    With depth heads, the passages whose likeliest status is ``gap`` (a trained classifier;
+    a passage that also describes the remedy still counts for the remedy, see the module
+    docstring). Without, the taxonomy's ``gap_cues``: cue phrases, a list for an analyst to
+    read. Column ``found_by`` says which."""
+    if evidence.empty:
+        return pd.DataFrame(columns=GAP_COLUMNS)
+    status = evidence.get("status", pd.Series("", index=evidence.index)).fillna("").astype(str)
+    if status.astype(bool).any():
+        found = evidence[status == "gap"]
+        return found[GAP_COLUMNS[:-1]].assign(found_by="status").reset_index(drop=True)
+    if not taxonomy.gap_cues:
         return pd.DataFrame(columns=GAP_COLUMNS)
     cues = re.compile("|".join(f"(?:{c})" for c in taxonomy.gap_cues), re.I)
     found = evidence[evidence["text"].map(lambda t: bool(cues.search(str(t))))]
-    return found[GAP_COLUMNS].reset_index(drop=True)
+    return found[GAP_COLUMNS[:-1]].assign(found_by="cues").reset_index(drop=True)
 
 
 def coverage_matrix(cov: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:

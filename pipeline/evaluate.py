@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
+from .agreement import document_files, status_agreement, subpoint_agreement
 from .classify import (
     TrainedModel,
     choose_thresholds,
@@ -258,7 +259,7 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     false_negatives (the last row is ``overall``).
     """
     cov = pd.read_csv(run_dir / "coverage.csv")
-    docs = _document_files(run_dir)
+    docs = document_files(run_dir)
     gold = pd.read_csv(gold_csv)
     merged = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
               .merge(gold[["file", "category", "addressed"]], on=["file", "category"],
@@ -274,15 +275,6 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
                      "false_positives": int((g["pred"] & ~g["gold"]).sum()),
                      "false_negatives": int((~g["pred"] & g["gold"]).sum())})
     return pd.DataFrame(rows)
-
-
-def _document_files(run_dir: Path) -> pd.DataFrame:
-    """documents.csv of a run with a ``file`` column (the bare file name)."""
-    from .atomic import from_spreadsheet_safe
-
-    docs = pd.read_csv(run_dir / "documents.csv")
-    docs["file"] = docs["path"].map(lambda p: Path(from_spreadsheet_safe(str(p))).name)
-    return docs
 
 
 def character_error_rate(reference: str, read: str) -> float:
@@ -307,7 +299,7 @@ def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
     file), same_subpoints (share of categories whose evidenced sub-points are the twin's)
     and score_gap (mean absolute difference of the
     coverage score from the twin's)."""
-    docs = _document_files(run_dir)
+    docs = document_files(run_dir)
     gold = pd.read_csv(scanned_gold)
     cov = pd.read_csv(run_dir / "coverage.csv")
     indexed = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
@@ -444,10 +436,22 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
         write_frame_csv(out_dir / "separability.csv", tables["separability"])
         metrics["separability_auc"] = tables["separability"].set_index("sets")["auc"].to_dict()
     if coverage_run is not None:
-        table = coverage_vs_gold(coverage_run, gold_csv or coverage_run / "gold_coverage.csv")
+        gold_file = gold_csv or coverage_run / "gold_coverage.csv"
+        table = coverage_vs_gold(coverage_run, gold_file)
         tables["coverage"] = table
         write_frame_csv(out_dir / "coverage_agreement.csv", table)
         metrics["coverage_agreement"] = table.set_index("category")["agreement"].to_dict()
+        gold_columns = set(pd.read_csv(gold_file, nrows=0).columns)
+        if "subpoints" in gold_columns:
+            table = subpoint_agreement(coverage_run, gold_file, taxonomy)
+            tables["subpoints"] = table
+            write_frame_csv(out_dir / "subpoint_agreement.csv", table)
+            metrics["subpoint_f1"] = table.set_index("subpoint")["f1"].to_dict()
+        if "status" in gold_columns:
+            table = status_agreement(coverage_run, gold_file)
+            tables["status"] = table
+            write_frame_csv(out_dir / "status_agreement.csv", table)
+            metrics["status_agreement"] = table.set_index("status")["f1"].to_dict()
     if scanned_run is not None:
         table = scanned_vs_twins(scanned_run, scanned_gold or scanned_run / "gold_coverage.csv")
         tables["scanned"] = table

@@ -21,6 +21,7 @@ Layout of ``model.npz`` (every entry a plain numeric or fixed-width unicode arra
 ``iso_<j>_<k>_x``, ``_y``       isotonic calibration points, label j, fold k (isotonic only)
 ``echo.terms``, ``echo.idf``    the echo detector's character TF-IDF vocabulary and idf
 ``echo.ref_data/indices/indptr/shape``  its reference matrix (CSR) of taxonomy wording
+``depth.*``                     the depth heads, when trained (:func:`pipeline.depth.to_arrays`)
 ==============================  ===========================================================
 
 A label's probability is the mean over folds of the calibrated decision value, exactly what
@@ -147,6 +148,10 @@ def _with_echo(model: Any, arrays: dict[str, npt.NDArray[Any]],
                classifier: dict[str, Any]) -> dict[str, npt.NDArray[Any]]:
     """The arrays every kind shares: thresholds, the echo detector, and the layout."""
     arrays["thresholds"] = np.asarray(model.thresholds, dtype=np.float64)
+    if getattr(model, "depth", None) is not None:
+        from .depth import to_arrays as depth_arrays
+
+        arrays.update(depth_arrays(model.depth))
     echo = model.echo
     arrays["echo.terms"] = _terms(echo.vectorizer_)
     arrays["echo.idf"] = np.asarray(echo.vectorizer_.idf_, dtype=np.float64)
@@ -258,9 +263,12 @@ def load_arrays(path: Path) -> Any:
             (arrays["echo.ref_data"], arrays["echo.ref_indices"], arrays["echo.ref_indptr"]),
             shape=tuple(int(x) for x in arrays["echo.ref_shape"]))
         echo.compile_cues()
+        from .depth import from_arrays as depth_from_arrays
+
+        depth = depth_from_arrays(arrays)
     except (KeyError, ValueError, TypeError, OSError, zipfile.BadZipFile) as e:
         if isinstance(e, ArrayModelError):
             raise
         raise ArrayModelError(f"not a valid array model ({type(e).__name__}: {e})") from e
     return TrainedModel(list(layout["labels"]), classifier, arrays["thresholds"], echo,
-                        layout.get("version", ""), dict(layout.get("meta") or {}))
+                        layout.get("version", ""), dict(layout.get("meta") or {}), depth)

@@ -7,11 +7,14 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .atomic import write_bytes, write_text
+from .config import ThemeParams
 from .records import DocumentResult
 from .taxonomy import Taxonomy
+from .themes import THEME_COLUMNS, action_summaries, read_themes_csv
 
 MAX_QUOTE_CHARS = 600
 EVIDENCE_PER_CATEGORY = 3
@@ -85,11 +88,16 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
                   practices: pd.DataFrame, summary: dict[str, Any],
                   documents: list[DocumentResult], taxonomy: Taxonomy,
                   heatmap_b64: str, changes: pd.DataFrame | None = None,
-                  previous_run: str = "") -> dict[str, Any]:
+                  previous_run: str = "", themes: pd.DataFrame | None = None,
+                  theme_min_forces: int = ThemeParams().min_forces) -> dict[str, Any]:
     cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)}
             for c in taxonomy.categories]
     forces_cov = coverage[coverage["level"] == "force"]
     path_of = {d.doc_id: Path(d.path).name for d in documents}
+    themes = themes if themes is not None else pd.DataFrame(columns=THEME_COLUMNS)
+    # Passages the themes quote must be in the evidence section, for their links to land.
+    quoted = {(r.category, pid) for r in themes.itertuples(index=False)
+              for pid in str(r.passage_ids).split(";") if pid}
     heat_rows, force_sections = [], []
     for force in sorted(forces_cov["force"].unique()):
         rows = forces_cov[forces_cov["force"] == force].set_index("category")
@@ -102,11 +110,15 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
                           "shade": _shade(float(r["score"]))})
             subs += [{"id": s, "covered": s in covered} for s in taxonomy.category(c).subpoints]
             ev = evidence[(evidence["force"] == force) & (evidence["category"] == c)]
-            ev = ev.head(EVIDENCE_PER_CATEGORY)
-            quotes = [{"text": _quote(e.text), "page": int(e.page), "p": float(e.p),
-                       "passage_id": e.passage_id, "file": path_of.get(e.doc_id, "")}
+            top = np.arange(len(ev)) < EVIDENCE_PER_CATEGORY
+            ev = ev[top | ev["passage_id"].map(lambda i, c=c: (c, i) in quoted).to_numpy()]
+            quotes = [{"anchor": evidence_anchor(c, e.passage_id),
+                       "text": _quote(e.text), "page": int(e.page), "p": float(e.p),
+                       "passage_id": e.passage_id, "file": path_of.get(e.doc_id, ""),
+                       "depth": _depth_note(e.status, e.p_specific)}
                       for e in ev.itertuples(index=False)]
             sections.append({"category": taxonomy.category(c).display, "score": float(r["score"]),
+                             "strength": float(r["strength"]),
                              "addressed": bool(r["addressed"]), "n_evidence": int(r["n_evidence"]),
                              "quotes": quotes})
         heat_rows.append({"force": force, "cells": cells, "subpoints": subs})
@@ -124,7 +136,57 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
         "category_summaries": [summary["categories"][c] for c in taxonomy.labels],
         "changes": _changes_context(changes, taxonomy, previous_run),
         "gaps": _gaps_context(evidence, taxonomy, path_of),
+        "themes": _themes_context(themes, evidence, taxonomy),
+        "action_summaries": _linked(action_summaries(themes, summary, taxonomy,
+                                                     min_forces=theme_min_forces)),
     }
+
+
+def _linked(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each example of a drafted sentence with the anchor of its quote."""
+    for rec in summaries:
+        for sentence in rec["sentences"]:
+            for ex in sentence["examples"]:
+                ex["anchor"] = evidence_anchor(sentence["category"], ex["passage_id"])
+    return summaries
+
+
+def evidence_anchor(category: str, passage_id: str) -> str:
+    """The id of a passage's quote in the report's evidence section."""
+    return f"ev-{category}-{passage_id}"
+
+
+def _themes_context(themes: pd.DataFrame, evidence: pd.DataFrame,
+                    taxonomy: Taxonomy) -> list[dict[str, Any]]:
+    """Per category, its themes with counts, forces and linked representative quotes."""
+    text_of = dict(zip(evidence["passage_id"], evidence["text"], strict=False))
+    out = []
+    for cat in taxonomy.labels:
+        rows = themes[themes["category"] == cat]
+        if rows.empty:
+            continue
+        items = []
+        for r in rows.itertuples(index=False):
+            quotes = [{"anchor": evidence_anchor(cat, pid), "force": force, "page": page,
+                       "text": _quote(text_of.get(pid, ""))}
+                      for pid, page, force in zip(str(r.passage_ids).split(";"),
+                                                  str(r.pages).split(";"),
+                                                  str(r.quote_forces).split(";"), strict=True)
+                      if pid]
+            items.append({"label": r.label, "n_forces": int(r.n_forces),
+                          "forces": str(r.forces).replace(";", ", "),
+                          "n_passages": int(r.n_passages), "national": bool(r.national),
+                          "quotes": quotes})
+        out.append({"category": taxonomy.category(cat).display, "themes": items})
+    return out
+
+
+def _depth_note(status: str, p_specific: float) -> str:
+    """"in place, specific" beside a quote; empty for a model without depth heads."""
+    parts = [str(status).replace("_", " ")] if status else []
+    if not pd.isna(p_specific):
+        parts.append("specific" if p_specific >= 0.5 else "general")
+    return ", ".join(parts)
 
 
 def _gaps_context(evidence: pd.DataFrame, taxonomy: Taxonomy,
@@ -140,6 +202,7 @@ def _gaps_context(evidence: pd.DataFrame, taxonomy: Taxonomy,
             continue
         out.append({"category": taxonomy.category(cat).display,
                     "n_forces": int(rows["force"].nunique()),
+                    "by_status": bool((rows["found_by"] == "status").all()),
                     "quotes": [{"force": r.force, "text": _quote(r.text), "page": int(r.page),
                                 "file": path_of.get(r.doc_id, "")}
                                for r in rows.itertuples(index=False)]})
@@ -173,9 +236,12 @@ def render_html(context: dict[str, Any]) -> str:
 def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFrame,
                  practices: pd.DataFrame, summary: dict[str, Any],
                  documents: list[DocumentResult], taxonomy: Taxonomy,
-                 changes: pd.DataFrame | None = None, previous_run: str = "") -> Path:
+                 changes: pd.DataFrame | None = None, previous_run: str = "",
+                 themes: pd.DataFrame | None = None,
+                 theme_min_forces: int = ThemeParams().min_forces) -> Path:
     """Write figures/heatmap.png, figures/score_distribution.png and report.html (with a
-    section on ``changes`` since ``previous_run`` when given: see :mod:`pipeline.compare`)."""
+    section on ``changes`` since ``previous_run`` when given: see :mod:`pipeline.compare`;
+    and the themes of :func:`pipeline.themes.themes` with the summaries drafted from them)."""
     from .coverage import coverage_matrix
 
     heat = heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy)
@@ -185,7 +251,8 @@ def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFram
     html = render_html(build_context(coverage=coverage, evidence=evidence, practices=practices,
                                      summary=summary, documents=documents, taxonomy=taxonomy,
                                      heatmap_b64=base64.b64encode(heat).decode(),
-                                     changes=changes, previous_run=previous_run))
+                                     changes=changes, previous_run=previous_run,
+                                     themes=themes, theme_min_forces=theme_min_forces))
     write_text(out_dir / "report.html", html)
     return out_dir / "report.html"
 
@@ -199,8 +266,10 @@ def rewrite_report(run_dir: Path, taxonomy: Taxonomy, *, evidence: pd.DataFrame,
 
     from .extract import read_documents_csv
 
+    themes_csv = run_dir / "themes.csv"  # runs before themes existed have none
     return write_report(run_dir, coverage=pd.read_csv(run_dir / "coverage.csv"),
                         evidence=evidence, practices=pd.read_csv(run_dir / "practices.csv"),
                         summary=json.loads((run_dir / "summary.json").read_text("utf-8")),
                         documents=read_documents_csv(run_dir / "documents.csv"),
-                        taxonomy=taxonomy, changes=changes, previous_run=previous_run)
+                        taxonomy=taxonomy, changes=changes, previous_run=previous_run,
+                        themes=read_themes_csv(themes_csv) if themes_csv.is_file() else None)

@@ -2,7 +2,7 @@
 
 Outputs in the run folder (columns documented in the README):
 passages.parquet, coverage.csv, coverage_matrix.csv, documents.csv, practices.csv,
-summary.json, report.html, figures/heatmap.png, figures/score_distribution.png.
+themes.csv, summary.json, report.html, figures/heatmap.png, figures/score_distribution.png.
 """
 
 from __future__ import annotations
@@ -28,11 +28,13 @@ from .coverage import (
     national_summary,
     stated_gaps,
 )
+from .depth import depth_columns, multi_subpoints, with_depth_columns
 from .extract import Extracted, extract_many, find_inputs, write_documents_csv
 from .forces import territorial_forces
 from .practices import practices_by_force
 from .records import PASSAGE_COLUMNS
 from .taxonomy import Taxonomy
+from .themes import themes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -84,8 +86,9 @@ def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params
     return scored
 
 
-def passage_schema(labels: list[str]) -> pa.Schema:
-    """Arrow schema of passages.parquet, fixed so that batches append to one file."""
+def passage_schema(labels: list[str], subpoints: list[str]) -> pa.Schema:
+    """Arrow schema of passages.parquet, fixed so that batches append to one file.
+    ``subpoints``: those with a ``q_`` column (:func:`pipeline.depth.multi_subpoints`)."""
     import pyarrow as pa
 
     fields = [("passage_id", pa.string()), ("doc_id", pa.string()), ("force", pa.string()),
@@ -97,20 +100,23 @@ def passage_schema(labels: list[str]) -> pa.Schema:
     fields += [("labels", pa.list_(pa.string())), ("echo", pa.bool_()),
                ("confidence", pa.float64()), ("needs_review", pa.bool_()),
                ("ocr_low_confidence", pa.bool_())]
+    fields += [(col, pa.string() if col == "status" else pa.float64())
+               for col in depth_columns(subpoints)]
     return pa.schema(fields)
 
 
 class PassageWriter:
     """Appends scored passages to passages.parquet batch by batch; moved into place on close."""
 
-    def __init__(self, path: Path, labels: list[str], run_id: str = ""):
+    def __init__(self, path: Path, labels: list[str], subpoints: list[str], run_id: str = ""):
         import os
         import tempfile
 
         import pyarrow.parquet as pq
 
         self.path = path
-        self.schema = passage_schema(labels).with_metadata({"forcecov_run_id": run_id})
+        self.subpoints = subpoints
+        self.schema = passage_schema(labels, subpoints).with_metadata({"forcecov_run_id": run_id})
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
@@ -120,6 +126,7 @@ class PassageWriter:
         import pyarrow as pa
 
         if len(frame):
+            frame = with_depth_columns(frame, self.subpoints)
             table = pa.Table.from_pandas(frame[self.schema.names], schema=self.schema,
                                          preserve_index=False)
             self.writer.write_table(table)
@@ -144,7 +151,7 @@ class PassageWriter:
 
 # What a scoring run writes into its folder; only temporary files of these are its own.
 RUN_OUTPUTS = ("passages.parquet", "coverage.csv", "coverage_matrix.csv", "practices.csv",
-               "documents.csv", "summary.json", "report.html")
+               "themes.csv", "documents.csv", "summary.json", "report.html")
 # Written only when asked for (--compare-with, --profile); a run without them still removes
 # an earlier run's, so the folder never mixes two runs.
 OPTIONAL_OUTPUTS = ("changes.csv", "profile.txt")
@@ -378,7 +385,8 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     results: list[DocumentResult] = []
     evidence_parts: list[pd.DataFrame] = []
     flags: list[pd.DataFrame] = []
-    writer = PassageWriter(out_dir / "passages.parquet", model.labels, run_id)
+    writer = PassageWriter(out_dir / "passages.parquet", model.labels,
+                           multi_subpoints(taxonomy), run_id)
     try:
         t0 = time.perf_counter()
         batch: list[dict[str, Any]] = []
@@ -420,6 +428,7 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
         columns=["doc_id", "force", "status"])
     cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
     practices = practices_by_force(evidence, taxonomy)
+    theme_table = themes(evidence, taxonomy, params.themes)
     summary = national_summary(cov, taxonomy, territorial_forces(),
                                stated_gaps(evidence, taxonomy))
     summary.update({
@@ -432,6 +441,7 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     write_frame_csv(out_dir / "coverage.csv", cov)
     write_frame_csv(out_dir / "coverage_matrix.csv", coverage_matrix(cov, taxonomy))
     write_frame_csv(out_dir / "practices.csv", practices)
+    write_frame_csv(out_dir / "themes.csv", theme_table)
     write_documents_csv(out_dir / "documents.csv", results)
     changes = None
     if previous is not None:
@@ -445,7 +455,8 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     from .report import write_report
 
     write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
-                 documents=results, taxonomy=taxonomy, changes=changes,
+                 documents=results, taxonomy=taxonomy, changes=changes, themes=theme_table,
+                 theme_min_forces=params.themes.min_forces,
                  previous_run=previous.name if previous else "")
     seconds["report"] = time.perf_counter() - t3
     # Written last, with where the time went beside the figures it explains.

@@ -44,6 +44,8 @@ class Taxonomy:
     echo_cues: tuple[str, ...] = ()
     own_voice_cues: tuple[str, ...] = ()
     gap_cues: tuple[str, ...] = ()
+    national_cues: tuple[str, ...] = ()
+    theme_stop_words: tuple[str, ...] = ()
 
     @property
     def labels(self) -> list[str]:
@@ -124,6 +126,8 @@ def parse_taxonomy(raw: dict[str, Any]) -> Taxonomy:
         echo_cues=_patterns(raw, "echo_cues"),
         own_voice_cues=_patterns(raw, "own_voice_cues"),
         gap_cues=_patterns(raw, "gap_cues"),
+        national_cues=_patterns(raw, "national_cues"),
+        theme_stop_words=tuple(str(w).lower() for w in raw.get("theme_stop_words") or ()),
     )
 
 

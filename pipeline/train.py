@@ -27,6 +27,7 @@ from .classify import (
 )
 from .config import Params
 from .corpus import in_hashed_fraction
+from .depth import DEPTH_FOLDER, fit_depth, load_depth_labels
 from .metrics import summary
 from .taxonomy import Taxonomy
 
@@ -102,11 +103,13 @@ def thresholds_under_shift(Y: np.ndarray, oof: np.ndarray, rows: pd.DataFrame,
 
 
 def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: str | None = None,
-          data_sha256: str = "", calibration: pd.DataFrame | None = None) -> TrainResult:
+          data_sha256: str = "", calibration: pd.DataFrame | None = None,
+          depth_labels: pd.DataFrame | None = None) -> TrainResult:
     """Cross-validate (grouped), choose thresholds, then fit on all training rows.
 
     ``calibration``: labelled rows never trained on (the field set's calibration part) on
-    which the ``shift`` threshold policy also chooses thresholds.
+    which the ``shift`` threshold policy also chooses thresholds. ``depth_labels``: status
+    and specificity annotations of corpus passages, for the depth heads (:mod:`pipeline.depth`).
     """
     start = time.monotonic()
     train_rows, eval_rows = split_frozen(corpus, params)
@@ -135,7 +138,8 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
     model = TrainedModel(labels=taxonomy.labels, classifier=final, thresholds=thresholds, echo=echo,
                          version=version,
                          meta={"data_sha256": data_sha256, "n_train": int(len(train_rows)),
-                               "n_eval": int(len(eval_rows)), "n_per_label": n_per_label})
+                               "n_eval": int(len(eval_rows)), "n_per_label": n_per_label},
+                         depth=fit_depth(train_rows, depth_labels, taxonomy, params.depth))
     return TrainResult(model, cv_metrics, oof, train_rows, eval_rows, time.monotonic() - start)
 
 
@@ -164,8 +168,10 @@ def train_and_save(labelled_dir: Any, models_dir: Any, taxonomy: Taxonomy, param
     from .modelstore import save_model
 
     corpus = load_corpus(Path(labelled_dir), taxonomy)
+    depth_labels = load_depth_labels(Path(labelled_dir) / DEPTH_FOLDER, set(corpus["id"]))
     result = train(corpus, taxonomy, params, data_sha256=corpus_sha256(Path(labelled_dir)),
-                   calibration=field_calibration(field_dir, taxonomy, params))
+                   calibration=field_calibration(field_dir, taxonomy, params),
+                   depth_labels=depth_labels)
     card = {
         "training_data_sha256": result.model.meta["data_sha256"],
         "params": params.as_dict(),

@@ -73,14 +73,20 @@ def test_score_writes_every_output_with_evidence(project, tmp_path, realistic_pd
                  "summary.json", "report.html", "practices.csv", "figures/heatmap.png"):
         assert (out / name).is_file(), name
     cov = pd.read_csv(out / "coverage.csv")
-    assert list(cov.columns)[:8] == ["level", "force", "doc_id", "category", "score", "addressed",
-                                     "n_evidence", "top_evidence_ids"]
+    assert list(cov.columns) == ["level", "force", "doc_id", "category", "score", "addressed",
+                                 "strength", "n_evidence", "n_gap", "top_evidence_ids", "pages",
+                                 "subpoints"]
+    assert (cov["score"] <= cov["strength"] + 1e-9).all()
     doc_rows = cov[cov.level == "document"]
     # The realistic report speaks to all five categories, with pages behind each.
     assert doc_rows["addressed"].all(), doc_rows[["category", "score"]]
     assert (doc_rows["n_evidence"] > 0).all() and doc_rows["pages"].notna().all()
     passages = pd.read_parquet(out / "passages.parquet")
-    assert {"p_nrm", "labels", "echo", "confidence", "needs_review"} <= set(passages.columns)
+    assert {"p_nrm", "labels", "echo", "confidence", "needs_review", "status",
+            "p_status_gap", "p_specific", "q_2b", "q_2g"} <= set(passages.columns)
+    # Sub-point heads read the evidence (this model has no status annotations to learn from).
+    evidence = passages[passages["labels"].map(lambda ls: "nrm" in ls)]
+    assert evidence["q_2f"].notna().all() and passages["status"].eq("").all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_forces_responded"] == 1 and "Kent" in summary["forces_not_responded"]
     # Stage timings with their throughput, and the profile --profile asked for.

@@ -49,3 +49,38 @@ def test_report_renders_heatmap_and_runs_no_injected_code(project, tmp_path):
         assert dialogs == []
         assert "window.__pwned" in page.content()  # shown as text, not run
         browser.close()
+
+
+def test_every_theme_and_summary_link_lands_on_its_passage(tmp_path):
+    """The shipped demo data with the shipped model: each theme's and each drafted sentence's
+    evidence link resolves to a quote in the evidence section, for all five categories."""
+    import pandas as pd
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import REPO
+    from tests.test_cli import run_cli
+
+    run = tmp_path / "run"
+    proc = run_cli("score", REPO / "data" / "raw", "--out", run)
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(run / "themes.csv")
+    assert set(table["category"]) == {"force_systems", "nrm", "section45", "investigation",
+                                      "victim_support"}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        page = browser.new_page()
+        page.goto((run / "report.html").as_uri())
+        links = page.locator("#themes ~ table a, #action ~ p a[href^='#ev-']").all()
+        hrefs = {link.get_attribute("href") for link in links}
+        assert len(hrefs) >= 20
+        for href in hrefs:
+            target = page.locator(f"[id='{href[1:]}']")
+            assert target.count() == 1, href
+            assert target.evaluate("e => e.tagName") == "BLOCKQUOTE"
+        # Following a link opens the force's collapsed section at the quote.
+        first = sorted(hrefs)[0]
+        page.locator(f"a[href='{first}']").first.click()
+        assert page.locator(f"[id='{first[1:]}']").is_visible()
+        browser.close()

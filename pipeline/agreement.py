@@ -1,0 +1,116 @@
+"""A scoring run against a gold file of document × category cells: per sub-point and per
+status (what :func:`pipeline.evaluate.coverage_vs_gold` does for ``addressed``).
+
+The gold file has one row per document (``file``) and category, with ``subpoints`` (the
+sub-points the document answers, ";"-joined) and, optionally, ``status``: what the document
+says of the category as a whole: ``in_place``, ``in_progress``, ``planned``, ``gap`` (it only
+admits the gap) or ``not_addressed``.
+
+A run's status for a cell is read from its evidence: ``not_addressed`` when there is none,
+``gap`` when the category is not addressed and a stated gap is among its evidence, else the
+status of its strongest counted evidence (``not_stated`` read as ``in_place``: the document
+describes the arrangement without saying whether it is new). A category that is not addressed
+with no stated gap is ``not_addressed`` whatever its weak evidence says.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from .taxonomy import Taxonomy
+
+CELL_STATUSES = ("in_place", "in_progress", "planned", "gap", "not_addressed")
+
+
+def document_files(run_dir: Path) -> pd.DataFrame:
+    """documents.csv of a run with a ``file`` column (the bare file name)."""
+    from .atomic import from_spreadsheet_safe
+
+    docs = pd.read_csv(run_dir / "documents.csv")
+    docs["file"] = docs["path"].map(lambda p: Path(from_spreadsheet_safe(str(p))).name)
+    return docs
+
+
+def _cells(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
+    """Document-level coverage rows of the run joined to the gold rows by file and category."""
+    cov = pd.read_csv(run_dir / "coverage.csv", keep_default_na=False)
+    gold = pd.read_csv(gold_csv, keep_default_na=False, dtype={"subpoints": str})
+    merged = (cov[cov["level"] == "document"]
+              .merge(document_files(run_dir)[["doc_id", "file"]], on="doc_id")
+              .merge(gold, on=["file", "category"], suffixes=("", "_gold")))
+    if merged.empty:
+        raise ValueError(f"no documents of {run_dir} match {gold_csv} by file name")
+    return merged
+
+
+def subpoint_agreement(run_dir: Path, gold_csv: Path, taxonomy: Taxonomy) -> pd.DataFrame:
+    """Per sub-point, over the gold file's documents: does the run list the sub-point as
+    evidenced where the gold says the document answers it? Columns: subpoint, n, gold_yes,
+    run_yes, agreement, precision, recall, f1 (the last row is ``overall``)."""
+    cells = _cells(run_dir, gold_csv)
+    rows = []
+    pooled: list[tuple[bool, bool]] = []
+    for c in taxonomy.categories:
+        part = cells[cells["category"] == c.id]
+        for s in c.subpoints:
+            run_yes = part["subpoints"].map(lambda v, s=s: s in str(v).split(";")).to_numpy()
+            gold_yes = part["subpoints_gold"].map(lambda v, s=s: s in str(v).split(";")).to_numpy()
+            pooled += list(zip(run_yes, gold_yes, strict=True))
+            rows.append({"subpoint": s, **_binary(run_yes, gold_yes)})
+    run_all = pd.Series([r for r, _ in pooled], dtype=bool).to_numpy()
+    gold_all = pd.Series([g for _, g in pooled], dtype=bool).to_numpy()
+    rows.append({"subpoint": "overall", **_binary(run_all, gold_all)})
+    return pd.DataFrame(rows)
+
+
+def _binary(run_yes: object, gold_yes: object) -> dict[str, float | int]:
+    import numpy as np
+
+    r, g = np.asarray(run_yes, dtype=bool), np.asarray(gold_yes, dtype=bool)
+    tp = int((r & g).sum())
+    precision = tp / r.sum() if r.sum() else float("nan")
+    recall = tp / g.sum() if g.sum() else float("nan")
+    f1 = 2 * tp / (r.sum() + g.sum()) if (r.sum() + g.sum()) else float("nan")
+    return {"n": int(len(r)), "gold_yes": int(g.sum()), "run_yes": int(r.sum()),
+            "agreement": round(float((r == g).mean()), 3) if len(r) else float("nan"),
+            "precision": round(float(precision), 3), "recall": round(float(recall), 3),
+            "f1": round(float(f1), 3)}
+
+
+def run_cell_status(run_dir: Path, cells: pd.DataFrame) -> pd.Series:
+    """The run's status of each cell (module docstring), aligned with ``cells``."""
+    passages = pd.read_parquet(run_dir / "passages.parquet", columns=["passage_id", "status"])
+    status_of = dict(zip(passages["passage_id"], passages["status"].fillna(""), strict=True))
+
+    def one(row: pd.Series) -> str:
+        if not bool(row["addressed"]):
+            return "gap" if int(row["n_gap"]) > 0 else "not_addressed"
+        top = str(row["top_evidence_ids"]).split(";")[0]
+        status = status_of.get(top, "") or "in_place"
+        return "in_place" if status == "not_stated" else status
+
+    return cells.apply(one, axis=1)
+
+
+def status_agreement(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
+    """Per cell status (``CELL_STATUSES``): the gold's count, the run's, and F1; then the
+    macro-F1 and Cohen's kappa over all cells (rows ``macro`` and ``kappa``). Columns:
+    status, gold, run, f1."""
+    from sklearn.metrics import cohen_kappa_score, f1_score
+
+    cells = _cells(run_dir, gold_csv)
+    gold = cells["status"].astype(str).to_numpy()
+    run = run_cell_status(run_dir, cells).to_numpy()
+    present = [s for s in CELL_STATUSES if (gold == s).any() or (run == s).any()]
+    rows: list[dict[str, object]] = [
+        {"status": s, "gold": int((gold == s).sum()), "run": int((run == s).sum()),
+         "f1": round(float(f1_score(gold == s, run == s, zero_division=0)), 3)}
+        for s in present]
+    rows.append({"status": "macro", "gold": len(gold), "run": len(run),
+                 "f1": round(float(f1_score(gold, run, labels=present, average="macro",
+                                            zero_division=0)), 3)})
+    rows.append({"status": "kappa", "gold": len(gold), "run": len(run),
+                 "f1": round(float(cohen_kappa_score(gold, run)), 3)})
+    return pd.DataFrame(rows)

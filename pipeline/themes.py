@@ -1,0 +1,181 @@
+"""Themes per category, drafted in the NPCC's manner: what forces described under each
+recommendation, how many forces, and examples with force and page.
+
+For each category, the forces' own evidence (stated gaps and passages about national work
+left out: they are reported apart) is clustered by what it says, and each cluster becomes a
+theme:
+
+1. word counts (one and two words, English stop words left out, so themes are named by
+   what they are about) are weighted by TF-IDF and clustered with k-means (a fixed seed),
+   k growing with the evidence up to ``themes.max_themes``;
+2. a theme is named by its most distinctive terms, by class-based TF-IDF (term frequency in
+   the theme against its frequency over all themes, as BERTopic does);
+3. its representative quotes are the passages nearest its centre, one per force.
+
+Passages about national work (the taxonomy's ``national_cues``, with none of its
+``own_voice_cues``) are kept apart, as are stated gaps (:func:`pipeline.coverage.stated_gaps`).
+
+Columns of :func:`themes`: category, theme (1, 2, ... by number of forces), label, n_forces,
+forces (";"-joined), n_passages, passage_ids, pages and quote_forces (of the representative
+quotes, ";"-joined, nearest first), national (True for the category's national-work row).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import ThemeParams
+from .taxonomy import Taxonomy
+
+THEME_COLUMNS = ["category", "theme", "label", "n_forces", "forces", "n_passages",
+                 "passage_ids", "pages", "quote_forces", "national"]
+
+
+def is_national(text: str, taxonomy: Taxonomy) -> bool:
+    """A passage about national work, in no voice of the force's own."""
+    if not taxonomy.national_cues:
+        return False
+    national = any(re.search(c, text, re.I) for c in taxonomy.national_cues)
+    own = any(re.search(c, text, re.I) for c in taxonomy.own_voice_cues)
+    return national and not own
+
+
+def _labels(counts: Any, terms: np.ndarray, clusters: np.ndarray, k: int,
+            n_terms: int) -> list[str]:
+    """Each cluster's most distinctive terms by class-based TF-IDF; a word already inside a
+    chosen phrase is skipped."""
+    per_class = np.vstack([np.asarray(counts[clusters == c].sum(axis=0)).ravel()
+                           for c in range(k)])
+    tf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1)
+    avg_words = per_class.sum() / k
+    idf = np.log(1 + avg_words / np.maximum(per_class.sum(axis=0), 1))
+    weights = tf * idf
+    out = []
+    for c in range(k):
+        chosen: list[str] = []
+        for j in np.argsort(-weights[c]):
+            term = str(terms[j])
+            if weights[c, j] <= 0 or len(chosen) == n_terms:
+                break
+            if any(term in t.split() or t in term for t in chosen):
+                continue
+            chosen.append(term)
+        out.append(", ".join(chosen))
+    return out
+
+
+def stop_words(taxonomy: Taxonomy) -> list[str]:
+    """English stop words, the taxonomy's ``theme_stop_words`` (words every passage of the
+    domain shares: "modern", "slavery", "victims") and the words of force names: none of
+    them tells one theme from another."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from .forces import territorial_forces
+
+    names = {w.lower() for f in territorial_forces() for w in re.findall(r"[A-Za-z]+", f)}
+    return sorted(set(ENGLISH_STOP_WORDS) | set(taxonomy.theme_stop_words) | names)
+
+
+def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
+                     stop: list[str]) -> list[dict[str, Any]]:
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    # Terms in at least two passages: a theme is named by what passages share.
+    counter = CountVectorizer(ngram_range=(1, 2), stop_words=stop, min_df=2,
+                              token_pattern=r"(?u)\b[A-Za-z][A-Za-z0-9-]+\b")
+    try:
+        counts = counter.fit_transform(ev["text"])
+    except ValueError:  # nothing but stop words
+        return []
+    X = TfidfTransformer(sublinear_tf=True).fit_transform(counts)
+    k = int(min(params.max_themes, max(1, len(ev) // params.passages_per_theme)))
+    clusters = (KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit_predict(X)
+                if k > 1 else np.zeros(len(ev), dtype=int))
+    labels = _labels(counts, counter.get_feature_names_out(), clusters, k, params.label_terms)
+    rows = []
+    for c in range(k):
+        members = ev[clusters == c]
+        if members.empty:
+            continue
+        centre = np.asarray(X[clusters == c].mean(axis=0)).ravel()
+        nearness = np.asarray(X[clusters == c] @ centre).ravel()
+        quotes = members.assign(_near=nearness).sort_values("_near", ascending=False)
+        quotes = quotes.drop_duplicates("force").head(params.quotes)
+        forces = sorted(set(members["force"]))
+        rows.append({"category": category, "label": labels[c], "n_forces": len(forces),
+                     "forces": ";".join(forces), "n_passages": int(len(members)),
+                     "passage_ids": ";".join(quotes["passage_id"]),
+                     "pages": ";".join(str(int(p)) for p in quotes["page"]),
+                     "quote_forces": ";".join(quotes["force"]), "national": False})
+    return rows
+
+
+def themes(evidence: pd.DataFrame, taxonomy: Taxonomy, params: ThemeParams) -> pd.DataFrame:
+    """Themes of every category's evidence across forces (columns: module docstring)."""
+    rows: list[dict[str, Any]] = []
+    if evidence.empty:
+        return pd.DataFrame(columns=THEME_COLUMNS)
+    own = evidence[(evidence["force"] != "unknown")
+                   & (evidence.get("status", pd.Series("", index=evidence.index)) != "gap")]
+    national = own["text"].map(lambda t: is_national(str(t), taxonomy))
+    stop = stop_words(taxonomy)
+    for cat in taxonomy.labels:
+        ev = own[(own["category"] == cat) & ~national].drop_duplicates("passage_id")
+        found = sorted(_category_themes(ev, cat, params, stop) if len(ev) else [],
+                       key=lambda r: (-r["n_forces"], -r["n_passages"]))
+        rows += [{**r, "theme": i + 1} for i, r in enumerate(found)]
+        nat = own[(own["category"] == cat) & national].drop_duplicates("passage_id")
+        if len(nat):
+            forces = sorted(set(nat["force"]))
+            rows.append({"category": cat, "theme": len(found) + 1, "label": "national work",
+                         "n_forces": len(forces), "forces": ";".join(forces),
+                         "n_passages": int(len(nat)),
+                         "passage_ids": ";".join(nat["passage_id"].head(params.quotes)),
+                         "pages": ";".join(str(int(p)) for p in nat["page"].head(params.quotes)),
+                         "quote_forces": ";".join(nat["force"].head(params.quotes)),
+                         "national": True})
+    return pd.DataFrame(rows, columns=THEME_COLUMNS)
+
+
+def read_themes_csv(path: Any) -> pd.DataFrame:
+    """themes.csv read back as :func:`themes` wrote it."""
+    frame = pd.read_csv(path, dtype={"passage_ids": str, "pages": str, "quote_forces": str,
+                                     "forces": str, "label": str}, keep_default_na=False)
+    frame["national"] = frame["national"].astype(str).str.lower() == "true"
+    return frame
+
+
+def action_summaries(theme_table: pd.DataFrame, summary: dict[str, Any],
+                     taxonomy: Taxonomy, *, min_forces: int) -> list[dict[str, Any]]:
+    """A "Summary of forces' action" per recommendation: a lead sentence per category with
+    its count, then one sentence per theme that at least ``min_forces`` forces share, each
+    with its count and the passage ids of its examples (the report links them)."""
+    out = []
+    for rec in dict.fromkeys(c.recommendation for c in taxonomy.categories):
+        sentences = []
+        for c in (c for c in taxonomy.categories if c.recommendation == rec):
+            info = summary["categories"][c.id]
+            sentences.append({"text": info["sentence"], "category": c.id, "examples": []})
+            rows = theme_table[(theme_table["category"] == c.id) & ~theme_table["national"]
+                               & (theme_table["n_forces"] >= min_forces)]
+            for r in rows.itertuples(index=False):
+                examples = zip(str(r.passage_ids).split(";"), str(r.pages).split(";"),
+                               str(r.quote_forces).split(";"), strict=True)
+                sentences.append({
+                    "text": f"{r.n_forces} {'force' if r.n_forces == 1 else 'forces'} "
+                            f"described “{r.label}”",
+                    "category": c.id, "forces": str(r.forces).split(";"),
+                    "examples": [{"passage_id": i, "page": p, "force": f}
+                                 for i, p, f in examples]})
+            gaps = info.get("forces_stating_gap") or []
+            if gaps:
+                verb = "force states" if len(gaps) == 1 else "forces state"
+                sentences.append({"text": f"{len(gaps)} {verb} a gap in it: {', '.join(gaps)}.",
+                                  "category": c.id, "examples": []})
+        out.append({"recommendation": rec, "sentences": sentences})
+    return out

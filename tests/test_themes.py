@@ -1,0 +1,75 @@
+"""Themes of each category's evidence across forces, and the summaries drafted from them."""
+
+import pandas as pd
+
+from pipeline.config import ThemeParams
+from pipeline.taxonomy import load_taxonomy
+from pipeline.themes import THEME_COLUMNS, action_summaries, read_themes_csv, themes
+
+TAX = load_taxonomy()
+INTRANET = ["Our intranet page links the NRM guidance and the duty to notify form.",
+            "The intranet page now has the referral guidance and a duty to notify link.",
+            "Guidance on the intranet page sets out the NRM referral route.",
+            "A new intranet page holds the NRM guidance for call handlers."]
+SAFETY = ["Emergency accommodation is arranged through the reception centre.",
+          "The reception centre offers emergency accommodation for two nights.",
+          "We use a reception centre and emergency accommodation with partners.",
+          "Emergency accommodation at a reception centre is booked by the duty inspector."]
+FORCES = ["Kent", "Essex", "Surrey", "Dorset"]
+
+
+def _evidence():
+    rows = []
+    for i, (a, b) in enumerate(zip(INTRANET, SAFETY, strict=True)):
+        rows.append({"passage_id": f"i{i}", "force": FORCES[i], "page": i + 1, "text": a})
+        rows.append({"passage_id": f"s{i}", "force": FORCES[i], "page": i + 2, "text": b})
+    rows += [{"passage_id": "n0", "force": "Kent", "page": 9,
+              "text": "The NPCC national unit published a toolkit for all forces."},
+             {"passage_id": "g0", "force": "Essex", "page": 9, "status": "gap",
+              "text": "There is no reception centre and no emergency accommodation yet."},
+             {"passage_id": "u0", "force": "unknown", "page": 1,
+              "text": "Emergency accommodation at the reception centre."}]
+    frame = pd.DataFrame(rows).assign(category="nrm", doc_id="d", p=0.9)
+    frame["status"] = frame["status"].fillna("in_place")
+    return frame
+
+
+def test_evidence_clusters_into_named_themes_counted_by_force():
+    table = themes(_evidence(), TAX, ThemeParams(passages_per_theme=4, max_themes=2))
+    assert list(table.columns) == THEME_COLUMNS
+    own = table[~table["national"]].set_index("theme")
+    assert len(own) == 2 and set(own["n_forces"]) == {4}
+    by_label = {r.label: r for r in own.itertuples()}
+    intranet = next(r for label, r in by_label.items() if "intranet" in label)
+    safety = next(r for label, r in by_label.items() if "reception" in label or
+                  "accommodation" in label)
+    assert set(intranet.passage_ids.split(";")) <= {"i0", "i1", "i2", "i3"}
+    assert set(safety.passage_ids.split(";")) <= {"s0", "s1", "s2", "s3"}
+    # One representative quote per force; the stated gap and the unknown force stay out.
+    assert len(set(safety.quote_forces.split(";"))) == len(safety.quote_forces.split(";")) == 2
+    assert "g0" not in ";".join(table["passage_ids"]) and "u0" not in ";".join(table["passage_ids"])
+    national = table[table["national"]].iloc[0]
+    assert national.passage_ids == "n0" and national.label == "national work"
+
+
+def test_summary_sentences_carry_counts_and_examples(tmp_path):
+    from pipeline.atomic import write_frame_csv
+
+    table = themes(_evidence(), TAX, ThemeParams(passages_per_theme=4, max_themes=2))
+    write_frame_csv(tmp_path / "themes.csv", table)
+    again = read_themes_csv(tmp_path / "themes.csv")
+    assert again["national"].tolist() == table["national"].tolist()
+    summary = {"categories": {c: {"sentence": f"{c} lead.", "forces_stating_gap": []}
+                              for c in TAX.labels}}
+    summary["categories"]["nrm"]["forces_stating_gap"] = ["Essex"]
+    drafted = {s["recommendation"]: s["sentences"] for s in
+               action_summaries(again, summary, TAX, min_forces=2)}
+    nrm = [s for s in drafted["2"] if s["category"] == "nrm"]
+    themed = [s for s in nrm if s["examples"]]
+    assert len(themed) == 2 and all(s["text"].startswith("4 forces described") for s in themed)
+    assert all(ex["passage_id"] and ex["force"] in FORCES for s in themed for ex in s["examples"])
+    assert nrm[-1]["text"] == "1 force states a gap in it: Essex."
+    assert not any(s["examples"] for s in drafted["4"])  # no victim-support evidence here
+    # A theme fewer forces share than min_forces is left out of the paragraph.
+    assert not any(s["examples"] for s in
+                   action_summaries(again, summary, TAX, min_forces=5)[0]["sentences"])
