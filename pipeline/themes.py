@@ -154,7 +154,8 @@ def action_summaries(theme_table: pd.DataFrame, summary: dict[str, Any],
                      taxonomy: Taxonomy, *, min_forces: int) -> list[dict[str, Any]]:
     """A "Summary of forces' action" per recommendation: a lead sentence per category with
     its count, then one sentence per theme that at least ``min_forces`` forces share, each
-    with its count and the passage ids of its examples (the report links them)."""
+    with its count and the passage ids of its examples (the report links them). Each item
+    has ``sentences`` and the same sentences as ``paragraphs``, one list per category."""
     out = []
     for rec in dict.fromkeys(c.recommendation for c in taxonomy.categories):
         sentences = []
@@ -177,5 +178,8 @@ def action_summaries(theme_table: pd.DataFrame, summary: dict[str, Any],
                 verb = "force states" if len(gaps) == 1 else "forces state"
                 sentences.append({"text": f"{len(gaps)} {verb} a gap in it: {', '.join(gaps)}.",
                                   "category": c.id, "examples": []})
-        out.append({"recommendation": rec, "sentences": sentences})
+        # The same sentences, one paragraph per category, for reading.
+        paragraphs = [[x for x in sentences if x["category"] == c.id]
+                      for c in taxonomy.categories if c.recommendation == rec]
+        out.append({"recommendation": rec, "sentences": sentences, "paragraphs": paragraphs})
     return out
