@@ -79,19 +79,23 @@ def _binary(run_yes: object, gold_yes: object) -> dict[str, float | int]:
             "f1": round(float(f1), 3)}
 
 
+def cell_status(row: pd.Series, status_of: dict[str, str]) -> str:
+    """One coverage row's status (module docstring); ``status_of`` maps passage ids to the
+    depth head's status. Empty when the run had no depth heads."""
+    if not status_of or not any(status_of.values()):
+        return ""
+    if not bool(row["addressed"]):
+        return "gap" if int(row["n_gap"]) > 0 else "not_addressed"
+    top = str(row["top_evidence_ids"]).split(";")[0]
+    status = status_of.get(top, "") or "in_place"
+    return "in_place" if status == "not_stated" else status
+
+
 def run_cell_status(run_dir: Path, cells: pd.DataFrame) -> pd.Series:
     """The run's status of each cell (module docstring), aligned with ``cells``."""
     passages = pd.read_parquet(run_dir / "passages.parquet", columns=["passage_id", "status"])
     status_of = dict(zip(passages["passage_id"], passages["status"].fillna(""), strict=True))
-
-    def one(row: pd.Series) -> str:
-        if not bool(row["addressed"]):
-            return "gap" if int(row["n_gap"]) > 0 else "not_addressed"
-        top = str(row["top_evidence_ids"]).split(";")[0]
-        status = status_of.get(top, "") or "in_place"
-        return "in_place" if status == "not_stated" else status
-
-    return cells.apply(one, axis=1)
+    return cells.apply(lambda row: cell_status(row, status_of), axis=1)
 
 
 def status_agreement(run_dir: Path, gold_csv: Path) -> pd.DataFrame:

@@ -15,6 +15,9 @@ force, category         the cell
 score_old, score_new    coverage scores (empty where the force is missing from a run)
 score_change            new minus old
 addressed_old/new       the runs' ``addressed``
+status_old/new          the cell's status in each run (in_place, in_progress, planned, gap,
+                        not_addressed: :func:`pipeline.agreement.cell_status`; empty
+                        for a run without depth heads), so "planned -> in_place" shows
 change                  newly addressed, no longer addressed, stronger, weaker,
                         more evidence, less evidence, evidence changed, unchanged,
                         new force (only in the new run) or force missing (only in the
@@ -37,15 +40,16 @@ from pathlib import Path
 
 import pandas as pd
 
+from .agreement import cell_status
 from .taxonomy import Taxonomy
 
 MIN_SCORE_CHANGE = 0.05
 # rapidfuzz token-set similarity (0-100) at which two passages count as the same evidence.
 SAME_PASSAGE = 90
 CHANGE_COLUMNS = ["force", "category", "score_old", "score_new", "score_change",
-                  "addressed_old", "addressed_new", "change", "n_evidence_old",
-                  "n_evidence_new", "new_evidence", "lost_evidence", "new_example", "new_page",
-                  "lost_example"]
+                  "addressed_old", "addressed_new", "status_old", "status_new", "change",
+                  "n_evidence_old", "n_evidence_new", "new_evidence", "lost_evidence",
+                  "new_example", "new_page", "lost_example"]
 _NOT_WORD = re.compile(r"[\W_]+")
 # The kinds of change counted per category, in the order they are told.
 COUNTED_CHANGES = ("newly addressed", "no longer addressed", "stronger", "weaker",
@@ -132,6 +136,11 @@ def compare_runs(old: RunTables, new: RunTables, taxonomy: Taxonomy) -> pd.DataF
     new_ev = {key: g for key, g in new.evidence.groupby(["force", "category"])}
     forces = sorted(set(old.coverage["force"]) | set(new.coverage["force"]))
     empty = new.evidence.iloc[0:0]
+    old_status, new_status = (
+        dict(zip(run.evidence["passage_id"],
+                 run.evidence.get("status", pd.Series("", index=run.evidence.index)).fillna(""),
+                 strict=True))
+        for run in (old, new))
     rows = []
     for force in forces:
         for category in taxonomy.labels:
@@ -156,6 +165,8 @@ def compare_runs(old: RunTables, new: RunTables, taxonomy: Taxonomy) -> pd.DataF
                                  if score_old is not None and score_new is not None else None),
                 "addressed_old": bool(o["addressed"]) if o is not None else None,
                 "addressed_new": bool(n["addressed"]) if n is not None else None,
+                "status_old": cell_status(o, old_status) if o is not None else "",
+                "status_new": cell_status(n, new_status) if n is not None else "",
                 "change": _change(o, n, len(added), len(lost)),
                 "n_evidence_old": len(ev_old), "n_evidence_new": len(ev_new),
                 "new_evidence": len(added), "lost_evidence": len(lost),

@@ -104,3 +104,30 @@ def test_compare_two_rounds_end_to_end_writes_changes_and_a_report_section(
     # A run compared with itself is refused, plainly.
     proc = run_in_project(project, "compare", tmp_path / "run2", tmp_path / "run2")
     assert proc.returncode == 2 and "the same run twice" in proc.stderr
+
+
+def test_a_plan_that_is_now_in_place_shows_as_a_status_change():
+    def run(status, text, addressed=True, n_gap=0):
+        coverage = pd.DataFrame([{"level": "force", "force": "Kent", "category": c,
+                                  "score": 0.9 if c == "investigation" else 0.0,
+                                  "addressed": addressed and c == "investigation",
+                                  "n_gap": n_gap if c == "investigation" else 0,
+                                  "top_evidence_ids": "k-1" if c == "investigation" else ""}
+                                 for c in TAX.labels])
+        ev = pd.DataFrame([{"passage_id": "k-1", "doc_id": "d", "force": "Kent", "page": 1,
+                            "category": "investigation", "p": 0.9, "subpoints": ["3"],
+                            "status": status, "text": text}])
+        return RunTables(coverage, ev)
+
+    planned = run("planned", "From April we will set up an exploitation investigation team.")
+    in_place = run("in_place", "Our exploitation investigation team took its first cases in May.")
+    gap = run("gap", "We have no dedicated investigation team.", addressed=False, n_gap=1)
+    cell = compare_runs(planned, in_place, TAX).set_index("category").loc["investigation"]
+    assert (cell["status_old"], cell["status_new"]) == ("planned", "in_place")
+    back = compare_runs(in_place, gap, TAX).set_index("category").loc["investigation"]
+    assert (back["status_old"], back["status_new"]) == ("in_place", "gap")
+    assert back["change"] == "no longer addressed"
+    # A run without depth heads has no status to compare.
+    plain = compare_runs(_run([("Kent", "nrm", 0.9, True)], []),
+                         _run([("Kent", "nrm", 0.9, True)], []), TAX)
+    assert (plain["status_old"] == "").all() and (plain["status_new"] == "").all()
