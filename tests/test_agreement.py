@@ -70,7 +70,9 @@ def test_a_cells_status_comes_from_its_strongest_counted_evidence(tmp_path):
     table = status_agreement(run, gold).set_index("status")
     assert table.loc["gap", "f1"] == 1.0 and table.loc["in_progress", "f1"] == 0.0
     assert table.loc["in_place", "gold"] == 0 and table.loc["in_place", "run"] == 1
-    assert -1.0 <= table.loc["kappa", "f1"] <= 1.0
+    # 9 of 10 cells agree; chance agreement from the margins is (7*7 + 1 + 1) / 100.
+    assert table.loc["kappa", "f1"] == pytest.approx((0.9 - 0.51) / (1 - 0.51), abs=1e-3)
+    assert table.loc["macro", "gold"] == 10
 
 
 def test_the_independent_gold_file_covers_every_document_and_category():
