@@ -33,8 +33,9 @@ def document_files(run_dir: Path) -> pd.DataFrame:
     return docs
 
 
-def _cells(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
-    """Document-level coverage rows of the run joined to the gold rows by file and category."""
+def gold_cells(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
+    """Document-level coverage rows of the run joined to the gold rows by file and category
+    (gold columns that the run also has get the suffix ``_gold``)."""
     cov = pd.read_csv(run_dir / "coverage.csv", keep_default_na=False)
     gold = pd.read_csv(gold_csv, keep_default_na=False, dtype={"subpoints": str})
     merged = (cov[cov["level"] == "document"]
@@ -49,7 +50,7 @@ def subpoint_agreement(run_dir: Path, gold_csv: Path, taxonomy: Taxonomy) -> pd.
     """Per sub-point, over the gold file's documents: does the run list the sub-point as
     evidenced where the gold says the document answers it? Columns: subpoint, n, gold_yes,
     run_yes, agreement, precision, recall, f1 (the last row is ``overall``)."""
-    cells = _cells(run_dir, gold_csv)
+    cells = gold_cells(run_dir, gold_csv)
     rows = []
     pooled: list[tuple[bool, bool]] = []
     for c in taxonomy.categories:
@@ -104,7 +105,7 @@ def status_agreement(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     status, gold, run, f1."""
     from sklearn.metrics import cohen_kappa_score, f1_score
 
-    cells = _cells(run_dir, gold_csv)
+    cells = gold_cells(run_dir, gold_csv)
     gold = cells["status"].astype(str).to_numpy()
     run = run_cell_status(run_dir, cells).to_numpy()
     present = [s for s in CELL_STATUSES if (gold == s).any() or (run == s).any()]

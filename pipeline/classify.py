@@ -316,12 +316,13 @@ class TrainedModel:
 
     def _depth(self, texts: list[str], evidence: np.ndarray) -> pd.DataFrame:
         """Depth columns for every row, predicted only where the row is evidence."""
+        from .depth import with_depth_columns
+
         rows = np.flatnonzero(evidence)
-        found = self.depth.predict([texts[i] for i in rows]).set_axis(rows)
-        blank = self.depth.predict([]).reindex(range(len(texts)))
-        blank["status"] = ""
-        blank.loc[rows] = found
-        return blank
+        frame = with_depth_columns(pd.DataFrame(index=range(len(texts))),
+                                   self.depth.all_subpoints)
+        frame.loc[rows] = self.depth.predict([texts[i] for i in rows]).set_axis(rows)
+        return frame
 
 
 def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> npt.NDArray[np.int_]:

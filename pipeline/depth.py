@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import DepthParams
 from .errors import DataValidationError
@@ -84,13 +84,19 @@ class DepthLabel(BaseModel):
     created: dt.date
     note: str | None = None
 
-    def problems(self) -> list[str]:
-        out = []
-        if self.status not in STATUSES:
-            out.append(f"status {self.status!r} is not one of {STATUSES}")
-        if self.specificity not in SPECIFICITY:
-            out.append(f"specificity {self.specificity!r} is not one of {SPECIFICITY}")
-        return out
+    @field_validator("status")
+    @classmethod
+    def _known_status(cls, v: str) -> str:
+        if v not in STATUSES:
+            raise ValueError(f"{v!r} is not one of {STATUSES}")
+        return v
+
+    @field_validator("specificity")
+    @classmethod
+    def _known_specificity(cls, v: str) -> str:
+        if v not in SPECIFICITY:
+            raise ValueError(f"{v!r} is not one of {SPECIFICITY}")
+        return v
 
 
 def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.DataFrame:
@@ -100,7 +106,7 @@ def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.Dat
     Raises :class:`DataValidationError` naming every bad line, duplicate id, or id that is
     not a passage of the data it annotates (``known_ids``).
     """
-    from .corpus import read_records
+    from .corpus import read_records, schema_problem
 
     columns = [*DepthLabel.model_fields, "file"]
     files = sorted(Path(folder).glob("*.jsonl")) if Path(folder).is_dir() else []
@@ -113,10 +119,8 @@ def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.Dat
             try:
                 rec = DepthLabel.model_validate(obj)
             except ValidationError as e:
-                err = e.errors()[0]
-                problems.append(f"{where}: {'.'.join(str(x) for x in err['loc'])}: {err['msg']}")
+                problems.append(schema_problem(where, obj, e))
                 continue
-            problems += [f"{where} ({rec.id}): {p}" for p in rec.problems()]
             if rec.id in seen:
                 problems.append(f"{where}: duplicate id {rec.id} (first at {seen[rec.id]})")
             elif known_ids is not None and rec.id not in known_ids:
@@ -161,10 +165,6 @@ class DepthModel:
     status_cues: list[str] = field(default_factory=lambda: list(STATUS_CUES))
     sentence_min: float = 0.6
 
-    @property
-    def has_status(self) -> bool:
-        return bool(self.statuses)
-
     def _status_proba(self, texts: list[str], X: Any) -> npt.NDArray[np.float64]:
         from scipy.special import softmax
 
@@ -173,22 +173,21 @@ class DepthModel:
             np.asarray(features @ self.status_coef.T) + self.status_intercept, axis=1)
         return proba
 
-    def _most_established(self, texts: list[str],
+    def _most_established(self, prepared: list[str],
                           probs: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Each row's probabilities; for a row less than ``sentence_min`` likely to describe
         something in place or in progress, those of its sentence likeliest to, when that
-        sentence is at least ``sentence_min`` likely to."""
-        from .classify import prepare_text
-
+        sentence is at least ``sentence_min`` likely to. ``prepared``: the texts as
+        :func:`pipeline.classify.prepare_text` gives them."""
         established = [self.statuses.index(s) for s in ("in_place", "in_progress")
                        if s in self.statuses]
         # Only passages not already surely established need their sentences read.
         unsure = probs[:, established].sum(axis=1) < self.sentence_min
         sentences, owner = [], []
-        for i, text in enumerate(texts):
+        for i, text in enumerate(prepared):
             if not unsure[i]:
                 continue
-            parts = [p for p in _SENTENCE_END.split(prepare_text(text)) if p.strip()]
+            parts = [p for p in _SENTENCE_END.split(text) if p.strip()]
             if len(parts) > 1:
                 sentences += parts
                 owner += [i] * len(parts)
@@ -205,10 +204,6 @@ class DepthModel:
                 best[row] = sp
         return best
 
-    def _blank(self) -> pd.DataFrame:
-        return pd.DataFrame({c: pd.Series(dtype=str if c == "status" else float)
-                             for c in depth_columns(self.all_subpoints)})
-
     def predict(self, texts: list[str]) -> pd.DataFrame:
         """Depth columns for each text, aligned with the input."""
         from scipy.special import expit
@@ -218,13 +213,13 @@ class DepthModel:
         n = len(texts)
         out = pd.DataFrame(index=range(n))
         if not n:
-            return self._blank()
+            return with_depth_columns(out, self.all_subpoints)
         prepared = [prepare_text(t) for t in texts]
         X = self.vectorizer.transform(prepared)
         if self.statuses:
             probs = self._status_proba(prepared, X)
             out["status"] = [self.statuses[i] for i in probs.argmax(axis=1)]
-            probs = self._most_established(texts, probs)
+            probs = self._most_established(prepared, probs)
             for s in STATUSES:
                 out[f"p_status_{s}"] = (probs[:, self.statuses.index(s)].round(4)
                                         if s in self.statuses else 0.0)

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from .agreement import document_files, status_agreement, subpoint_agreement
+from .agreement import document_files, gold_cells, status_agreement, subpoint_agreement
 from .classify import (
     TrainedModel,
     choose_thresholds,
@@ -258,14 +258,7 @@ def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     Documents are matched by file name. Columns: category, n, agreement, false_positives,
     false_negatives (the last row is ``overall``).
     """
-    cov = pd.read_csv(run_dir / "coverage.csv")
-    docs = document_files(run_dir)
-    gold = pd.read_csv(gold_csv)
-    merged = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
-              .merge(gold[["file", "category", "addressed"]], on=["file", "category"],
-                     suffixes=("", "_gold")))
-    if merged.empty:
-        raise ValueError(f"no documents of {run_dir} match {gold_csv} by file name")
+    merged = gold_cells(run_dir, gold_csv)
     merged["pred"] = merged["addressed"].astype(bool)
     merged["gold"] = merged["addressed_gold"].astype(int) == 1
     rows = []

@@ -42,10 +42,10 @@ def test_annotations_are_validated_naming_file_line_and_reason(tmp_path):
     with pytest.raises(DataValidationError) as e:
         load_depth_labels(folder, known_ids={"x1", "x2", "x3"})
     text = str(e.value)
-    assert "a.jsonl:2 (x2): status 'done' is not one of" in text
+    assert "a.jsonl:2 id='x2': status: Value error, 'done' is not one of" in text
     assert "a.jsonl:3: duplicate id x1" in text
     assert "a.jsonl:4: id x9 is not a passage" in text
-    assert "a.jsonl:5: specificity: Field required" in text
+    assert "a.jsonl:5 id='x3': specificity: Field required" in text
     assert load_depth_labels(tmp_path / "absent").empty
 
 
