@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from .classify import TrainedModel
     from .config import Params
+    from .findings import ScoreSummary
     from .records import DocumentResult
     from .taxonomy import Taxonomy
 
@@ -203,21 +204,56 @@ def train(
     out.print(f"-> {folder}" + ("" if no_promote else " (models/current)"))
 
 
+SharedOutput = Annotated[
+    bool, typer.Option("--shared-output",
+                       help="Make the run's files readable by others (umask) instead of "
+                            "private to you (0600/0700): they quote the documents")
+]
+CompareWith = Annotated[
+    Path | None, typer.Option("--compare-with",
+                              help="An earlier run folder: also write changes.csv and a "
+                                   "report section on what changed since (may be --out)")
+]
+
+
 @app.command()
 def classify(
-    in_file: Annotated[Path, typer.Option("--in", help="JSONL: one {id, text, heading?} per line")],
-    out_file: Annotated[Path, typer.Option("--out", help="JSONL output")],
+    in_file: Annotated[Path, typer.Option("--in", help="JSONL: extract's passages.jsonl, or "
+                                                       "one {id, text, heading?} per line")],
+    out_file: Annotated[Path, typer.Option("--out", help="passages.parquet (scored passages, "
+                                                         "for `forcecov report`) or JSONL")],
     model_path: ModelPath = None,
     trust_model: TrustModel = False,
+    jobs: Jobs = None,
 ) -> None:
-    """Classify passages from a JSONL file: adds probs, labels and echo to each object."""
-    from .atomic import write_jsonl
-    from .classify import classify_records, read_passage_lines
+    """Classify passages: extract's output into passages.parquet (the chain's classify
+    stage), or any JSONL of passages into JSONL with probs, labels and echo added."""
+    from .predict import classify_file
+    from .taxonomy import load_taxonomy
 
-    records = read_passage_lines(in_file)
     model = _model(model_path, trust_model)
-    n = write_jsonl(out_file, classify_records(records, model))
+    n = classify_file(in_file, out_file, model=model, params=load_params(),
+                      taxonomy=load_taxonomy(), jobs=jobs)
     out.print(f"classified {n} passages with model {model.version} -> {out_file}")
+
+
+@app.command()
+def report(
+    passages_file: Annotated[Path, typer.Argument(help="Scored passages: `forcecov classify "
+                                                       "--out X.parquet`")],
+    documents: Annotated[Path, typer.Option("--documents", help="extract's documents.csv")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder")] = Path("reports"),
+    shared_output: SharedOutput = False,
+    compare_with: CompareWith = None,
+) -> None:
+    """Coverage and the HTML report from classified passages: a run folder like `score`'s."""
+    from .findings import report_classified
+    from .taxonomy import load_taxonomy
+
+    summary = report_classified(passages_file, documents, out_dir, params=load_params(),
+                                taxonomy=load_taxonomy(), shared_output=shared_output,
+                                previous_run=compare_with)
+    print_score_summary(summary, compare_with)
 
 
 @app.command()
@@ -235,16 +271,8 @@ def score(
     backend: Backend = None,
     scheduler: Scheduler = None,
     no_cache: NoCache = False,
-    shared_output: Annotated[
-        bool, typer.Option("--shared-output",
-                           help="Make the run's files readable by others (umask) instead of "
-                                "private to you (0600/0700): they quote the documents")
-    ] = False,
-    compare_with: Annotated[
-        Path | None, typer.Option("--compare-with",
-                                  help="An earlier run folder: also write changes.csv and a "
-                                       "report section on what changed since (may be --out)")
-    ] = None,
+    shared_output: SharedOutput = False,
+    compare_with: CompareWith = None,
     profile: Annotated[
         bool, typer.Option("--profile", help="Profile the run (cProfile): profile.txt in the "
                                              "run folder; stage timings are in summary.json")
@@ -264,6 +292,11 @@ def score(
                             jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=_cache_dir(no_cache, params), shared_output=shared_output,
                             previous_run=compare_with, profile=profile)
+    print_score_summary(summary, compare_with)
+
+
+def print_score_summary(summary: ScoreSummary, compare_with: Path | None) -> None:
+    """What a run found, one line per category; exit 1 when no document could be read."""
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
               f"{summary.n_warning} with warnings, {summary.n_error} errors; "
@@ -274,8 +307,10 @@ def score(
     if compare_with is not None:
         import pandas as pd
 
-        print_changes(pd.read_csv(out_dir / "changes.csv"), load_taxonomy())
-    out.print(f"-> {out_dir}/report.html, coverage.csv, passages.parquet")
+        from .taxonomy import load_taxonomy
+
+        print_changes(pd.read_csv(summary.out_dir / "changes.csv"), load_taxonomy())
+    out.print(f"-> {summary.out_dir}/report.html, coverage.csv, passages.parquet")
     if summary.n_ok + summary.n_warning == 0:
         raise typer.Exit(1)
 
@@ -367,14 +402,14 @@ def evaluate(
 
     p = paths()
     if depth:
-        from .depth import evaluate_depth
+        from .depthfit import evaluate_depth
 
         with err.status("Fitting the depth heads on each fold..."):
             table = evaluate_depth(p.labelled, p.field, load_taxonomy(), load_params())
         print_table("Depth heads: F1 on held-out genres and on the field test part",
                     table)
         return
-    from .score import check_run
+    from .runfolder import check_run
 
     for run in (coverage_run, scanned_run):
         if run is not None:
@@ -471,7 +506,7 @@ def review_export(
     import pandas as pd
 
     from .review import build_queue, write_queue
-    from .score import check_run
+    from .runfolder import check_run
 
     params = load_params()
     check_run(from_dir)

@@ -70,7 +70,7 @@ class RunTables:
 def load_run(run_dir: Path, taxonomy: Taxonomy) -> RunTables:
     """Read a complete scoring run (refusing an incomplete or mixed one)."""
     from .coverage import evidence_table
-    from .score import check_run
+    from .runfolder import check_run
 
     run_id = check_run(run_dir)
     cov = pd.read_csv(run_dir / "coverage.csv")

@@ -19,7 +19,7 @@ from .errors import IngestError
 from .hashing import sha256_file
 from .ingest import budget, read_document
 from .ingest.budget import BudgetExceeded
-from .records import DocumentResult, Passage
+from .records import DocumentResult, Passage, write_documents_csv
 from .segment import segment, sentencizer
 from .taxonomy import Taxonomy
 
@@ -316,34 +316,6 @@ class ExtractSummary:
     n_error: int
     n_passages: int
     results: list[DocumentResult]
-
-
-def write_documents_csv(path: Path, results: list[DocumentResult]) -> None:
-    import pandas as pd
-
-    from .atomic import write_frame_csv
-    from .records import DOCUMENT_COLUMNS
-
-    frame = pd.DataFrame([r.__dict__ for r in results], columns=DOCUMENT_COLUMNS)
-    write_frame_csv(path, frame)
-
-
-def read_documents_csv(path: Path) -> list[DocumentResult]:
-    """The rows :func:`write_documents_csv` wrote (spreadsheet-safe text restored)."""
-    import pandas as pd
-
-    from .atomic import from_spreadsheet_safe
-
-    results = []
-    for row in pd.read_csv(path, keep_default_na=False, dtype=str).to_dict("records"):
-        text = {str(k): from_spreadsheet_safe(str(v)) for k, v in row.items()}
-        results.append(DocumentResult(
-            doc_id=text["doc_id"], path=text["path"], sha256=text["sha256"],
-            force=text["force"], format=text["format"], pages=int(text["pages"] or 0),
-            n_passages=int(text["n_passages"] or 0), status=text["status"],
-            reason=text["reason"], ocr_pages=int(text["ocr_pages"] or 0),
-            ocr_confidence=float(text["ocr_confidence"]) if text["ocr_confidence"] else None))
-    return results
 
 
 def run_extract(inputs: Sequence[str | Path], out_dir: Path, *, ingest: IngestParams,

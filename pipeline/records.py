@@ -6,8 +6,12 @@ gives the same ids.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 BLOCK_KINDS = ("heading", "paragraph", "bullet", "table_cell")
 
@@ -103,11 +107,67 @@ class DocumentResult:
             raise ValueError(f"unknown status {self.status!r}")
 
 
-DOCUMENT_COLUMNS = [
-    "doc_id", "path", "sha256", "force", "format", "pages", "n_passages", "status", "reason",
-    "ocr_pages", "ocr_confidence",
-]
-PASSAGE_COLUMNS = [
-    "passage_id", "doc_id", "force", "source_path", "page", "heading", "text", "rec_refs",
-    "char_start", "char_end", "kind", "context", "source", "ocr_confidence",
-]
+# Column order of documents.csv and of extracted passages: the records' own fields.
+DOCUMENT_COLUMNS = [f.name for f in fields(DocumentResult)]
+PASSAGE_COLUMNS = [f.name for f in fields(Passage)]
+
+# Arrow types of the annotations used on Passage (annotations are strings here).
+_ARROW_TYPES = {"str": "string", "int": "int64", "float | None": "float64",
+                "tuple[str, ...]": "list<string>"}
+# What the classify stage adds to each passage, in order, after one p_<category> per
+# category: see :func:`scored_passage_schema`.
+PREDICTION_COLUMNS = [("labels", "list<string>"), ("echo", "bool"), ("confidence", "float64"),
+                      ("needs_review", "bool"), ("ocr_low_confidence", "bool")]
+
+
+def scored_passage_schema(labels: list[str], depth_columns: list[str]) -> pa.Schema:
+    """The one DataFrame schema of a scored passage (``passages.parquet``), as Arrow.
+
+    Columns, in order:
+
+    * the :class:`Passage` fields (``passage_id`` ... ``ocr_confidence``);
+    * ``p_<category>`` for each category: the classifier's probability;
+    * ``labels`` (categories at or above their thresholds, echoes excluded), ``echo`` (a
+      restated recommendation), ``confidence`` (distance of the least sure category from
+      its threshold), ``needs_review``, ``ocr_low_confidence``;
+    * ``depth_columns`` (:func:`pipeline.depth.depth_columns`): ``status`` (text) and the
+      status, specificity and sub-point probabilities, blank without depth heads.
+
+    Fixed, so that batches append to one file and every stage reads the same columns.
+    """
+    import pyarrow as pa
+
+    arrow = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(),
+             "bool": pa.bool_(), "list<string>": pa.list_(pa.string())}
+    columns = [(f.name, _ARROW_TYPES[str(f.type)]) for f in fields(Passage)]
+    columns += [(f"p_{lab}", "float64") for lab in labels]
+    columns += PREDICTION_COLUMNS
+    columns += [(col, "string" if col == "status" else "float64") for col in depth_columns]
+    return pa.schema([(name, arrow[kind]) for name, kind in columns])
+
+
+def write_documents_csv(path: Path, results: list[DocumentResult]) -> None:
+    """documents.csv: one row per input (:data:`DOCUMENT_COLUMNS`), written atomically."""
+    import pandas as pd
+
+    from .atomic import write_frame_csv
+    frame = pd.DataFrame([r.__dict__ for r in results], columns=DOCUMENT_COLUMNS)
+    write_frame_csv(path, frame)
+
+
+def read_documents_csv(path: Path) -> list[DocumentResult]:
+    """The rows :func:`write_documents_csv` wrote (spreadsheet-safe text restored)."""
+    import pandas as pd
+
+    from .atomic import from_spreadsheet_safe
+
+    results = []
+    for row in pd.read_csv(path, keep_default_na=False, dtype=str).to_dict("records"):
+        text = {str(k): from_spreadsheet_safe(str(v)) for k, v in row.items()}
+        results.append(DocumentResult(
+            doc_id=text["doc_id"], path=text["path"], sha256=text["sha256"],
+            force=text["force"], format=text["format"], pages=int(text["pages"] or 0),
+            n_passages=int(text["n_passages"] or 0), status=text["status"],
+            reason=text["reason"], ocr_pages=int(text["ocr_pages"] or 0),
+            ocr_confidence=float(text["ocr_confidence"]) if text["ocr_confidence"] else None))
+    return results

@@ -264,7 +264,7 @@ def rewrite_report(run_dir: Path, taxonomy: Taxonomy, *, evidence: pd.DataFrame,
     ``previous_run`` (``forcecov compare``)."""
     import json
 
-    from .extract import read_documents_csv
+    from .records import read_documents_csv
 
     themes_csv = run_dir / "themes.csv"  # runs before themes existed have none
     return write_report(run_dir, coverage=pd.read_csv(run_dir / "coverage.csv"),

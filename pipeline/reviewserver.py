@@ -658,7 +658,7 @@ def prepare(
     labels = load_taxonomy().labels
     frame = context = known = None
     if run_dir is not None:
-        from .score import check_run
+        from .runfolder import check_run
 
         check_run(Path(run_dir))
         parquet = Path(run_dir) / "passages.parquet"

@@ -27,7 +27,7 @@ from .classify import (
 )
 from .config import Params
 from .corpus import in_hashed_fraction
-from .depth import DEPTH_FOLDER, fit_depth, load_depth_labels
+from .depthfit import DEPTH_FOLDER, fit_depth, load_depth_labels
 from .metrics import summary
 from .taxonomy import Taxonomy
 

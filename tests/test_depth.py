@@ -10,14 +10,8 @@ from hypothesis import strategies as st
 
 from pipeline.config import CoverageParams, DepthParams, load_params
 from pipeline.coverage import coverage
-from pipeline.depth import (
-    STATUSES,
-    DepthModel,
-    fit_depth,
-    from_arrays,
-    load_depth_labels,
-    to_arrays,
-)
+from pipeline.depth import STATUSES, DepthModel, from_arrays, to_arrays
+from pipeline.depthfit import fit_depth, load_depth_labels
 from pipeline.errors import DataValidationError
 from pipeline.taxonomy import load_taxonomy
 from tests.conftest import REPO, small_corpus
@@ -203,7 +197,7 @@ def test_the_shipped_model_does_not_count_a_force_that_only_admits_a_gap(tmp_pat
 
 
 def test_depth_scores_report_every_head_on_held_out_genres_and_the_field_set():
-    from pipeline.depth import depth_scores
+    from pipeline.depthfit import depth_scores
 
     corpus, labels = _tiny_corpus()
     field = corpus.assign(part="test")

@@ -1,6 +1,7 @@
 """The DVC pipeline reproduces from a fresh copy of the project, offline."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,8 @@ from tests.conftest import fast_params
 
 REPO = Path(__file__).resolve().parent.parent
 # Never copied: generated outputs, DVC's cache and the local environment.
-SKIP = (".venv", ".git", "reports", "data/interim", "models/dvc", ".dvc/cache", ".dvc/tmp",
-        "dvc_plots")
+SKIP = (".venv", ".git", "reports", "data/interim", "data/processed", "models/dvc", ".dvc/cache",
+        ".dvc/tmp", "dvc_plots")
 
 
 def test_a_models_folder_resolves_through_its_current_pointer(tmp_path):
@@ -75,10 +76,12 @@ def test_dvc_repro_from_a_fresh_copy(tmp_path):
 
     proc = run([dvc, "repro"], repo, env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    for stage in ("extract", "train", "score", "evaluate"):
+    for stage in ("extract", "train", "classify", "report", "evaluate"):
         assert f"Running stage '{stage}'" in proc.stdout
     assert (repo / "dvc.lock").is_file()
     assert (repo / "data" / "interim" / "passages.jsonl").is_file()
+    assert (repo / "data" / "processed" / "passages.parquet").is_file()
+    assert (repo / "reports" / "report.html").is_file()
     assert (repo / "models" / "dvc" / "current").is_file()
     # The committed default model is left alone: the pipeline trains into models/dvc.
     assert (repo / "models" / "current").read_text() == committed_model
@@ -97,14 +100,21 @@ def test_dvc_repro_from_a_fresh_copy(tmp_path):
     html = index.read_text()
     assert "calibration" in html and "category" in html
 
-    # Params are wired per stage: a coverage setting invalidates score, not extract or train.
+    # One connected chain: extract -> classify -> report -> evaluate, with train -> classify.
+    proc = run([dvc, "dag", "--dot"], repo, env)
+    assert proc.returncode == 0, proc.stderr
+    edges = set(re.findall(r'"(\w+)" -> "(\w+)"', proc.stdout))
+    assert {("extract", "classify"), ("train", "classify"), ("classify", "report"),
+            ("report", "evaluate")} <= edges, proc.stdout
+    # Params are wired per stage: a coverage setting invalidates report, not extract or train.
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["coverage"]["top_evidence"] += 1
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     proc = run([dvc, "status"], repo, env)
     assert proc.returncode == 0, proc.stderr
-    assert "score:" in proc.stdout and "coverage.top_evidence" in proc.stdout, proc.stdout
+    assert "report:" in proc.stdout and "coverage.top_evidence" in proc.stdout, proc.stdout
     assert "train:" not in proc.stdout and "extract:" not in proc.stdout, proc.stdout
+    assert "classify:" not in proc.stdout, proc.stdout
 
     # Nothing the pipeline wrote shows up in git but dvc.lock (and the params edited just above).
     proc = run(["git", "status", "--porcelain"], repo, env)
@@ -205,7 +215,7 @@ def _command_imports(command):
     return files
 
 
-@pytest.mark.parametrize("stage", ["extract", "train", "score", "evaluate"])
+@pytest.mark.parametrize("stage", ["extract", "train", "classify", "report", "evaluate"])
 def test_each_stage_depends_on_exactly_the_modules_it_runs(stage):
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]
     command = spec["cmd"].split()[spec["cmd"].split().index(stage)]

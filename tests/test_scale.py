@@ -114,7 +114,7 @@ def test_interrupted_run_resumes_without_duplicates(project, corpus_dir, tmp_pat
 def test_parallel_classification_matches_serial(project):
     from pipeline.config import load_params
     from pipeline.modelstore import load_model
-    from pipeline.score import predict_passages
+    from pipeline.predict import predict_passages
     from pipeline.taxonomy import load_taxonomy
 
     model = load_model(project / "models" / "vtest", load_taxonomy())
@@ -129,7 +129,7 @@ def test_parallel_classification_matches_serial(project):
 
 
 def test_only_temporary_files_of_our_own_outputs_are_cleared(tmp_path):
-    from pipeline.score import remove_stale_temp_files
+    from pipeline.runfolder import remove_stale_temp_files
 
     ours = [tmp_path / ".coverage.csv.ab12cd_9.tmp", tmp_path / ".passages.parquet.x1y2z3w4.tmp"]
     foreign = [tmp_path / ".notes.tmp", tmp_path / ".coverage.csv.tmp",

@@ -1,0 +1,167 @@
+"""The coverage and report stages: scored passages reduced to evidence, then coverage,
+practices, themes, the national summary and report.html, written into a run folder.
+
+``forcecov score`` feeds :class:`EvidenceCollector` batch by batch as it classifies;
+``forcecov report`` (:func:`report_classified`) feeds it from a classified passages.parquet.
+Both finish with :func:`write_findings`, so the two routes write the same files.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from .atomic import write_frame_csv, write_json
+from .config import Params
+from .coverage import (
+    coverage_from_evidence,
+    coverage_matrix,
+    evidence_table,
+    national_summary,
+    stated_gaps,
+)
+from .forces import territorial_forces
+from .passagefile import MODEL_VERSION_KEY, copy_passage_file, passage_file_metadata
+from .practices import practices_by_force
+from .records import DocumentResult, read_documents_csv, write_documents_csv
+from .runfolder import load_previous_run, staging_folder
+from .taxonomy import Taxonomy
+from .themes import themes
+
+if TYPE_CHECKING:
+    from .compare import RunTables
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    n_files: int
+    n_ok: int
+    n_warning: int
+    n_error: int
+    n_passages: int
+    n_needs_review: int
+    out_dir: Path
+    summary: dict[str, Any]
+    results: list[DocumentResult]
+    seconds: dict[str, float]  # per stage: extract, classify, coverage, report, total
+    n_cached: int = 0
+    n_pages: int = 0
+
+
+def stage_timings(seconds: dict[str, float], *, n_pages: int,
+                  n_passages: int) -> dict[str, dict[str, float]]:
+    """Wall time per stage with its throughput: pages/s for extraction (with --jobs it runs
+    in workers while the main process classifies, so the stages overlap), passages/s for
+    the rest."""
+    out = {}
+    for stage, secs in seconds.items():
+        per_s = (n_pages if stage == "extract" else n_passages) / secs if secs > 0 else 0.0
+        unit = "pages_per_s" if stage == "extract" else "passages_per_s"
+        out[stage] = {"seconds": round(secs, 3), unit: round(per_s, 1)}
+    return out
+
+
+class EvidenceCollector:
+    """Reduces scored passages, batch by batch, to what coverage and the report need: the
+    evidence table (:func:`pipeline.coverage.evidence_table`) and three counts."""
+
+    def __init__(self, taxonomy: Taxonomy):
+        self.taxonomy = taxonomy
+        self.parts: list[pd.DataFrame] = []
+        self.n_passages = self.n_echo = self.n_needs_review = 0
+
+    def add(self, scored: pd.DataFrame) -> None:
+        self.parts.append(evidence_table(scored, self.taxonomy))
+        self.n_passages += len(scored)
+        self.n_echo += int(scored["echo"].sum())
+        self.n_needs_review += int(scored["needs_review"].sum())
+
+    def evidence(self) -> pd.DataFrame:
+        return (pd.concat(self.parts, ignore_index=True) if self.parts
+                else evidence_table(pd.DataFrame(), self.taxonomy))
+
+
+def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[DocumentResult],
+                   *, model_version: str, run_id: str, params: Params, taxonomy: Taxonomy,
+                   previous: RunTables | None = None,
+                   seconds: dict[str, float] | None = None) -> ScoreSummary:
+    """The coverage and report stages: from the collected evidence and the documents'
+    outcomes, write coverage.csv, coverage_matrix.csv, practices.csv, themes.csv,
+    documents.csv, changes.csv (with ``previous``), report.html and, last, summary.json."""
+    import time
+
+    seconds = {**(seconds or {}), "coverage": 0.0, "report": 0.0}
+    t2 = time.perf_counter()
+    evidence = collected.evidence()
+    documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
+        columns=["doc_id", "force", "status"])
+    cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
+    practices = practices_by_force(evidence, taxonomy)
+    theme_table = themes(evidence, taxonomy, params.themes)
+    summary = national_summary(cov, taxonomy, territorial_forces(),
+                               stated_gaps(evidence, taxonomy))
+    summary.update({
+        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": run_id, "model_version": model_version, "n_documents": len(results),
+        "n_documents_error": sum(r.status == "error" for r in results),
+        "n_passages": collected.n_passages, "n_echo": collected.n_echo,
+        "n_needs_review": collected.n_needs_review,
+    })
+    write_frame_csv(out_dir / "coverage.csv", cov)
+    write_frame_csv(out_dir / "coverage_matrix.csv", coverage_matrix(cov, taxonomy))
+    write_frame_csv(out_dir / "practices.csv", practices)
+    write_frame_csv(out_dir / "themes.csv", theme_table)
+    write_documents_csv(out_dir / "documents.csv", results)
+    changes = None
+    if previous is not None:
+        from .compare import RunTables, compare_runs
+
+        now = RunTables(cov[cov["level"] == "force"].reset_index(drop=True), evidence)
+        changes = compare_runs(previous, now, taxonomy)
+        write_frame_csv(out_dir / "changes.csv", changes)
+    seconds["coverage"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    from .report import write_report
+
+    write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
+                 documents=results, taxonomy=taxonomy, changes=changes, themes=theme_table,
+                 theme_min_forces=params.themes.min_forces,
+                 previous_run=previous.name if previous else "")
+    seconds["report"] = time.perf_counter() - t3
+    n_pages = sum(r.pages for r in results)
+    # Written last, with where the time went beside the figures it explains.
+    summary["stages"] = stage_timings(seconds, n_pages=n_pages, n_passages=collected.n_passages)
+    write_json(out_dir / "summary.json", summary)
+    return ScoreSummary(len(results), sum(r.status == "ok" for r in results),
+                        sum(r.status == "warning" for r in results),
+                        sum(r.status == "error" for r in results), collected.n_passages,
+                        collected.n_needs_review, out_dir, summary, results, seconds,
+                        0, n_pages)
+
+
+def report_classified(passages_file: Path, documents_csv: Path, out_dir: Path, *,
+                      params: Params, taxonomy: Taxonomy, shared_output: bool = False,
+                      previous_run: Path | None = None) -> ScoreSummary:
+    """The coverage and report stages of the chain, from classified passages and extract's
+    documents.csv: a complete run folder, as ``forcecov score`` writes one."""
+    import time
+    import uuid
+
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    previous = load_previous_run(previous_run, taxonomy)
+    run_id = uuid.uuid4().hex[:16]
+    model_version = passage_file_metadata(passages_file)[MODEL_VERSION_KEY]
+    collected = EvidenceCollector(taxonomy)
+    with staging_folder(out_dir, shared=shared_output) as staging:
+        copy_passage_file(passages_file, staging / "passages.parquet", run_id=run_id,
+                          on_batch=collected.add)
+        summary_out = write_findings(staging, collected, read_documents_csv(documents_csv),
+                                     model_version=model_version, run_id=run_id,
+                                     params=params, taxonomy=taxonomy, previous=previous)
+    seconds = {**summary_out.seconds, "total": time.perf_counter() - t_start}
+    return replace(summary_out, out_dir=out_dir, seconds=seconds)
