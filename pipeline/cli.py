@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -27,9 +26,12 @@ if TYPE_CHECKING:
 
     from .classify import TrainedModel
     from .config import Params
+    from .extract import ExtractSummary
     from .findings import ScoreSummary
+    from .project import Project
     from .records import DocumentResult
     from .taxonomy import Taxonomy
+    from .train import TrainResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how well police forces' responses cover each recommendation.")
@@ -93,12 +95,6 @@ Scheduler = Annotated[
 NoCache = Annotated[
     bool, typer.Option("--no-cache", help="Extract every document again (ignore the cache)")
 ]
-
-
-def _cache_dir(no_cache: bool, params: Params) -> Path | None:
-    return None if no_cache or not params.score.cache else paths().interim / "cache"
-
-
 PdfEngine = Annotated[str | None, typer.Option("--pdf-engine", help="pdfium (fast) or plumber")]
 Ocr = Annotated[
     bool | None,
@@ -106,58 +102,6 @@ Ocr = Annotated[
                                         "Tesseract; default ingest.ocr in params.yaml"),
 ]
 Manifest = Annotated[Path | None, typer.Option("--manifest", help="CSV with columns path, force")]
-
-
-@app.command()
-def extract(
-    inputs: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("reports"),
-    pdf_engine: PdfEngine = None,
-    ocr: Ocr = None,
-    manifest: Manifest = None,
-    jobs: Jobs = None,
-    backend: Backend = None,
-    scheduler: Scheduler = None,
-    no_cache: NoCache = False,
-) -> None:
-    """Extract passages from PDF, DOCX, TXT and MD responses."""
-    from .extract import run_extract
-    from .forces import read_manifest
-    from .taxonomy import load_taxonomy
-
-    params = load_params().override("ingest", pdf_engine=pdf_engine, ocr=ocr)
-    mapping = read_manifest(manifest) if manifest else None
-    files = _find_inputs_or_fail(inputs)
-    with progress_bar(len(files), "Extracting") as advance:
-        summary = run_extract(files, out_dir, ingest=params.ingest, seg=params.segment,
-                              taxonomy=load_taxonomy(), manifest=mapping, on_done=advance,
-                              jobs=jobs or params.score.jobs,
-                              backend=backend or params.score.backend,
-                              scheduler=scheduler, cache_dir=_cache_dir(no_cache, params))
-    report_bad_documents(summary.results)
-    out.print(f"{summary.n_files} files: {summary.n_ok} ok, {summary.n_warning} with warnings, "
-              f"{summary.n_error} errors; {summary.n_passages} passages "
-              f"-> {out_dir}/passages.jsonl")
-    if summary.n_ok + summary.n_warning == 0:
-        raise typer.Exit(1)
-
-
-def _model(model_path: Path | None, trust: bool) -> TrainedModel:
-    """Load the model named (or models/current), verified; train one if none exists yet."""
-    from .modelstore import current_version, load_model, resolve_model_dir
-    from .taxonomy import load_taxonomy
-
-    p = paths()
-    taxonomy = load_taxonomy()
-    if model_path is None and current_version(p.models) is None:
-        err.print("No model in models/ yet: training the default model first "
-                  "(offline, under a minute).")
-        from .train import train_and_save
-
-        train_and_save(p.labelled, p.models, taxonomy, load_params(), field_dir=p.field)
-    return load_model(resolve_model_dir(p.models, model_path), taxonomy, trust=trust)
-
-
 ModelPath = Annotated[
     Path | None, typer.Option("--model", help="Model folder (default: models/current)")
 ]
@@ -166,44 +110,6 @@ TrustModel = Annotated[
                        help="Allow a pickled model (model.joblib), which runs code when loaded; "
                             "array models (model.npz) never need it")
 ]
-
-
-@app.command()
-def train(
-    data: Annotated[Path | None, typer.Option("--data", help="Labelled data folder")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Models folder")] = None,
-    no_promote: Annotated[
-        bool, typer.Option("--no-current", help="Do not update models/current")
-    ] = False,
-    kind: Annotated[
-        str | None, typer.Option("--kind", help="Approach to train (model.kind in params.yaml "
-                                                "by default); `keywords` needs only the "
-                                                "taxonomy's keyword lists")
-    ] = None,
-) -> None:
-    """Train the passage classifier on data/labelled and write models/<version>/."""
-    from .taxonomy import load_taxonomy, uses_packaged_taxonomy
-    from .train import train_and_save
-
-    p = paths()
-    taxonomy = load_taxonomy()
-    params = load_params().override("model", kind=kind) if kind else load_params()
-    with err.status("Training (grouped cross-validation, then the final fit)..."):
-        # The field set is labelled against the packaged taxonomy: another one cannot use it.
-        result, folder = train_and_save(data or p.labelled, out_dir or p.models, taxonomy,
-                                        params, make_current=not no_promote,
-                                        field_dir=p.field if uses_packaged_taxonomy() else None)
-    m = result.cv_metrics
-    out.print(f"trained {result.model.version} on {len(result.train_rows)} passages "
-              f"({len(result.eval_rows)} held out for promotion) in {result.seconds:.1f} s")
-    out.print(f"grouped CV ({m['group_by']}, {m['n_folds']} folds): "
-              f"macro-F1 {m['macro_f1']:.3f}, ECE {m['ece']:.3f}")
-    for lab, s in m["per_label"].items():
-        out.print(f"  {lab:<16} F1 {s['f1']:.3f}  P {s['precision']:.3f}  "
-                  f"R {s['recall']:.3f}  n={s['support']}")
-    out.print(f"-> {folder}" + ("" if no_promote else " (models/current)"))
-
-
 SharedOutput = Annotated[
     bool, typer.Option("--shared-output",
                        help="Make the run's files readable by others (umask) instead of "
@@ -214,88 +120,172 @@ CompareWith = Annotated[
                               help="An earlier run folder: also write changes.csv and a "
                                    "report section on what changed since (may be --out)")
 ]
+Profile = Annotated[
+    bool, typer.Option("--profile", help="Profile the run (cProfile): profile.txt in the "
+                                         "run folder; stage timings are in summary.json")
+]
+
+
+def _cache_dir(no_cache: bool, project: Project) -> Path | None:
+    return None if no_cache or not project.params.score.cache else project.paths.interim / "cache"
+
+
+def _ingest_params(project: Project, pdf_engine: str | None, ocr: bool | None) -> Params:
+    return project.params.override("ingest", pdf_engine=pdf_engine, ocr=ocr)
+
+
+@app.command()
+def extract(
+    ctx: typer.Context,
+    inputs: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder")] = Path("reports"),
+    pdf_engine: PdfEngine = None, ocr: Ocr = None, manifest: Manifest = None,
+    jobs: Jobs = None, backend: Backend = None, scheduler: Scheduler = None,
+    no_cache: NoCache = False,
+) -> None:
+    """Extract passages from PDF, DOCX, TXT and MD responses."""
+    from .extract import run_extract
+    from .forces import read_manifest
+
+    project: Project = ctx.obj
+    params = _ingest_params(project, pdf_engine, ocr)
+    files = _find_inputs_or_fail(inputs)
+    with progress_bar(len(files), "Extracting") as advance:
+        summary = run_extract(files, out_dir, ingest=params.ingest, seg=params.segment,
+                              taxonomy=project.taxonomy, on_done=advance,
+                              manifest=read_manifest(manifest) if manifest else None,
+                              jobs=jobs or params.score.jobs,
+                              backend=backend or params.score.backend, scheduler=scheduler,
+                              cache_dir=_cache_dir(no_cache, project))
+    print_extract_summary(summary, out_dir)
+
+
+def print_extract_summary(summary: ExtractSummary, out_dir: Path) -> None:
+    """Bad files one line each, then the counts; exit 1 when no document could be read."""
+    report_bad_documents(summary.results)
+    out.print(f"{summary.n_files} files: {summary.n_ok} ok, {summary.n_warning} with warnings, "
+              f"{summary.n_error} errors; {summary.n_passages} passages "
+              f"-> {out_dir}/passages.jsonl")
+    if summary.n_ok + summary.n_warning == 0:
+        raise typer.Exit(1)
+
+
+def _model(project: Project, model_path: Path | None, trust: bool) -> TrainedModel:
+    """The model named (or models/current), verified; trained first if there is none."""
+    from .modelstore import model_for
+
+    return model_for(project, model_path, trust=trust, on_training=lambda: err.print(
+        "No model in models/ yet: training the default model first (offline, under a minute)."))
+
+
+@app.command()
+def train(
+    ctx: typer.Context,
+    data: Annotated[Path | None, typer.Option("--data", help="Labelled data folder")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Models folder")] = None,
+    no_promote: Annotated[bool, typer.Option("--no-current", help="Keep models/current")] = False,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Approach to train (model.kind in params.yaml "
+                                                "by default); `keywords` needs only the "
+                                                "taxonomy's keyword lists")
+    ] = None,
+) -> None:
+    """Train the passage classifier on data/labelled and write models/<version>/."""
+    from .train import train_and_save
+
+    project: Project = ctx.obj
+    p = project.paths
+    params = project.params.override("model", kind=kind) if kind else project.params
+    with err.status("Training (grouped cross-validation, then the final fit)..."):
+        # The field set is labelled against the packaged taxonomy: another one cannot use it.
+        result, folder = train_and_save(data or p.labelled, out_dir or p.models, project.taxonomy,
+                                        params, make_current=not no_promote,
+                                        field_dir=p.field if project.packaged_taxonomy else None)
+    print_training(result)
+    out.print(f"-> {folder}" + ("" if no_promote else " (models/current)"))
+
+
+def print_training(result: TrainResult) -> None:
+    """What was trained on what, and its grouped cross-validation scores per category."""
+    m = result.cv_metrics
+    out.print(f"trained {result.model.version} on {len(result.train_rows)} passages "
+              f"({len(result.eval_rows)} held out for promotion) in {result.seconds:.1f} s")
+    out.print(f"grouped CV ({m['group_by']}, {m['n_folds']} folds): "
+              f"macro-F1 {m['macro_f1']:.3f}, ECE {m['ece']:.3f}")
+    for lab, s in m["per_label"].items():
+        out.print(f"  {lab:<16} F1 {s['f1']:.3f}  P {s['precision']:.3f}  "
+                  f"R {s['recall']:.3f}  n={s['support']}")
 
 
 @app.command()
 def classify(
+    ctx: typer.Context,
     in_file: Annotated[Path, typer.Option("--in", help="JSONL: extract's passages.jsonl, or "
                                                        "one {id, text, heading?} per line")],
     out_file: Annotated[Path, typer.Option("--out", help="passages.parquet (scored passages, "
                                                          "for `forcecov report`) or JSONL")],
-    model_path: ModelPath = None,
-    trust_model: TrustModel = False,
-    jobs: Jobs = None,
+    model_path: ModelPath = None, trust_model: TrustModel = False, jobs: Jobs = None,
 ) -> None:
     """Classify passages: extract's output into passages.parquet (the chain's classify
     stage), or any JSONL of passages into JSONL with probs, labels and echo added."""
     from .predict import classify_file
-    from .taxonomy import load_taxonomy
 
-    model = _model(model_path, trust_model)
-    n = classify_file(in_file, out_file, model=model, params=load_params(),
-                      taxonomy=load_taxonomy(), jobs=jobs)
+    project: Project = ctx.obj
+    model = _model(project, model_path, trust_model)
+    n = classify_file(in_file, out_file, model=model, params=project.params,
+                      taxonomy=project.taxonomy, jobs=jobs)
     out.print(f"classified {n} passages with model {model.version} -> {out_file}")
 
 
 @app.command()
 def report(
+    ctx: typer.Context,
     passages_file: Annotated[Path, typer.Argument(help="Scored passages: `forcecov classify "
                                                        "--out X.parquet`")],
     documents: Annotated[Path, typer.Option("--documents", help="extract's documents.csv")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder")] = Path("reports"),
-    shared_output: SharedOutput = False,
-    compare_with: CompareWith = None,
+    shared_output: SharedOutput = False, compare_with: CompareWith = None,
 ) -> None:
     """Coverage and the HTML report from classified passages: a run folder like `score`'s."""
     from .findings import report_classified
-    from .taxonomy import load_taxonomy
 
-    summary = report_classified(passages_file, documents, out_dir, params=load_params(),
-                                taxonomy=load_taxonomy(), shared_output=shared_output,
+    project: Project = ctx.obj
+    summary = report_classified(passages_file, documents, out_dir, params=project.params,
+                                taxonomy=project.taxonomy, shared_output=shared_output,
                                 previous_run=compare_with)
-    print_score_summary(summary, compare_with)
+    print_score_summary(summary, compare_with, project.taxonomy)
 
 
 @app.command()
 def score(
+    ctx: typer.Context,
     inputs: Annotated[list[Path], typer.Argument(help="Files or folders of submissions")],
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Run folder for the outputs")
-    ] = Path("reports"),
-    model_path: ModelPath = None,
-    trust_model: TrustModel = False,
-    pdf_engine: PdfEngine = None,
-    ocr: Ocr = None,
-    manifest: Manifest = None,
-    jobs: Jobs = None,
-    backend: Backend = None,
-    scheduler: Scheduler = None,
-    no_cache: NoCache = False,
-    shared_output: SharedOutput = False,
-    compare_with: CompareWith = None,
-    profile: Annotated[
-        bool, typer.Option("--profile", help="Profile the run (cProfile): profile.txt in the "
-                                             "run folder; stage timings are in summary.json")
-    ] = False,
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder")] = Path("reports"),
+    model_path: ModelPath = None, trust_model: TrustModel = False,
+    pdf_engine: PdfEngine = None, ocr: Ocr = None, manifest: Manifest = None,
+    jobs: Jobs = None, backend: Backend = None, scheduler: Scheduler = None,
+    no_cache: NoCache = False, shared_output: SharedOutput = False,
+    compare_with: CompareWith = None, profile: Profile = False,
 ) -> None:
     """Score submissions: coverage per force and category, with evidence, and an HTML report."""
     from .forces import read_manifest
     from .score import run_score
-    from .taxonomy import load_taxonomy
 
-    params = load_params().override("ingest", pdf_engine=pdf_engine, ocr=ocr)
+    project: Project = ctx.obj
+    params = _ingest_params(project, pdf_engine, ocr)
     files = _find_inputs_or_fail(inputs)
-    model = _model(model_path, trust_model)
+    model = _model(project, model_path, trust_model)
     with progress_bar(len(files), "Scoring") as advance:
-        summary = run_score(files, out_dir, model=model, params=params, taxonomy=load_taxonomy(),
+        summary = run_score(files, out_dir, model=model, params=params, taxonomy=project.taxonomy,
                             manifest=read_manifest(manifest) if manifest else None, on_done=advance,
                             jobs=jobs, backend=backend, scheduler=scheduler,
-                            cache_dir=_cache_dir(no_cache, params), shared_output=shared_output,
+                            cache_dir=_cache_dir(no_cache, project), shared_output=shared_output,
                             previous_run=compare_with, profile=profile)
-    print_score_summary(summary, compare_with)
+    print_score_summary(summary, compare_with, project.taxonomy)
 
 
-def print_score_summary(summary: ScoreSummary, compare_with: Path | None) -> None:
+def print_score_summary(summary: ScoreSummary, compare_with: Path | None,
+                        taxonomy: Taxonomy) -> None:
     """What a run found, one line per category; exit 1 when no document could be read."""
     report_bad_documents(summary.results)
     out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
@@ -307,9 +297,7 @@ def print_score_summary(summary: ScoreSummary, compare_with: Path | None) -> Non
     if compare_with is not None:
         import pandas as pd
 
-        from .taxonomy import load_taxonomy
-
-        print_changes(pd.read_csv(summary.out_dir / "changes.csv"), load_taxonomy())
+        print_changes(pd.read_csv(summary.out_dir / "changes.csv"), taxonomy)
     out.print(f"-> {summary.out_dir}/report.html, coverage.csv, passages.parquet")
     if summary.n_ok + summary.n_warning == 0:
         raise typer.Exit(1)
@@ -317,6 +305,7 @@ def print_score_summary(summary: ScoreSummary, compare_with: Path | None) -> Non
 
 @app.command()
 def compare(
+    ctx: typer.Context,
     old_run: Annotated[Path, typer.Argument(help="The earlier scoring run folder")],
     new_run: Annotated[Path, typer.Argument(help="The later one: changes.csv and a report "
                                                  "section are added to it")],
@@ -324,9 +313,8 @@ def compare(
     """What changed per force and category between two scoring runs (a second round of
     responses, say): new and lost evidence, newly addressed categories, score changes."""
     from .compare import compare_folders
-    from .taxonomy import load_taxonomy
 
-    taxonomy = load_taxonomy()
+    taxonomy = ctx.obj.taxonomy
     try:
         changes = compare_folders(old_run, new_run, taxonomy)
     except ValueError as e:
@@ -362,6 +350,7 @@ def print_table(title: str, frame: pd.DataFrame, float_format: str = "{:.3f}") -
 
 @app.command()
 def evaluate(
+    ctx: typer.Context,
     model_path: ModelPath = None,
     trust_model: TrustModel = False,
     do_compare: Annotated[
@@ -398,14 +387,14 @@ def evaluate(
     """
     from .corpus import load_corpus
     from .evaluate import run_evaluation
-    from .taxonomy import load_taxonomy
 
-    p = paths()
+    project: Project = ctx.obj
+    p = project.paths
     if depth:
         from .depthfit import evaluate_depth
 
         with err.status("Fitting the depth heads on each fold..."):
-            table = evaluate_depth(p.labelled, p.field, load_taxonomy(), load_params())
+            table = evaluate_depth(p.labelled, p.field, project.taxonomy, project.params)
         print_table("Depth heads: F1 on held-out genres and on the field test part",
                     table)
         return
@@ -414,9 +403,8 @@ def evaluate(
     for run in (coverage_run, scanned_run):
         if run is not None:
             check_run(run)  # an incomplete or mixed run folder is refused, not averaged
-    taxonomy = load_taxonomy()
-    params = load_params()
-    model = _model(model_path, trust_model)
+    taxonomy, params = project.taxonomy, project.params
+    model = _model(project, model_path, trust_model)
     corpus = load_corpus(p.labelled, taxonomy)
     kinds = _available_kinds(approaches) if do_compare else None
     field_set = field_kinds = None
@@ -617,6 +605,7 @@ def review_serve(
 
 @app.command()
 def promote(
+    ctx: typer.Context,
     candidate: Annotated[
         str | None, typer.Option(help="Candidate version (default: newest not current)")
     ] = None,
@@ -627,32 +616,17 @@ def promote(
     trust_model: TrustModel = False,
 ) -> None:
     """Compare a candidate with models/current on the frozen split; promote if no worse."""
-    from .corpus import load_corpus
-    from .modelstore import current_version, load_model
-    from .promote import gate, latest_candidate
-    from .promote import promote as do_promote
-    from .taxonomy import load_taxonomy
-    from .train import split_frozen
+    from .promote import promote_candidate
 
-    p = paths()
-    taxonomy = load_taxonomy()
-    params = load_params()
-    current = current_version(p.models)
-    version = candidate or latest_candidate(p.models, current)
-    if version is None:
-        fail("no candidate model: train one with `forcecov train --no-current`")
-    cand_model = load_model(p.models / version, taxonomy, trust=trust_model)
-    cur_model = load_model(p.models / current, taxonomy, trust=trust_model) if current else None
-    _, frozen = split_frozen(load_corpus(p.labelled, taxonomy), params)
-    result = gate(cand_model, cur_model, frozen, taxonomy, params.promote)
-    print_table(f"{version} vs {current or '(none)'} on the frozen split (n={len(frozen)})",
-                result.table.fillna(float("nan")))
-    if do_promote(p.models, version, result, force=force, by=by):
-        note = " (forced; recorded in the card)" if force and not result.passed else ""
-        out.print(f"promoted {version} -> models/current{note}")
-    else:
-        out.print("not promoted: " + "; ".join(result.reasons) + " (use --force to override)")
+    done = promote_candidate(ctx.obj, candidate, force=force, by=by, trust=trust_model)
+    print_table(f"{done.candidate} vs {done.current or '(none)'} on the frozen split "
+                f"(n={done.n_frozen})", done.result.table.fillna(float("nan")))
+    if not done.promoted:
+        out.print("not promoted: " + "; ".join(done.result.reasons) +
+                  " (use --force to override)")
         raise typer.Exit(1)
+    out.print(f"promoted {done.candidate} -> models/current" +
+              (" (forced; recorded in the card)" if done.forced else ""))
 
 
 def _print_version(value: bool) -> None:
@@ -661,44 +635,50 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+Version = Annotated[bool, typer.Option("--version", help="Print the version and exit",
+                                       callback=_print_version, is_eager=True)]
+Verbose = Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr")]
+Root = Annotated[
+    Path | None,
+    typer.Option("--root", help="Project folder (params.yaml, models/, data/); default "
+                                "$FORCECOV_ROOT, else the installed package's project, "
+                                "never the working directory"),
+]
+ParamsFile = Annotated[
+    Path | None, typer.Option("--params", help="Parameters file (default: the project's "
+                                               "params.yaml)"),
+]
+TaxonomyFile = Annotated[
+    Path | None,
+    typer.Option("--taxonomy", help="Recommendation framework (categories, sub-points, "
+                                    "keywords) to score against; default the packaged "
+                                    "one (pipeline/taxonomy.yaml)"),
+]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override one parameter for this run, e.g. --set "
+                               "coverage.addressed_min=0.6 (repeatable)"),
+]
+
+
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit",
-                                          callback=_print_version, is_eager=True)] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log details to stderr")] = False,
-    root: Annotated[
-        Path | None,
-        typer.Option("--root", help="Project folder (params.yaml, models/, data/); default "
-                                    "$FORCECOV_ROOT, else the installed package's project, "
-                                    "never the working directory"),
-    ] = None,
-    taxonomy: Annotated[
-        Path | None,
-        typer.Option("--taxonomy", help="Recommendation framework (categories, sub-points, "
-                                        "keywords) to score against; default the packaged "
-                                        "one (pipeline/taxonomy.yaml)"),
-    ] = None,
+    ctx: typer.Context, version: Version = False, verbose: Verbose = False, root: Root = None,
+    params_file: ParamsFile = None, taxonomy: TaxonomyFile = None, overrides: Overrides = None,
 ) -> None:
+    """Build the project once (root, parameters, taxonomy) for the command that follows."""
+    from .project import open_project
+
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    from .config import root_and_source
-
-    if root is not None:
-        if not (root / "params.yaml").is_file():
-            fail(f"{root}: not a forcecov project (no params.yaml); pass the folder that "
-                 "holds params.yaml, models/ and data/", code=2)
-        os.environ["FORCECOV_ROOT"] = str(root.resolve())  # also seen by worker processes
-    if taxonomy is not None:
-        from .taxonomy import TAXONOMY_ENV, TaxonomyError, load_taxonomy
-
-        try:
-            load_taxonomy(taxonomy)
-        except TaxonomyError as e:  # names the file and the reason
-            fail(str(e), code=2)
-        os.environ[TAXONOMY_ENV] = str(taxonomy.resolve())
+    try:
+        ctx.obj = open_project(root, params_file, taxonomy, overrides or ())
+    except ForcecovError as e:  # names the file or flag, and what to pass instead
+        fail(str(e), code=2)
     if verbose:
-        where, source = root_and_source()
-        err.print(f"project root: {where} (from {source})")
+        from .config import root_and_source
+
+        err.print("project root: {} (from {})".format(*root_and_source()))
 
 
 def main() -> None:
@@ -708,6 +688,3 @@ def main() -> None:
     except ForcecovError as e:
         err.print(f"[red]error:[/red] {escape(str(e))}")
         sys.exit(1)
-
-
-_ = paths  # paths() is used by later commands; keep the import visible to readers

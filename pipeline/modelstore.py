@@ -15,15 +15,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .atomic import write_json, write_text
 from .classify import TrainedModel
 from .errors import ModelError
 from .hashing import sha256_file
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from .project import Project
 
 ARRAY_FILE = "model.npz"
 MODEL_FILE = "model.joblib"
@@ -176,3 +180,19 @@ def load_model(folder: Path, taxonomy: Taxonomy, *, trust: bool = False) -> Trai
     if list(model.labels) != taxonomy.labels:
         raise ModelError(f"{artefact}: its labels differ from its card's; retrain")
     return model
+
+
+def model_for(project: Project, model_path: Path | None = None, *, trust: bool = False,
+              on_training: Callable[[], None] | None = None) -> TrainedModel:
+    """The model named (else models/current), verified. A project with no model at all
+    (a fresh clone without the shipped one) first trains the default, offline, after
+    calling ``on_training`` so the caller can say why it waits."""
+    models = project.paths.models
+    if model_path is None and current_version(models) is None:
+        from .train import train_and_save
+
+        if on_training is not None:
+            on_training()
+        train_and_save(project.paths.labelled, models, project.taxonomy, project.params,
+                       field_dir=project.paths.field)
+    return load_model(resolve_model_dir(models, model_path), project.taxonomy, trust=trust)

@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -21,6 +21,9 @@ from .config import PromoteParams
 from .evaluate import evaluate_model
 from .modelstore import CARD_FILE, read_card, set_current
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from .project import Project
 
 
 @dataclass(frozen=True)
@@ -76,3 +79,42 @@ def latest_candidate(models_dir: Path, current: str | None) -> str | None:
     versions = sorted(p.name for p in models_dir.iterdir()
                       if (p / CARD_FILE).is_file() and p.name != current)
     return versions[-1] if versions else None
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """What ``forcecov promote`` decided: the gate's result for ``candidate`` against
+    ``current`` on ``n_frozen`` frozen-split passages, and whether it was promoted."""
+
+    candidate: str
+    current: str | None
+    n_frozen: int
+    result: GateResult
+    promoted: bool
+
+    @property
+    def forced(self) -> bool:
+        return self.promoted and not self.result.passed
+
+
+def promote_candidate(project: Project, candidate: str | None = None, *, force: bool = False,
+                      by: str = "unknown", trust: bool = False) -> Promotion:
+    """Gate ``candidate`` (default: the newest model that is not current) against
+    models/current on the frozen split, and promote it if it passes (or ``force``)."""
+    from .corpus import load_corpus
+    from .errors import ForcecovError
+    from .modelstore import current_version, load_model
+    from .train import split_frozen
+
+    models = project.paths.models
+    current = current_version(models)
+    version = candidate or latest_candidate(models, current)
+    if version is None:
+        raise ForcecovError("no candidate model: train one with `forcecov train --no-current`")
+    cand_model = load_model(models / version, project.taxonomy, trust=trust)
+    cur_model = load_model(models / current, project.taxonomy, trust=trust) if current else None
+    _, frozen = split_frozen(load_corpus(project.paths.labelled, project.taxonomy),
+                             project.params)
+    result = gate(cand_model, cur_model, frozen, project.taxonomy, project.params.promote)
+    promoted = promote(models, version, result, force=force, by=by)
+    return Promotion(version, current, len(frozen), result, promoted)
