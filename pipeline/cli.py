@@ -450,7 +450,7 @@ def _run_model_and_thresholds(
     run_dir: Path,
 ) -> tuple[str, list[str], npt.NDArray[np.float64]]:
     """Model version and thresholds behind a scoring run (from its summary and model card)."""
-    from .review import run_model_and_thresholds
+    from .review.store import run_model_and_thresholds
     from .taxonomy import load_taxonomy
 
     return run_model_and_thresholds(run_dir, paths().models, load_taxonomy().labels)
@@ -470,7 +470,7 @@ def review_export(
     """Queue the passages the model is least sure of, for analysts to label."""
     import pandas as pd
 
-    from .review import build_queue, write_queue
+    from .review.store import build_queue, write_queue
     from .score import check_run
 
     params = load_params()
@@ -496,7 +496,7 @@ def review_import(
     ] = None,
 ) -> None:
     """Append reviewed labels to data/labelled/reviewed.jsonl, with provenance."""
-    from .review import import_reviews, known_passages
+    from .review.store import import_reviews, known_passages
     from .taxonomy import load_taxonomy
 
     result = import_reviews(file, annotator=annotator, taxonomy=load_taxonomy(),
@@ -509,7 +509,7 @@ def review_import(
 @review_app.command("conflicts")
 def review_conflicts() -> None:
     """List passages on which annotators disagree."""
-    from .review import conflicts
+    from .review.store import conflicts
 
     table = conflicts(paths().reviewed)
     if table.empty:
@@ -529,7 +529,7 @@ def review_audit(
     """Rank likely label errors in data/labelled from out-of-fold probabilities."""
     from .atomic import write_frame_csv, write_jsonl
     from .corpus import load_corpus
-    from .review import audit
+    from .review.store import audit
     from .taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
@@ -572,7 +572,7 @@ def review_serve(
     ] = None,
 ) -> None:
     """A local review page: read each passage in context, tick categories, save at once."""
-    from .reviewserver import serve
+    from .review.server import serve
 
     if (queue is None) == (from_dir is None):
         fail("give exactly one of --queue FILE or --from RUN_DIR", code=2)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataValidationError
-from pipeline.review import build_queue, conflicts, import_reviews, write_queue
+from pipeline.review.store import build_queue, conflicts, import_reviews, write_queue
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -168,7 +168,7 @@ def test_concurrent_imports_lose_nothing(tmp_path):
                              for i in range(500)))
         files.append(f)
     reviewed = tmp_path / "labelled" / "reviewed.jsonl"
-    code = ("import sys, pathlib\nfrom pipeline.review import import_reviews\n"
+    code = ("import sys, pathlib\nfrom pipeline.review.store import import_reviews\n"
             "from pipeline.taxonomy import load_taxonomy\n"
             "f = pathlib.Path(sys.argv[1])\n"
             "for i in range(0, 500, 25):\n"
@@ -184,7 +184,7 @@ def test_concurrent_imports_lose_nothing(tmp_path):
 
 
 def test_simulation_and_audit_run_on_a_small_corpus():
-    from pipeline.review import audit
+    from pipeline.review.store import audit
     from pipeline.simulate import labels_to_match, simulate
     from tests.conftest import fast_params, small_corpus
 

@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.corpus import _apply_reviews
-from pipeline.review import build_queue, write_queue
-from pipeline.reviewserver import (
+from pipeline.review.server import (
     MAX_NOTES_CHARS,
     TOKEN_HEADER,
     allowed_host_names,
@@ -28,6 +27,7 @@ from pipeline.reviewserver import (
     review_url,
     warn_if_exposed,
 )
+from pipeline.review.store import build_queue, write_queue
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from .atomic import (
+from ..atomic import (
     append_jsonl,
     atomic_open,
     from_spreadsheet_safe,
@@ -29,9 +29,9 @@ from .atomic import (
     spreadsheet_safe,
     write_jsonl,
 )
-from .corpus import normalise_text, read_records
-from .errors import DataValidationError
-from .taxonomy import Taxonomy
+from ..corpus import normalise_text, read_records
+from ..errors import DataValidationError
+from ..taxonomy import Taxonomy
 
 STRATEGIES = ("uncertainty", "margin", "diverse")
 LABEL_STUDIO_SUFFIX = ".labelstudio.json"
@@ -256,7 +256,7 @@ def _from_object(n: int, obj: dict[str, Any], problems: list[str]) -> ReviewRow 
 
 
 def _read_jsonl(path: Path, problems: list[str]) -> list[ReviewRow]:
-    from .corpus import iter_jsonl
+    from ..corpus import iter_jsonl
 
     rows = []
     for n, obj, problem in iter_jsonl(path):
@@ -494,8 +494,8 @@ def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Any, *, top: int = 5
     is installed; otherwise the same self-confidence ranking by hand. Columns: id, voice,
     text, labels, suggested (labels the model would give), self_confidence, flagged_by.
     """
-    from .classify import grouped_folds, label_matrix, model_frame, out_of_fold_proba
-    from .train import groups_for, make_classifier
+    from ..classify import grouped_folds, label_matrix, model_frame, out_of_fold_proba
+    from ..train import groups_for, make_classifier
 
     X = model_frame(corpus["text"], corpus["heading"], corpus.get("context"))
     Y = label_matrix(corpus, taxonomy)
@@ -539,7 +539,7 @@ def run_model_and_thresholds(
     run_dir: Path, models_dir: Path, labels: list[str]
 ) -> tuple[str, list[str], npt.NDArray[np.float64]]:
     """Model version and thresholds behind a scoring run (from its summary and model card)."""
-    from .modelstore import read_card
+    from ..modelstore import read_card
 
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     version = summary["model_version"]

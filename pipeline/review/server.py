@@ -9,7 +9,7 @@ token ``serve`` prints in the URL (as Jupyter does; the page's script sends it b
 ``X-Forcecov-Token`` header) and a Host header naming this server (no DNS rebinding), and
 request bodies are capped at 64 KB.
 
-Every accepted decision is saved at once through :func:`pipeline.review.save_reviews`, the
+Every accepted decision is saved at once through :func:`pipeline.review.store.save_reviews`, the
 same validation, provenance, lock, atomic append and de-duplication as ``forcecov review
 import``. Nothing is ever removed from ``reviewed.jsonl``: undo goes back to the previous item,
 and a new decision there is appended and supersedes the old one (the newest review wins).
@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .corpus import normalise_text
-from .errors import DataValidationError, ForcecovError
-from .review import LABEL_STUDIO_SUFFIX, ReviewRow, json_records, save_reviews
-from .taxonomy import Taxonomy
+from ..corpus import normalise_text
+from ..errors import DataValidationError, ForcecovError
+from ..taxonomy import Taxonomy
+from .store import LABEL_STUDIO_SUFFIX, ReviewRow, json_records, save_reviews
 
 if TYPE_CHECKING:
     from flask import Flask, Response
@@ -45,6 +45,7 @@ ContextLookup = Callable[[dict[str, Any]], dict[str, Any] | None]
 #: Host header names always accepted: this machine, by name and by IPv4 and IPv6 loopback.
 LOCAL_NAMES = ("localhost", "127.0.0.1", "[::1]")
 TOKEN_HEADER = "X-Forcecov-Token"
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_REQUEST_BYTES = 64 * 1024  # a decision with the longest notes is well under 32 KB
 MAX_NOTES_CHARS = 2000
 # A Host header: a name or an IPv6 address in brackets, then an optional port.
@@ -309,7 +310,8 @@ def create_app(
     session.resumed = sum(s is not None for s in saved)
     session.position = session.next_pending(-1)
 
-    app = Flask(__name__)
+    # The templates live with the report's, in pipeline/templates.
+    app = Flask(__name__, template_folder=str(TEMPLATES))
     if isinstance(app.json, DefaultJSONProvider):  # the default: keep the order we build
         app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
@@ -650,15 +652,15 @@ def prepare(
     """
     import pandas as pd
 
-    from .config import load_params, paths
-    from .review import build_queue, run_model_and_thresholds
-    from .taxonomy import load_taxonomy
+    from ..config import load_params, paths
+    from ..taxonomy import load_taxonomy
+    from .store import build_queue, run_model_and_thresholds
 
     p = paths(root)
     labels = load_taxonomy().labels
     frame = context = known = None
     if run_dir is not None:
-        from .score import check_run
+        from ..score import check_run
 
         check_run(Path(run_dir))
         parquet = Path(run_dir) / "passages.parquet"
@@ -709,8 +711,8 @@ def serve(
     """
     from werkzeug.serving import make_server
 
-    from .config import paths
-    from .taxonomy import load_taxonomy
+    from ..config import paths
+    from ..taxonomy import load_taxonomy
 
     say = console.print if console is not None else print
     items, context, source, known = prepare(queue=queue, run_dir=run_dir, n=n)
