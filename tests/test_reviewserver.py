@@ -12,20 +12,22 @@ import pandas as pd
 import pytest
 
 from pipeline.corpus import _apply_reviews
-from pipeline.review.server import (
-    MAX_NOTES_CHARS,
-    TOKEN_HEADER,
+from pipeline.review.hosts import (
     allowed_host_names,
-    create_app,
     exposure_warning,
     host_allowed,
     is_loopback,
+    review_url,
+    warn_if_exposed,
+)
+from pipeline.review.server import (
+    MAX_NOTES_CHARS,
+    TOKEN_HEADER,
+    create_app,
     items_from_frame,
     passage_context,
     prepare,
     read_queue,
-    review_url,
-    warn_if_exposed,
 )
 from pipeline.review.store import build_queue, write_queue
 from pipeline.taxonomy import load_taxonomy
