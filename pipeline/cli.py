@@ -450,7 +450,7 @@ def _run_model_and_thresholds(
     run_dir: Path,
 ) -> tuple[str, list[str], npt.NDArray[np.float64]]:
     """Model version and thresholds behind a scoring run (from its summary and model card)."""
-    from .review.store import run_model_and_thresholds
+    from .review.queue import run_model_and_thresholds
     from .taxonomy import load_taxonomy
 
     return run_model_and_thresholds(run_dir, paths().models, load_taxonomy().labels)
@@ -470,7 +470,8 @@ def review_export(
     """Queue the passages the model is least sure of, for analysts to label."""
     import pandas as pd
 
-    from .review.store import build_queue, write_queue
+    from .review.formats import write_queue
+    from .review.queue import build_queue
     from .score import check_run
 
     params = load_params()
@@ -529,7 +530,7 @@ def review_audit(
     """Rank likely label errors in data/labelled from out-of-fold probabilities."""
     from .atomic import write_frame_csv, write_jsonl
     from .corpus import load_corpus
-    from .review.store import audit
+    from .review.audit import audit
     from .taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()

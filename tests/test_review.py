@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataValidationError
-from pipeline.review.store import build_queue, conflicts, import_reviews, write_queue
+from pipeline.review.formats import write_queue
+from pipeline.review.queue import build_queue
+from pipeline.review.store import conflicts, import_reviews
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -184,7 +186,7 @@ def test_concurrent_imports_lose_nothing(tmp_path):
 
 
 def test_simulation_and_audit_run_on_a_small_corpus():
-    from pipeline.review.store import audit
+    from pipeline.review.audit import audit
     from pipeline.simulate import labels_to_match, simulate
     from tests.conftest import fast_params, small_corpus
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pipeline.corpus import _apply_reviews
+from pipeline.review.formats import read_queue, write_queue
 from pipeline.review.hosts import (
     allowed_host_names,
     exposure_warning,
@@ -20,16 +21,13 @@ from pipeline.review.hosts import (
     review_url,
     warn_if_exposed,
 )
+from pipeline.review.queue import build_queue, items_from_frame, passage_context
 from pipeline.review.server import (
     MAX_NOTES_CHARS,
     TOKEN_HEADER,
     create_app,
-    items_from_frame,
-    passage_context,
     prepare,
-    read_queue,
 )
-from pipeline.review.store import build_queue, write_queue
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()

@@ -18,12 +18,10 @@ On start, items this annotator has already reviewed are skipped, so a restart re
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,191 +29,20 @@ from typing import TYPE_CHECKING, Any
 from ..corpus import normalise_text
 from ..errors import DataValidationError, ForcecovError
 from ..taxonomy import Taxonomy
+from .formats import ReviewRow, read_queue
 from .hosts import allowed_host_names, bare_host, host_allowed, review_url, warn_if_exposed
-from .store import LABEL_STUDIO_SUFFIX, ReviewRow, json_records, save_reviews
+from .queue import ContextLookup, passage_context
+from .store import my_reviews, save_reviews
 
 if TYPE_CHECKING:
     from flask import Flask, Response
     from flask.typing import ResponseReturnValue
     from werkzeug.exceptions import HTTPException
 
-ContextLookup = Callable[[dict[str, Any]], dict[str, Any] | None]
 TOKEN_HEADER = "X-Forcecov-Token"
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 MAX_REQUEST_BYTES = 64 * 1024  # a decision with the longest notes is well under 32 KB
 MAX_NOTES_CHARS = 2000
-
-
-# ----------------------------------------------------------------------------- queue items
-
-
-def _item(
-    rec: dict[str, Any], labels: list[str], probs: dict[str, float], predicted: list[str]
-) -> dict[str, Any]:
-    page = rec.get("page")
-    try:
-        page = int(float(page)) if page not in (None, "") else 0
-    except (TypeError, ValueError):
-        page = 0
-    return {
-        "passage_id": str(rec.get("passage_id") or ""),
-        "text": str(rec.get("text") or ""),
-        "heading": str(rec.get("heading") or ""),
-        "force": str(rec.get("force") or ""),
-        "page": page,
-        "source_path": str(rec.get("source_path") or ""),
-        "model_version": str(rec.get("model_version") or ""),
-        "probs": {lab: float(probs[lab]) for lab in labels if lab in probs},
-        "labels": [lab for lab in labels if lab in set(predicted)],
-    }
-
-
-def read_queue(path: Path, labels: list[str]) -> list[dict[str, Any]]:
-    """Queue items from a file written by ``write_queue`` (.jsonl, .csv or .labelstudio.json)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataValidationError(str(path), ["queue file not found"])
-    name = path.name.lower()
-    items: list[dict[str, Any]] = []
-    try:
-        if name.endswith(".jsonl"):
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                if not line.strip():
-                    continue
-                rec = json.loads(line)
-                if not isinstance(rec, dict):
-                    raise DataValidationError(str(path), [f"row {n}: not a JSON object"])
-                raw_probs, raw_labels = rec.get("probs"), rec.get("labels")
-                probs = raw_probs if isinstance(raw_probs, dict) else {}
-                predicted = raw_labels if isinstance(raw_labels, list) else []
-                items.append(_item(rec, labels, probs, [str(x) for x in predicted]))
-        elif name.endswith(".json"):
-            tasks = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(tasks, list):
-                raise DataValidationError(
-                    str(path), ["a Label Studio queue is a JSON list of tasks"]
-                )
-            for task in tasks:
-                data = task.get("data", {}) if isinstance(task, dict) else {}
-                preds = task.get("predictions") if isinstance(task, dict) else None
-                pred = preds[0] if isinstance(preds, list) and preds else {}
-                choices = [
-                    str(c)
-                    for r in pred.get("result", [])
-                    for c in r.get("value", {}).get("choices", [])
-                ]
-                rec = {
-                    **data,
-                    "model_version": data.get("model_version") or pred.get("model_version"),
-                }
-                items.append(_item(rec, labels, {}, choices))
-        elif name.endswith(".csv"):
-            with open(path, encoding="utf-8-sig", newline="") as fh:
-                for rec in csv.DictReader(fh):
-                    probs = {
-                        lab: float(rec[f"p_{lab}"])
-                        for lab in labels
-                        if rec.get(f"p_{lab}") not in (None, "")
-                    }
-                    predicted = [
-                        lab
-                        for lab in labels
-                        if str(rec.get(lab, "")).strip() in ("1", "1.0", "true", "yes")
-                    ]
-                    items.append(_item(rec, labels, probs, predicted))
-        else:
-            raise DataValidationError(
-                str(path),
-                [f"queue format follows the extension: .csv, .jsonl or {LABEL_STUDIO_SUFFIX}"],
-            )
-    except (ValueError, AttributeError, TypeError) as e:  # bad JSON, numbers or shapes
-        raise DataValidationError(
-            str(path), [f"not a queue written by `forcecov review export` ({e})"]
-        ) from e
-    bad = [i + 1 for i, it in enumerate(items) if not it["text"].strip()]
-    if bad:
-        raise DataValidationError(str(path), [f"item(s) {bad[:10]} have no passage text"])
-    return items
-
-
-def items_from_frame(queue: Any, labels: list[str], model_version: str) -> list[dict[str, Any]]:
-    """Queue items from a ``build_queue`` DataFrame (the same fields ``write_queue`` writes)."""
-    out = []
-    for r in queue.to_dict("records"):
-        predicted = r.get("labels")
-        predicted = (
-            [str(x) for x in predicted]
-            if predicted is not None and not isinstance(predicted, str)
-            else []
-        )
-        out.append(
-            _item(
-                {**r, "model_version": model_version},
-                labels,
-                {lab: r[f"p_{lab}"] for lab in labels if f"p_{lab}" in r},
-                predicted,
-            )
-        )
-    return out
-
-
-def passage_context(frame: Any) -> ContextLookup:
-    """For each passage, the one before and the one after it in the same document.
-
-    ``frame`` is a run's passages (doc_id, char_start, passage_id, text, heading, page).
-    """
-    cols = [
-        c
-        for c in ("passage_id", "doc_id", "char_start", "heading", "text", "page")
-        if c in frame.columns
-    ]
-    if not {"passage_id", "doc_id", "char_start", "text"} <= set(cols):
-        return lambda item: None
-    ordered = frame[cols].sort_values(["doc_id", "char_start"], kind="stable").to_dict("records")
-    neighbours: dict[str, dict[str, Any]] = {}
-
-    def brief(rec: dict[str, Any] | None) -> dict[str, Any] | None:
-        if rec is None:
-            return None
-        return {
-            "passage_id": str(rec["passage_id"]),
-            "heading": str(rec.get("heading") or ""),
-            "text": str(rec["text"]),
-            "page": int(rec.get("page") or 0),
-        }
-
-    for i, rec in enumerate(ordered):
-        before = ordered[i - 1] if i > 0 and ordered[i - 1]["doc_id"] == rec["doc_id"] else None
-        after = (
-            ordered[i + 1]
-            if i + 1 < len(ordered) and ordered[i + 1]["doc_id"] == rec["doc_id"]
-            else None
-        )
-        neighbours[str(rec["passage_id"])] = {"before": brief(before), "after": brief(after)}
-    return lambda item: neighbours.get(str(item.get("passage_id") or ""))
-
-
-def my_reviews(
-    reviewed: Path, annotator: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """This annotator's newest decision per passage: (by passage id, by normalised text)."""
-    by_id: dict[str, dict[str, Any]] = {}
-    by_text: dict[str, dict[str, Any]] = {}
-    recs = sorted(
-        (r for r in json_records(Path(reviewed)) if r.get("annotator") == annotator.strip()),
-        key=lambda r: str(r.get("timestamp")),
-    )
-    for r in recs:
-        decision = {
-            "labels": list(r.get("labels") or []),
-            "notes": str(r.get("notes") or ""),
-            "timestamp": str(r.get("timestamp") or ""),
-            "id": r.get("id"),
-        }
-        if r.get("passage_id"):
-            by_id[str(r["passage_id"])] = decision
-        by_text[normalise_text(r.get("text", ""))] = decision
-    return by_id, by_text
 
 
 # ----------------------------------------------------------------------------- session state
@@ -574,7 +401,7 @@ def prepare(
 
     from ..config import load_params, paths
     from ..taxonomy import load_taxonomy
-    from .store import build_queue, run_model_and_thresholds
+    from .queue import build_queue, items_from_frame, run_model_and_thresholds
 
     p = paths(root)
     labels = load_taxonomy().labels
