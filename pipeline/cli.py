@@ -21,8 +21,6 @@ from .config import load_params, paths
 from .errors import ForcecovError
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     import pandas as pd
 
     from .classify import TrainedModel
@@ -446,16 +444,6 @@ review_app = typer.Typer(no_args_is_help=True, help="The analyst review loop.")
 app.add_typer(review_app, name="review")
 
 
-def _run_model_and_thresholds(
-    run_dir: Path,
-) -> tuple[str, list[str], npt.NDArray[np.float64]]:
-    """Model version and thresholds behind a scoring run (from its summary and model card)."""
-    from .review.queue import run_model_and_thresholds
-    from .taxonomy import load_taxonomy
-
-    return run_model_and_thresholds(run_dir, paths().models, load_taxonomy().labels)
-
-
 @review_app.command("export")
 def review_export(
     from_dir: Annotated[
@@ -468,22 +456,10 @@ def review_export(
     strategy: Annotated[str | None, typer.Option(help="uncertainty | margin | diverse")] = None,
 ) -> None:
     """Queue the passages the model is least sure of, for analysts to label."""
-    import pandas as pd
+    from .review.formats import export_queue
 
-    from .review.formats import write_queue
-    from .review.queue import build_queue
-    from .score import check_run
-
-    params = load_params()
-    check_run(from_dir)
-    version, labels, thresholds = _run_model_and_thresholds(from_dir)
-    scored = pd.read_parquet(from_dir / "passages.parquet")
-    queue = build_queue(scored, labels, thresholds, n=n or params.review.n,
-                        strategy=strategy or params.review.strategy,
-                        dedup_similarity=params.review.dedup_similarity,
-                        labelled_dir=paths().labelled)
-    write_queue(queue, out_file, labels, version)
-    out.print(f"queued {len(queue)} passages ({strategy or params.review.strategy}) -> {out_file}")
+    queue = export_queue(from_dir, out_file, n=n, strategy=strategy)
+    out.print(f"queued {len(queue.items)} passages ({queue.strategy}) -> {out_file}")
 
 
 @review_app.command("import")
@@ -528,27 +504,29 @@ def review_audit(
     ] = None,
 ) -> None:
     """Rank likely label errors in data/labelled from out-of-fold probabilities."""
-    from .atomic import write_frame_csv, write_jsonl
-    from .corpus import load_corpus
-    from .review.audit import audit
-    from .taxonomy import load_taxonomy
+    from .review.audit import audit_labelled
 
-    taxonomy = load_taxonomy()
     with err.status("Cross-validating to find likely label errors..."):
-        table = audit(load_corpus(paths().labelled, taxonomy), taxonomy, load_params(), top=top)
+        table = audit_labelled(top=top, out=out_file)
     ranked_by = table["flagged_by"].iloc[0] if len(table) else "-"
     print_table(f"Likely label errors (ranked by {ranked_by})",
                 table[["id", "labels", "suggested", "self_confidence", "text"]].assign(
                     text=table["text"].str.slice(0, 70)))
     if out_file:
-        if out_file.suffix == ".csv":
-            write_frame_csv(out_file, table)
-        else:
-            write_jsonl(out_file, [{"passage_id": r["id"], "text": r["text"],
-                                    "labels": r["labels"].split(";") if r["labels"] else [],
-                                    "suggested": r["suggested"], "notes": ""}
-                                   for r in table.to_dict("records")])
         out.print(f"-> {out_file}")
+
+
+BindHost = Annotated[
+    str, typer.Option(help="Address to bind (127.0.0.1 by default; anything beyond "
+                           "loopback warns, and the session token is then the only "
+                           "protection)")
+]
+AllowHost = Annotated[
+    list[str] | None,
+    typer.Option("--allow-host",
+                 help="Another name or address this machine is reached by (repeatable; "
+                      "only needed with a --host beyond loopback)"),
+]
 
 
 @review_app.command("serve")
@@ -558,19 +536,10 @@ def review_serve(
     ] = None,
     from_dir: Annotated[Path | None, typer.Option("--from", help="A scoring run folder")] = None,
     annotator: Annotated[str, typer.Option("--annotator", help="Who is labelling")] = "analyst",
-    host: Annotated[
-        str, typer.Option(help="Address to bind (127.0.0.1 by default; anything beyond "
-                               "loopback warns, and the session token is then the only "
-                               "protection)")
-    ] = "127.0.0.1",
+    host: BindHost = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8765,
     n: Annotated[int | None, typer.Option("--n", help="Queue size when built from --from")] = None,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option("--allow-host",
-                     help="Another name or address this machine is reached by (repeatable; "
-                          "only needed with a --host beyond loopback)"),
-    ] = None,
+    allow_host: AllowHost = None,
 ) -> None:
     """A local review page: read each passage in context, tick categories, save at once."""
     from .review.server import serve

@@ -10,7 +10,7 @@ import pytest
 
 from pipeline.errors import DataValidationError
 from pipeline.review.formats import write_queue
-from pipeline.review.queue import build_queue
+from pipeline.review.queue import build_queue, items_from_frame
 from pipeline.review.store import conflicts, import_reviews
 from pipeline.taxonomy import load_taxonomy
 
@@ -72,7 +72,7 @@ def queue_files(tmp_path):
     files = {}
     for ext in (".csv", ".jsonl", ".labelstudio.json"):
         files[ext] = tmp_path / f"queue{ext}"
-        write_queue(queue, files[ext], LABELS, "vtest")
+        write_queue(items_from_frame(queue, LABELS, "vtest"), files[ext], LABELS)
     return files, queue
 
 
@@ -215,7 +215,7 @@ def test_formula_text_is_neutralised_in_the_queue_csv_and_restored_on_import(tmp
     queue = build_queue(scored, LABELS, THRESHOLDS, n=5, strategy="uncertainty",
                         dedup_similarity=0.95)
     path = tmp_path / "queue.csv"
-    write_queue(queue, path, LABELS, "vtest")
+    write_queue(items_from_frame(queue, LABELS, "vtest"), path, LABELS)
     rows = list(csv.DictReader(open(path, newline="")))
     row = next(r for r in rows if r["passage_id"] == "pid-3")
     # A spreadsheet shows these as text: no cell starts with a formula character.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,10 +123,10 @@ def test_items_load_with_suggested_labels_and_context(run, tmp_path):
         "can_undo": False,
     }
     item = client.get("/api/items/0").get_json()
-    assert item["passage_id"] == items[0]["passage_id"] and item["text"] == items[0]["text"]
+    assert item["passage_id"] == items[0].passage_id and item["text"] == items[0].text
     assert (item["force"], item["source_path"], item["model_version"]) == (
         "Kent",
-        items[0]["source_path"],
+        items[0].source_path,
         "vtest",
     )
     assert [c["id"] for c in item["categories"]] == LABELS
@@ -174,8 +175,8 @@ def test_a_decision_is_saved_with_provenance_through_the_import_path(run, tmp_pa
     assert rec["labels"] == ["nrm", "section45"] and rec["notes"] == "pathway"
     assert rec["annotator"] == rec["author"] == "analyst.a" and rec["source"] == "review"
     assert rec["timestamp"].endswith("+00:00") and rec["model_version"] == "vtest"
-    assert rec["passage_id"] == items[0]["passage_id"] and rec["text"] == items[0]["text"]
-    assert rec["model_prediction"]["labels"] == items[0]["labels"]
+    assert rec["passage_id"] == items[0].passage_id and rec["text"] == items[0].text
+    assert rec["model_prediction"]["labels"] == list(items[0].labels)
     assert set(rec["model_prediction"]["probs"]) == set(LABELS)
     assert rec["import_file"] == "review-serve" and rec["id"].startswith("review-")
     # Saying the same again adds nothing (the import's de-duplication).
@@ -271,7 +272,7 @@ def test_restart_resumes_after_the_decided_items(run, tmp_path):
         again.post("/api/skip", json={"index": 1}).get_json()["next"] == 3
     )  # past the decided item 2
     # Resuming matches on text too (a queue without passage ids), and is per annotator.
-    no_ids = [{**it, "passage_id": ""} for it in items]
+    no_ids = [replace(it, passage_id="") for it in items]
     assert _app(no_ids, reviewed).get("/api/progress").get_json()["resumed"] == 2
     assert (
         _app(items, reviewed, annotator="analyst.b").get("/api/progress").get_json()["position"]
@@ -286,13 +287,13 @@ def test_queue_files_of_every_format_load(run, tmp_path, ext):
         frame, LABELS, THRESHOLDS, n=5, strategy="uncertainty", dedup_similarity=0.95
     )
     path = tmp_path / f"queue{ext}"
-    write_queue(queue, path, LABELS, "vtest")
+    write_queue(items_from_frame(queue, LABELS, "vtest"), path, LABELS)
     loaded = read_queue(path, LABELS)
-    assert [it["passage_id"] for it in loaded] == [it["passage_id"] for it in items]
-    assert [it["labels"] for it in loaded] == [it["labels"] for it in items]
-    assert all(it["model_version"] == "vtest" and it["page"] >= 1 for it in loaded)
+    assert [it.passage_id for it in loaded] == [it.passage_id for it in items]
+    assert [it.labels for it in loaded] == [it.labels for it in items]
+    assert all(it.model_version == "vtest" and it.page >= 1 for it in loaded)
     if ext != ".labelstudio.json":  # Label Studio tasks carry predicted labels, not probabilities
-        assert loaded[0]["probs"] == pytest.approx(items[0]["probs"], abs=1e-4)
+        assert loaded[0].probs == pytest.approx(items[0].probs, abs=1e-4)
 
 
 def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
@@ -307,7 +308,7 @@ def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
     _passages().to_parquet(run_dir / "passages.parquet")
     (run_dir / "summary.json").write_text(json.dumps({"model_version": "vtest"}))
     items, context, source, known = prepare(queue=None, run_dir=run_dir, n=3, root=root)
-    assert len(items) == 3 and all(it["model_version"] == "vtest" for it in items)
+    assert len(items) == 3 and all(it.model_version == "vtest" for it in items)
     assert context(items[0])["before"] or context(items[0])["after"]
     assert source == "review-serve:run" and set(known) == set(_passages()["passage_id"])
 
@@ -324,8 +325,8 @@ def test_label_three_passages_by_keyboard_in_a_real_browser(run, tmp_path):
     frame, items = run
     # Untrusted text must show as text, never as markup.
     hostile = "<img src=x onerror=\"document.title='pwned'\"> & <b>not bold</b>"
-    frame.loc[frame["passage_id"] == items[0]["passage_id"], "text"] = hostile
-    items[0] = {**items[0], "text": hostile}
+    frame.loc[frame["passage_id"] == items[0].passage_id, "text"] = hostile
+    items[0] = replace(items[0], text=hostile)
     reviewed = tmp_path / "labelled" / "reviewed.jsonl"
     app = create_app(
         items,
@@ -412,7 +413,7 @@ def test_label_three_passages_by_keyboard_in_a_real_browser(run, tmp_path):
         server.shutdown()
         thread.join(timeout=5)
     recs = _records(reviewed)
-    assert [r["passage_id"] for r in recs] == [it["passage_id"] for it in items[:3]]
+    assert [r["passage_id"] for r in recs] == [it.passage_id for it in items[:3]]
     assert [r["labels"] for r in recs] == [[LABELS[1]], [], sorted([LABELS[0], LABELS[2]])]
     assert recs[0]["notes"] == "s u 0 1" and recs[0]["text"] == hostile
     assert all(

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..config import Params, load_params, paths
 from ..taxonomy import Taxonomy
 
 
-def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Any, *, top: int = 50) -> pd.DataFrame:
+def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
+          top: int = 50) -> pd.DataFrame:
     """Rank likely label errors from out-of-fold probabilities (grouped CV).
 
     Uses cleanlab's multi-label ``find_label_issues`` ranked by self-confidence when cleanlab
     is installed; otherwise the same self-confidence ranking by hand. Columns: id, voice,
-    text, labels, suggested (labels the model would give), self_confidence, flagged_by.
+    text, labels (as given, ``;``-separated), suggested (labels the model would give, the
+    same), self_confidence, flagged_by, and ``p_<category>`` (the out-of-fold probabilities).
     """
     from ..classify import grouped_folds, label_matrix, model_frame, out_of_fold_proba
     from ..train import groups_for, make_classifier
@@ -49,3 +52,19 @@ def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Any, *, top: int = 5
         "self_confidence": self_conf[order].round(4), "flagged_by": flagged_by,
         **{f"p_{lab}": proba[order, j].round(4) for j, lab in enumerate(taxonomy.labels)},
     })
+
+
+def audit_labelled(*, top: int, out: Path | None = None, root: Path | None = None) -> pd.DataFrame:
+    """:func:`audit` of the project's labelled data (data/labelled) with its params.yaml; with
+    ``out``, the ranking is also written there (:func:`~pipeline.review.formats.write_audit`:
+    the table as .csv, else a JSONL queue to correct and import)."""
+    from ..corpus import load_corpus
+    from ..taxonomy import load_taxonomy
+    from .formats import write_audit
+
+    p = paths(root)
+    taxonomy = load_taxonomy()
+    table = audit(load_corpus(p.labelled, taxonomy), taxonomy, load_params(p.params), top=top)
+    if out is not None:
+        write_audit(table, out)
+    return table

@@ -1,13 +1,19 @@
-"""Which passages analysts should review: uncertainty scores, the queue's selection (least
-sure first, near-duplicates skipped, optionally diverse), queue items and the context around
-each passage in its scoring run."""
+"""Which passages analysts should review, and the queue item that carries each one.
+
+Uncertainty scores, the queue's selection (least sure first, near-duplicates and labelled
+passages skipped, optionally diverse), :func:`queue_from_run` (the one way a queue is built
+from a scoring run folder, for ``review export`` and for the review page), and the passages
+around each queued one in its document.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import numbers
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +22,68 @@ import pandas as pd
 from ..corpus import normalise_text, read_records
 
 STRATEGIES = ("uncertainty", "margin", "diverse")
-ContextLookup = Callable[[dict[str, Any]], dict[str, Any] | None]
+
+
+@dataclass(frozen=True)
+class QueueItem:
+    """One passage queued for review: what ``review export`` writes, the review page shows
+    and ``review audit --out`` lists. Queue files of every format are read back into these.
+
+    - ``passage_id``: the scoring run's passage id ("" when a queue file carries none);
+    - ``text``: the passage, as quoted from the response;
+    - ``heading``, ``force``, ``page``, ``source_path``: where it comes from (page 0: unknown);
+    - ``model_version``: the model that scored it ("" when not known);
+    - ``probs``: the model's probability per category, in taxonomy order; empty when the file
+      carries none (Label Studio tasks carry predicted labels only);
+    - ``labels``: the categories the reviewer starts from, in taxonomy order: the model's
+      labels in a review queue, the labels as given in an audit;
+    - ``uncertainty``: how unsure the model is (higher: less sure), as the queue was ranked;
+    - ``suggested``: in an audit only, the labels the model would give instead.
+    """
+
+    passage_id: str
+    text: str
+    heading: str = ""
+    force: str = ""
+    page: int = 0
+    source_path: str = ""
+    model_version: str = ""
+    probs: Mapping[str, float] = field(default_factory=dict)
+    labels: tuple[str, ...] = ()
+    uncertainty: float = 0.0
+    suggested: tuple[str, ...] = ()
+
+    @classmethod
+    def from_fields(cls, rec: Mapping[str, object], labels: Sequence[str],
+                    probs: Mapping[str, object], predicted: Iterable[str],
+                    uncertainty: float = 0.0) -> QueueItem:
+        """An item from loosely typed fields (a queue file's row, a frame's record): text
+        fields as strings, the page a whole number (0 when missing or unreadable), and
+        probabilities and labels kept only for ``labels``, in their order. A probability
+        that is not a number raises ``TypeError`` or ``ValueError``."""
+        try:
+            page = rec.get("page")
+            page_number = int(as_number(page)) if page not in (None, "") else 0
+        except (TypeError, ValueError):
+            page_number = 0
+        chosen = set(predicted)
+
+        def text(key: str) -> str:
+            return str(rec.get(key) or "")
+
+        return cls(passage_id=text("passage_id"), text=text("text"), heading=text("heading"),
+                   force=text("force"), page=page_number, source_path=text("source_path"),
+                   model_version=text("model_version"),
+                   probs={lab: as_number(probs[lab]) for lab in labels if lab in probs},
+                   labels=tuple(lab for lab in labels if lab in chosen), uncertainty=uncertainty)
+
+
+def as_number(value: object) -> float:
+    """``value`` as a float: a number, or a string that spells one (as in a CSV cell).
+    Anything else raises ``TypeError``, as ``float()`` itself would."""
+    if isinstance(value, numbers.Real | str):
+        return float(value)
+    raise TypeError(f"not a number: {value!r}")
 
 
 def uncertainty_scores(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray,
@@ -105,29 +172,10 @@ def build_queue(scored: pd.DataFrame, labels: list[str], thresholds: np.ndarray,
     return queue.reset_index(drop=True)
 
 
-def _item(
-    rec: dict[str, Any], labels: list[str], probs: dict[str, float], predicted: list[str]
-) -> dict[str, Any]:
-    page = rec.get("page")
-    try:
-        page = int(float(page)) if page not in (None, "") else 0
-    except (TypeError, ValueError):
-        page = 0
-    return {
-        "passage_id": str(rec.get("passage_id") or ""),
-        "text": str(rec.get("text") or ""),
-        "heading": str(rec.get("heading") or ""),
-        "force": str(rec.get("force") or ""),
-        "page": page,
-        "source_path": str(rec.get("source_path") or ""),
-        "model_version": str(rec.get("model_version") or ""),
-        "probs": {lab: float(probs[lab]) for lab in labels if lab in probs},
-        "labels": [lab for lab in labels if lab in set(predicted)],
-    }
-
-
-def items_from_frame(queue: Any, labels: list[str], model_version: str) -> list[dict[str, Any]]:
-    """Queue items from a ``build_queue`` DataFrame (the same fields ``write_queue`` writes)."""
+def items_from_frame(queue: pd.DataFrame, labels: list[str],
+                     model_version: str) -> list[QueueItem]:
+    """Queue items from a :func:`build_queue` frame (its columns: the run's passage fields,
+    ``p_<category>``, ``labels`` and ``uncertainty``), scored by ``model_version``."""
     out = []
     for r in queue.to_dict("records"):
         predicted = r.get("labels")
@@ -136,60 +184,105 @@ def items_from_frame(queue: Any, labels: list[str], model_version: str) -> list[
             if predicted is not None and not isinstance(predicted, str)
             else []
         )
-        out.append(
-            _item(
-                {**r, "model_version": model_version},
-                labels,
-                {lab: r[f"p_{lab}"] for lab in labels if f"p_{lab}" in r},
-                predicted,
-            )
-        )
+        out.append(QueueItem.from_fields(
+            {**r, "model_version": model_version}, labels,
+            {lab: r[f"p_{lab}"] for lab in labels if f"p_{lab}" in r}, predicted,
+            uncertainty=float(r.get("uncertainty", 0.0))))
     return out
 
 
-def passage_context(frame: Any) -> ContextLookup:
-    """For each passage, the one before and the one after it in the same document.
-
-    ``frame`` is a run's passages (doc_id, char_start, passage_id, text, heading, page).
-    """
-    cols = [
-        c
-        for c in ("passage_id", "doc_id", "char_start", "heading", "text", "page")
-        if c in frame.columns
-    ]
-    if not {"passage_id", "doc_id", "char_start", "text"} <= set(cols):
-        return lambda item: None
-    ordered = frame[cols].sort_values(["doc_id", "char_start"], kind="stable").to_dict("records")
-    neighbours: dict[str, dict[str, Any]] = {}
-
-    def brief(rec: dict[str, Any] | None) -> dict[str, Any] | None:
-        if rec is None:
-            return None
-        return {
-            "passage_id": str(rec["passage_id"]),
-            "heading": str(rec.get("heading") or ""),
-            "text": str(rec["text"]),
-            "page": int(rec.get("page") or 0),
-        }
-
-    for i, rec in enumerate(ordered):
-        before = ordered[i - 1] if i > 0 and ordered[i - 1]["doc_id"] == rec["doc_id"] else None
-        after = (
-            ordered[i + 1]
-            if i + 1 < len(ordered) and ordered[i + 1]["doc_id"] == rec["doc_id"]
-            else None
-        )
-        neighbours[str(rec["passage_id"])] = {"before": brief(before), "after": brief(after)}
-    return lambda item: neighbours.get(str(item.get("passage_id") or ""))
-
-
-def run_model_and_thresholds(
-    run_dir: Path, models_dir: Path, labels: list[str]
-) -> tuple[str, list[str], npt.NDArray[np.float64]]:
-    """Model version and thresholds behind a scoring run (from its summary and model card)."""
+def run_model_and_thresholds(run_dir: Path, models_dir: Path,
+                             labels: list[str]) -> tuple[str, npt.NDArray[np.float64]]:
+    """Model version and thresholds (one per label) behind a scoring run, from its summary
+    and the model's card."""
     from ..modelstore import read_card
 
     summary = json.loads((Path(run_dir) / "summary.json").read_text())
     version = summary["model_version"]
     card = read_card(Path(models_dir) / version)
-    return version, labels, np.array([card["thresholds"][lab] for lab in labels])
+    return version, np.array([card["thresholds"][lab] for lab in labels])
+
+
+@dataclass(frozen=True)
+class RunQueue:
+    """A review queue built from a scoring run: its items, most uncertain first, with the
+    taxonomy's categories (``labels``), the run's model and the strategy that chose them."""
+
+    items: tuple[QueueItem, ...]
+    labels: list[str]
+    model_version: str
+    strategy: str
+
+
+def queue_from_run(run_dir: Path, *, n: int | None = None, strategy: str | None = None,
+                   root: Path | None = None, passages: pd.DataFrame | None = None) -> RunQueue:
+    """The review queue of a scoring run folder: its unlabelled, non-echo passages that the
+    run's model is least sure of, ``n`` of them (default ``review.n`` in params.yaml) chosen by
+    ``strategy`` (default ``review.strategy``), with the thresholds of the model that scored
+    the run.
+
+    The one way a queue is built from a run, for ``review export`` and for the review page.
+    ``passages`` is the run's passages.parquet when the caller has already checked the run
+    and read it; otherwise the run is checked (an incomplete run folder is refused) and read.
+    """
+    from ..config import load_params, paths
+    from ..score import check_run
+    from ..taxonomy import load_taxonomy
+
+    p = paths(root)
+    params = load_params(p.params)
+    if passages is None:
+        check_run(Path(run_dir))
+    labels = load_taxonomy().labels
+    version, thresholds = run_model_and_thresholds(run_dir, p.models, labels)
+    if passages is None:
+        passages = pd.read_parquet(Path(run_dir) / "passages.parquet")
+    chosen = strategy or params.review.strategy
+    built = build_queue(passages, labels, thresholds, n=n or params.review.n, strategy=chosen,
+                        dedup_similarity=params.review.dedup_similarity,
+                        labelled_dir=p.labelled)
+    return RunQueue(tuple(items_from_frame(built, labels, version)), labels, version, chosen)
+
+
+class Neighbour(TypedDict):
+    """A passage next to a queued one, as the review page shows it."""
+
+    passage_id: str
+    heading: str
+    text: str
+    page: int
+
+
+class Neighbours(TypedDict):
+    """The passages before and after a queued one in its document (None at either end)."""
+
+    before: Neighbour | None
+    after: Neighbour | None
+
+
+ContextLookup = Callable[[QueueItem], Neighbours | None]
+
+
+def passage_context(frame: pd.DataFrame) -> ContextLookup:
+    """For each passage, the one before and the one after it in the same document.
+
+    ``frame`` is a run's passages (doc_id, char_start, passage_id, text, heading, page); without
+    the first four columns there is no context.
+    """
+    if not {"passage_id", "doc_id", "char_start", "text"} <= set(frame.columns):
+        return lambda item: None
+    ordered = frame.sort_values(["doc_id", "char_start"], kind="stable")
+    n = len(ordered)
+    docs = list(ordered["doc_id"])
+    headings = list(ordered["heading"]) if "heading" in ordered else [None] * n
+    pages = list(ordered["page"]) if "page" in ordered else [None] * n
+    passages = [Neighbour(passage_id=str(pid), heading=str(heading or ""), text=str(text),
+                          page=int(page or 0))
+                for pid, heading, text, page in zip(ordered["passage_id"], headings,
+                                                    ordered["text"], pages, strict=True)]
+    neighbours: dict[str, Neighbours] = {}
+    for i, passage in enumerate(passages):
+        before = passages[i - 1] if i > 0 and docs[i - 1] == docs[i] else None
+        after = passages[i + 1] if i + 1 < n and docs[i + 1] == docs[i] else None
+        neighbours[passage["passage_id"]] = Neighbours(before=before, after=after)
+    return lambda item: neighbours.get(item.passage_id)

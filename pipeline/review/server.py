@@ -1,13 +1,13 @@
 """A local review page: analysts read each queued passage in context, tick categories, save.
 
-``create_app`` builds the Flask app from queue items (pure, testable); ``serve`` builds the
-queue (from a queue file written by ``review export``, or from a scoring run folder) and runs
-it on 127.0.0.1 by default.
+``create_app`` builds the Flask app over a :class:`~pipeline.review.session.Session` of queue
+items (pure, testable); ``serve`` reads the queue (a queue file written by ``review export``,
+or built from a scoring run folder as export builds it) and runs it on 127.0.0.1 by default.
 
 The page shows passages quoted from police responses, so every request needs the session
 token ``serve`` prints in the URL (as Jupyter does; the page's script sends it back in the
 ``X-Forcecov-Token`` header) and a Host header naming this server (no DNS rebinding), and
-request bodies are capped at 64 KB.
+request bodies are capped at 64 KB (the checks on hosts are in :mod:`pipeline.review.hosts`).
 
 Every accepted decision is saved at once through :func:`pipeline.review.store.save_reviews`, the
 same validation, provenance, lock, atomic append and de-duplication as ``forcecov review
@@ -20,23 +20,22 @@ from __future__ import annotations
 
 import logging
 import secrets
-import threading
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..corpus import normalise_text
 from ..errors import DataValidationError, ForcecovError
 from ..taxonomy import Taxonomy
-from .formats import ReviewRow, read_queue
+from .formats import read_queue
 from .hosts import allowed_host_names, bare_host, host_allowed, review_url, warn_if_exposed
-from .queue import ContextLookup, passage_context
-from .store import my_reviews, save_reviews
+from .queue import ContextLookup, QueueItem, passage_context, queue_from_run
+from .session import Session, page_categories
+from .store import KnownPassage, known_passages_in, save_reviews
 
 if TYPE_CHECKING:
     from flask import Flask, Response
     from flask.typing import ResponseReturnValue
+    from rich.console import Console
     from werkzeug.exceptions import HTTPException
 
 TOKEN_HEADER = "X-Forcecov-Token"
@@ -45,63 +44,24 @@ MAX_REQUEST_BYTES = 64 * 1024  # a decision with the longest notes is well under
 MAX_NOTES_CHARS = 2000
 
 
-# ----------------------------------------------------------------------------- session state
-
-
-@dataclass
-class Session:
-    """Where the analyst is in the queue. Guarded by ``lock``: the server is threaded."""
-
-    items: list[dict[str, Any]]
-    saved: list[dict[str, Any] | None]
-    skipped: list[bool]
-    position: int = 0
-    history: list[tuple[str, int]] = field(default_factory=list)
-    resumed: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def pending(self, i: int) -> bool:
-        return self.saved[i] is None and not self.skipped[i]
-
-    def next_pending(self, after: int) -> int:
-        n = len(self.items)
-        order: list[int] = [*range(after + 1, n), *range(0, min(after + 1, n))]
-        for j in order:
-            if self.pending(j):
-                return j
-        return n  # done
-
-    def progress(self) -> dict[str, Any]:
-        n = len(self.items)
-        return {
-            "position": self.position,
-            "total": n,
-            "done": self.position >= n,
-            "decided": sum(s is not None for s in self.saved),
-            "skipped": sum(self.skipped),
-            "remaining": sum(self.pending(i) for i in range(n)),
-            "resumed": self.resumed,
-            "can_undo": bool(self.history),
-        }
-
-
 # ----------------------------------------------------------------------------- the app
 
 
 def create_app(
-    queue_items: list[dict[str, Any]],
+    queue_items: list[QueueItem],
     *,
     annotator: str,
     taxonomy: Taxonomy,
     reviewed_path: Path,
     context_lookup: ContextLookup | None = None,
     source: str = "review-serve",
-    known: dict[str, dict[str, Any]] | None = None,
+    known: Mapping[str, KnownPassage] | None = None,
     token: str,
     host: str = "127.0.0.1",
     allowed_hosts: Iterable[str] = (),
 ) -> Flask:
-    """The review app over ``queue_items`` (dicts as from :func:`read_queue`).
+    """The review app over ``queue_items`` (as :func:`~pipeline.review.formats.read_queue` or
+    :func:`~pipeline.review.queue.queue_from_run` gives them).
 
     Decisions go to ``reviewed_path`` through :func:`save_reviews` (the import path), recorded
     with ``annotator``; ``source`` becomes each record's ``import_file``.
@@ -121,15 +81,7 @@ def create_app(
     hosts = allowed_host_names(host, allowed_hosts)
     reviewed_path = Path(reviewed_path)
     labels = taxonomy.labels
-    by_id, by_text = my_reviews(reviewed_path, annotator)
-    saved = [
-        by_id.get(it["passage_id"]) if it["passage_id"] in by_id
-        else by_text.get(normalise_text(it["text"]))
-        for it in queue_items
-    ]
-    session = Session(items=list(queue_items), saved=saved, skipped=[False] * len(queue_items))
-    session.resumed = sum(s is not None for s in saved)
-    session.position = session.next_pending(-1)
+    session = Session.resume(queue_items, reviewed_path, annotator)
 
     # The templates live with the report's, in pipeline/templates.
     app = Flask(__name__, template_folder=str(TEMPLATES))
@@ -137,63 +89,29 @@ def create_app(
         app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
     app.extensions["forcecov_review"] = session
-    categories = [
-        {"id": c.id, "display": c.display, "key": str(i + 1) if i < 9 else ""}
-        for i, c in enumerate(taxonomy.categories)
-    ]
+    categories = page_categories(taxonomy)
 
-    def error(status: int, message: str, **extra: Any) -> tuple[Response, int]:
+    def error(status: int, message: str, **extra: object) -> tuple[Response, int]:
         return jsonify({"error": message, **extra}), status
 
-    def body() -> dict[str, Any]:
+    def body() -> Mapping[str, object]:
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             raise _BadRequest("send a JSON object with Content-Type: application/json")
         return data
 
-    def index_of(data: dict[str, Any]) -> int:
+    def index_of(data: Mapping[str, object]) -> int:
         i = data.get("index")
         if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(session.items):
             raise _BadRequest(f"'index' must be an item number from 0 to {len(session.items) - 1}")
         pid = data.get("passage_id")
-        if pid is not None and str(pid) != session.items[i]["passage_id"]:
+        if pid is not None and str(pid) != session.items[i].passage_id:
             raise _BadRequest(
-                f"item {i} is passage {session.items[i]['passage_id']!r}, not {pid!r}: "
+                f"item {i} is passage {session.items[i].passage_id!r}, not {pid!r}: "
                 "reload the page",
                 status=409,
             )
         return i
-
-    def item_json(i: int) -> dict[str, Any]:
-        it = session.items[i]
-        mine = session.saved[i]
-        checked = set(mine["labels"]) if mine else set(it["labels"])
-        return {
-            "index": i,
-            "total": len(session.items),
-            "passage_id": it["passage_id"],
-            "heading": it["heading"],
-            "force": it["force"],
-            "page": it["page"],
-            "source_path": it["source_path"],
-            "text": it["text"],
-            "model_version": it["model_version"],
-            "categories": [
-                {
-                    **c,
-                    "prob": it["probs"].get(c["id"]),
-                    "suggested": c["id"] in it["labels"],
-                    "checked": c["id"] in checked,
-                }
-                for c in categories
-            ],
-            "suggested": list(it["labels"]),
-            "saved": mine,
-            "skipped": session.skipped[i],
-            "notes": mine["notes"] if mine else "",
-            "context": (context_lookup(it) if context_lookup else None)
-            or {"before": None, "after": None},
-        }
 
     @app.errorhandler(_BadRequest)
     def _bad(e: _BadRequest) -> ResponseReturnValue:
@@ -283,7 +201,9 @@ def create_app(
                     f"no item {i}: the queue has {len(session.items)} items (0 to "
                     f"{len(session.items) - 1})",
                 )
-            return jsonify(item_json(i))
+            it = session.items[i]
+            context = context_lookup(it) if context_lookup else None
+            return jsonify(session.item_view(i, categories, context))
 
     @app.post("/api/decisions")
     def decide() -> ResponseReturnValue:
@@ -301,49 +221,16 @@ def create_app(
             )
         with session.lock:
             i = index_of(data)
-            it = session.items[i]
-            prediction: dict[str, Any] = {}
-            if it["probs"]:
-                prediction["probs"] = dict(it["probs"])
-            prediction["labels"] = list(it["labels"])
-            row = ReviewRow(
-                row=i + 1,
-                passage_id=it["passage_id"],
-                text=it["text"],
-                labels=list(chosen),
-                notes=notes.strip(),
-                heading=it["heading"],
-                force=it["force"],
-                model_version=it["model_version"],
-                model_prediction=prediction,
-            )
             try:
-                result = save_reviews(
-                    [row],
-                    annotator=annotator,
-                    taxonomy=taxonomy,
-                    reviewed=reviewed_path,
-                    source=source,
-                    known=known,
-                    supersede=True,
-                )
+                # The import's one write path: validation, provenance, lock, de-duplication.
+                result = save_reviews([session.decision_row(i, chosen, notes)],
+                                      annotator=annotator, taxonomy=taxonomy,
+                                      reviewed=reviewed_path, source=source, known=known,
+                                      supersede=True)
             except DataValidationError as e:
                 return error(400, "; ".join(e.problems), problems=e.problems, known=labels)
             rec = result.records[0] if result.records else None
-            previous = session.saved[i]
-            session.saved[i] = (
-                {
-                    "labels": rec["labels"],
-                    "notes": rec["notes"],
-                    "timestamp": rec["timestamp"],
-                    "id": rec["id"],
-                }
-                if rec
-                else previous
-            )
-            session.skipped[i] = False
-            session.history.append(("decision", i))
-            session.position = session.next_pending(i)
+            session.decided(i, rec)
             return jsonify(
                 {
                     "saved": rec is not None,
@@ -359,22 +246,17 @@ def create_app(
         data = body()
         with session.lock:
             i = index_of(data)
-            session.skipped[i] = True
-            session.history.append(("skip", i))
-            session.position = session.next_pending(i)
+            session.skip(i)
             return jsonify({"index": i, "next": session.position, "progress": session.progress()})
 
     @app.post("/api/undo")
     def undo() -> ResponseReturnValue:
         body()
         with session.lock:
-            if not session.history:
+            undone = session.undo()
+            if undone is None:
                 return error(409, "nothing to undo")
-            kind, i = session.history.pop()
-            if kind == "skip":
-                session.skipped[i] = False
-            # A decision stays on disk; the item comes back so a new decision can supersede it.
-            session.position = i
+            kind, i = undone
             return jsonify({"undone": kind, "index": i, "next": i, "progress": session.progress()})
 
     return app
@@ -392,52 +274,32 @@ class _BadRequest(Exception):
 
 def prepare(
     *, queue: Path | None, run_dir: Path | None, n: int | None, root: Path | None = None
-) -> tuple[list[dict[str, Any]], ContextLookup | None, str, dict[str, dict[str, Any]] | None]:
+) -> tuple[list[QueueItem], ContextLookup | None, str, dict[str, KnownPassage] | None]:
     """(items, context lookup, source name, known passages) for ``serve``.
 
-    From a queue file, or else built from a scoring run as ``review export`` would build it.
+    From a queue file, or else built from a scoring run by
+    :func:`~pipeline.review.queue.queue_from_run`, as ``review export`` builds it. A run
+    folder also gives each passage's neighbours and resolves passage ids.
     """
     import pandas as pd
 
-    from ..config import load_params, paths
     from ..taxonomy import load_taxonomy
-    from .queue import build_queue, items_from_frame, run_model_and_thresholds
 
-    p = paths(root)
     labels = load_taxonomy().labels
     frame = context = known = None
     if run_dir is not None:
         from ..score import check_run
 
         check_run(Path(run_dir))
-        parquet = Path(run_dir) / "passages.parquet"
-        frame = pd.read_parquet(parquet)
+        frame = pd.read_parquet(Path(run_dir) / "passages.parquet")
         context = passage_context(frame)
-        known = {
-            r["passage_id"]: r
-            for r in frame[["passage_id", "text", "heading", "force"]].to_dict("records")
-        }
+        known = known_passages_in(frame)
     if queue is not None:
         return read_queue(queue, labels), context, f"review-serve:{Path(queue).name}", known
     if run_dir is None or frame is None:
         raise ForcecovError("give a queue file or a scoring run folder")
-    params = load_params(p.params)
-    version, labels, thresholds = run_model_and_thresholds(run_dir, p.models, labels)
-    built = build_queue(
-        frame,
-        labels,
-        thresholds,
-        n=n or params.review.n,
-        strategy=params.review.strategy,
-        dedup_similarity=params.review.dedup_similarity,
-        labelled_dir=p.labelled,
-    )
-    return (
-        items_from_frame(built, labels, version),
-        context,
-        f"review-serve:{Path(run_dir).resolve().name}",
-        known,
-    )
+    built = queue_from_run(run_dir, n=n, root=root, passages=frame)
+    return list(built.items), context, f"review-serve:{Path(run_dir).resolve().name}", known
 
 
 def serve(
@@ -448,7 +310,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8765,
     n: int | None = None,
-    console: Any = None,
+    console: Console | None = None,
     allowed_hosts: Iterable[str] = (),
 ) -> None:
     """Build the queue and serve the review page until Ctrl+C.
@@ -466,18 +328,9 @@ def serve(
     reviewed = paths().reviewed
     host = bare_host(host)  # "[::1]" binds as "::1"
     token = secrets.token_urlsafe(32)
-    app = create_app(
-        items,
-        annotator=annotator,
-        taxonomy=load_taxonomy(),
-        reviewed_path=reviewed,
-        context_lookup=context,
-        source=source,
-        known=known,
-        token=token,
-        host=host,
-        allowed_hosts=allowed_hosts,
-    )
+    app = create_app(items, annotator=annotator, taxonomy=load_taxonomy(), reviewed_path=reviewed,
+                     context_lookup=context, source=source, known=known, token=token, host=host,
+                     allowed_hosts=allowed_hosts)
     prog = app.extensions["forcecov_review"].progress()
     if not items:
         say("nothing to review: the queue is empty")

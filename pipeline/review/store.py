@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import pandas as pd
 
@@ -20,17 +21,64 @@ from ..atomic import append_jsonl, locked
 from ..corpus import normalise_text, read_records
 from ..errors import DataValidationError
 from ..taxonomy import Taxonomy
-from .formats import ReviewRow, read_review_file
+from .formats import ModelPrediction, ReviewRow, read_review_file
+
+#: A line of a JSONL file as read back: its fields are whatever the file holds (reviewed.jsonl
+#: is written here, but can be edited by hand), so each use checks what it reads.
+StoredRecord = Mapping[str, object]
 
 
-def json_records(path: Path) -> list[dict[str, Any]]:
+class ReviewRecord(TypedDict):
+    """One decision as appended to reviewed.jsonl: a labelled passage (the schema of
+    data/README.md, ``voice`` and ``source`` "review") with its provenance: who, when, from
+    which file (``import_file``), the model's version and prediction at the time."""
+
+    id: str
+    text: str
+    labels: list[str]
+    voice: str
+    kind: str
+    source: str
+    author: str
+    annotator: str
+    created: str
+    timestamp: str
+    passage_id: str
+    heading: str
+    force: str
+    model_version: str
+    model_prediction: ModelPrediction
+    notes: str
+    import_file: str
+    annotator_ref: str
+
+
+class Decision(TypedDict):
+    """An annotator's decision on a passage, as the review page shows it back."""
+
+    labels: list[str]
+    notes: str
+    timestamp: str
+    id: str | None
+
+
+@dataclass(frozen=True)
+class KnownPassage:
+    """A scoring run's passage, to fill in a decision that names only its passage id."""
+
+    text: str
+    heading: str
+    force: str
+
+
+def json_records(path: Path) -> list[StoredRecord]:
     """The objects of a JSONL file ([] when it does not exist). A line that is not JSON
     raises :class:`DataValidationError` naming the file and the line, not a traceback."""
     return [obj for _, obj in read_records(path)] if path.exists() else []
 
 
 def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy,
-                  known: dict[str, dict[str, Any]]) -> list[str]:
+                  known: Mapping[str, KnownPassage]) -> list[str]:
     """Every problem, numbered by row: unknown labels, unknown passage ids, missing text."""
     problems = []
     valid = set(taxonomy.labels)
@@ -40,9 +88,10 @@ def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy,
             problems.append(f"row {r.row}: unknown label(s) {bad}; known: {sorted(valid)}")
         if not r.text.strip():
             if r.passage_id and r.passage_id in known:
-                r.text = str(known[r.passage_id]["text"])
-                r.heading = r.heading or str(known[r.passage_id].get("heading") or "")
-                r.force = r.force or str(known[r.passage_id].get("force") or "")
+                passage = known[r.passage_id]
+                r.text = passage.text
+                r.heading = r.heading or passage.heading
+                r.force = r.force or passage.force
             elif r.passage_id:
                 problems.append(f"row {r.row}: unknown passage id {r.passage_id!r} and no text")
             else:
@@ -51,38 +100,40 @@ def validate_rows(rows: list[ReviewRow], taxonomy: Taxonomy,
 
 
 def review_record(r: ReviewRow, annotator: str, source_file: str,
-                  now: dt.datetime) -> dict[str, Any]:
+                  now: dt.datetime) -> ReviewRecord:
     """The labelled-corpus record for one decision, with full provenance."""
     key = r.passage_id or normalise_text(r.text)
     identity = json.dumps([key, annotator, sorted(r.labels), r.notes])
     digest = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    return {
-        "id": f"review-{digest}", "text": r.text, "labels": sorted(set(r.labels)),
-        "voice": "review",
-        "kind": "content" if r.labels else "other_none", "source": "review", "author": annotator,
-        "annotator": annotator, "created": now.date().isoformat(),
-        "timestamp": now.isoformat(timespec="seconds"), "passage_id": r.passage_id,
-        "heading": r.heading,
-        "force": r.force, "model_version": r.model_version, "model_prediction": r.model_prediction,
-        "notes": r.notes, "import_file": source_file, "annotator_ref": r.annotator_ref,
-    }
+    return ReviewRecord(
+        id=f"review-{digest}", text=r.text, labels=sorted(set(r.labels)), voice="review",
+        kind="content" if r.labels else "other_none", source="review", author=annotator,
+        annotator=annotator, created=now.date().isoformat(),
+        timestamp=now.isoformat(timespec="seconds"), passage_id=r.passage_id,
+        heading=r.heading, force=r.force, model_version=r.model_version,
+        model_prediction=r.model_prediction, notes=r.notes, import_file=source_file,
+        annotator_ref=r.annotator_ref,
+    )
 
 
 def existing_review_ids(reviewed: Path) -> set[str]:
+    """The ids of the records already in ``reviewed``."""
     return {str(rec.get("id")) for rec in json_records(reviewed)}
 
 
 @dataclass(frozen=True)
 class ImportResult:
+    """What an import did: rows read, records added, rows already recorded, and where."""
+
     n_rows: int
     n_added: int
     n_already: int
     path: Path
-    records: tuple[dict[str, Any], ...] = ()  # the records added, in order
+    records: tuple[ReviewRecord, ...] = ()  # the records added, in order
 
 
 def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: Path,
-                   known: dict[str, dict[str, Any]] | None = None,
+                   known: Mapping[str, KnownPassage] | None = None,
                    now: dt.datetime | None = None) -> ImportResult:
     """Validate a whole review file, then append its new decisions to ``reviewed``.
 
@@ -96,14 +147,14 @@ def import_reviews(path: Path, *, annotator: str, taxonomy: Taxonomy, reviewed: 
                         source=str(path), known=known, now=now, read_problems=problems)
 
 
-def _passage_matches(rec: dict[str, Any], row: ReviewRow) -> bool:
+def _passage_matches(rec: StoredRecord, row: ReviewRow) -> bool:
     if row.passage_id and str(rec.get("passage_id") or "") == row.passage_id:
         return True
     return normalise_text(rec.get("text", "")) == normalise_text(row.text)
 
 
 def save_reviews(rows: list[ReviewRow], *, annotator: str, taxonomy: Taxonomy, reviewed: Path,
-                 source: str, known: dict[str, dict[str, Any]] | None = None,
+                 source: str, known: Mapping[str, KnownPassage] | None = None,
                  now: dt.datetime | None = None, read_problems: list[str] | None = None,
                  supersede: bool = False) -> ImportResult:
     """Validate decisions, then append the new ones to ``reviewed`` under the lock, atomically.
@@ -137,7 +188,7 @@ def save_reviews(rows: list[ReviewRow], *, annotator: str, taxonomy: Taxonomy, r
                 new.append(rec)
                 seen.add(rec["id"])
         if new:
-            append_jsonl(reviewed, new)
+            append_jsonl(reviewed, [dict(rec) for rec in new])
     return ImportResult(len(rows), len(new), len(rows) - len(new), reviewed, tuple(new))
 
 
@@ -146,10 +197,11 @@ def _aware(t: dt.datetime) -> dt.datetime:
 
 
 def _superseding_records(rows: list[ReviewRow], annotator: str, source_name: str, now: dt.datetime,
-                         reviewed: Path, have: set[str]) -> list[dict[str, Any]]:
+                         reviewed: Path, have: set[str]) -> list[ReviewRecord]:
     """Records that make each row the annotator's newest decision for its passage
     (see save_reviews)."""
-    mine = [rec for rec in json_records(reviewed) if rec.get("annotator") == annotator]
+    mine: list[StoredRecord] = [rec for rec in json_records(reviewed)
+                                if rec.get("annotator") == annotator]
     records = []
     for r in rows:
         earlier = sorted((rec for rec in mine if _passage_matches(rec, r)),
@@ -189,31 +241,41 @@ def conflicts(reviewed: Path) -> pd.DataFrame:
     return out[cols].sort_values(["passage", "annotator"]).reset_index(drop=True)
 
 
-def my_reviews(
-    reviewed: Path, annotator: str
-) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+def decision_of(rec: StoredRecord) -> Decision:
+    """The decision a reviewed record holds (its labels, notes, timestamp and id)."""
+    labels, rec_id = rec.get("labels"), rec.get("id")
+    return Decision(labels=[str(x) for x in labels] if isinstance(labels, list) else [],
+                    notes=str(rec.get("notes") or ""), timestamp=str(rec.get("timestamp") or ""),
+                    id=None if rec_id is None else str(rec_id))
+
+
+def my_reviews(reviewed: Path,
+               annotator: str) -> tuple[dict[str, Decision], dict[str, Decision]]:
     """This annotator's newest decision per passage: (by passage id, by normalised text)."""
-    by_id: dict[str, dict[str, Any]] = {}
-    by_text: dict[str, dict[str, Any]] = {}
+    by_id: dict[str, Decision] = {}
+    by_text: dict[str, Decision] = {}
     recs = sorted(
         (r for r in json_records(Path(reviewed)) if r.get("annotator") == annotator.strip()),
         key=lambda r: str(r.get("timestamp")),
     )
     for r in recs:
-        decision = {
-            "labels": list(r.get("labels") or []),
-            "notes": str(r.get("notes") or ""),
-            "timestamp": str(r.get("timestamp") or ""),
-            "id": r.get("id"),
-        }
+        decision = decision_of(r)
         if r.get("passage_id"):
             by_id[str(r["passage_id"])] = decision
         by_text[normalise_text(r.get("text", ""))] = decision
     return by_id, by_text
 
 
-def known_passages(run_dir: Path) -> dict[str, dict[str, Any]]:
-    """passage_id -> passage fields, from a scoring run, to resolve imports that carry only ids."""
-    frame = pd.read_parquet(Path(run_dir) / "passages.parquet",
-                            columns=["passage_id", "text", "heading", "force"])
-    return {r["passage_id"]: r for r in frame.to_dict("records")}
+def known_passages_in(passages: pd.DataFrame) -> dict[str, KnownPassage]:
+    """passage_id -> passage, from a scoring run's passages (columns passage_id, text,
+    heading, force), to resolve imported decisions that carry only ids."""
+    return {str(pid): KnownPassage(str(text), str(heading or ""), str(force or ""))
+            for pid, text, heading, force in zip(passages["passage_id"], passages["text"],
+                                                 passages["heading"], passages["force"],
+                                                 strict=True)}
+
+
+def known_passages(run_dir: Path) -> dict[str, KnownPassage]:
+    """:func:`known_passages_in` a scoring run folder."""
+    return known_passages_in(pd.read_parquet(Path(run_dir) / "passages.parquet",
+                                             columns=["passage_id", "text", "heading", "force"]))
