@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataValidationError
-from pipeline.review.formats import write_queue
+from pipeline.review.formats import read_queue, read_review_file, write_queue
 from pipeline.review.queue import build_queue, items_from_frame
 from pipeline.review.store import conflicts, import_reviews
 from pipeline.taxonomy import load_taxonomy
@@ -245,3 +245,22 @@ def test_a_corrupt_reviewed_file_is_named_with_its_line_not_a_traceback(tmp_path
         with pytest.raises(DataValidationError) as info:
             call()
         assert "reviewed.jsonl" in str(info.value) and "line 2" in str(info.value)
+
+
+def test_the_extension_names_the_format_and_another_one_is_refused(queue_files, tmp_path):
+    _, queue = queue_files
+    items = items_from_frame(queue, LABELS, "vtest")
+    with pytest.raises(ValueError, match="queue format follows the extension"):
+        write_queue(items, tmp_path / "queue.txt", LABELS)
+    other = tmp_path / "queue.txt"
+    other.write_text("passage_id\n")
+    with pytest.raises(DataValidationError, match="queue format follows the extension"):
+        read_queue(other, LABELS)
+    with pytest.raises(DataValidationError, match="unsupported review file"):
+        read_review_file(other, LABELS)
+    # Any .json is read as a Label Studio file; only .labelstudio.json is written as one.
+    with pytest.raises(ValueError, match="queue format follows the extension"):
+        write_queue(items, tmp_path / "queue.json", LABELS)
+    (tmp_path / "export.json").write_text((tmp_path / "queue.labelstudio.json").read_text())
+    assert [it.passage_id for it in read_queue(tmp_path / "export.json", LABELS)] == list(
+        queue["passage_id"])

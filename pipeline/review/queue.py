@@ -37,7 +37,8 @@ class QueueItem:
       carries none (Label Studio tasks carry predicted labels only);
     - ``labels``: the categories the reviewer starts from, in taxonomy order: the model's
       labels in a review queue, the labels as given in an audit;
-    - ``uncertainty``: how unsure the model is (higher: less sure), as the queue was ranked;
+    - ``uncertainty``: how unsure the model is (higher: less sure), as the queue was ranked
+      (0 in items read back from a queue file: the page does not use it);
     - ``suggested``: in an audit only, the labels the model would give instead.
     """
 

@@ -13,15 +13,8 @@ import pandas as pd
 import pytest
 
 from pipeline.corpus import _apply_reviews
-from pipeline.review.formats import read_queue, write_queue
-from pipeline.review.hosts import (
-    allowed_host_names,
-    exposure_warning,
-    host_allowed,
-    is_loopback,
-    review_url,
-    warn_if_exposed,
-)
+from pipeline.review.formats import export_queue, read_queue, write_queue
+from pipeline.review.hosts import review_url
 from pipeline.review.queue import build_queue, items_from_frame, passage_context
 from pipeline.review.server import (
     MAX_NOTES_CHARS,
@@ -296,7 +289,8 @@ def test_queue_files_of_every_format_load(run, tmp_path, ext):
         assert loaded[0].probs == pytest.approx(items[0].probs, abs=1e-4)
 
 
-def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
+def _run_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """(project root with the vtest model, a scoring run folder scored by it)."""
     root = tmp_path / "root"
     (root / "data" / "labelled").mkdir(parents=True)
     (root / "models" / "vtest").mkdir(parents=True)
@@ -307,10 +301,26 @@ def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
     run_dir.mkdir()
     _passages().to_parquet(run_dir / "passages.parquet")
     (run_dir / "summary.json").write_text(json.dumps({"model_version": "vtest"}))
+    return root, run_dir
+
+
+def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
+    root, run_dir = _run_folder(tmp_path)
     items, context, source, known = prepare(queue=None, run_dir=run_dir, n=3, root=root)
     assert len(items) == 3 and all(it.model_version == "vtest" for it in items)
     assert context(items[0])["before"] or context(items[0])["after"]
     assert source == "review-serve:run" and set(known) == set(_passages()["passage_id"])
+
+
+def test_export_and_the_page_build_the_same_queue_from_a_run(tmp_path, monkeypatch):
+    root, run_dir = _run_folder(tmp_path)
+    monkeypatch.setenv("FORCECOV_ROOT", str(root))
+    exported = export_queue(run_dir, tmp_path / "queue.jsonl", n=4)
+    served, *_ = prepare(queue=None, run_dir=run_dir, n=4, root=root)
+    assert list(exported.items) == served and exported.model_version == "vtest"
+    assert read_queue(tmp_path / "queue.jsonl", LABELS) == [
+        replace(it, uncertainty=0.0) for it in served  # a queue file is read without it
+    ]
 
 
 # ----------------------------------------------------------------------------- browser
@@ -520,27 +530,6 @@ def test_the_host_header_must_name_this_server_on_every_bind(run, tmp_path, host
     assert bare.get("/api/progress", headers={"Host": good[0]}).status_code == 403
 
 
-def test_host_names_and_loopback():
-    assert allowed_host_names("::1") == {"localhost", "127.0.0.1", "[::1]"}
-    assert allowed_host_names("[fe80::1]", ["Box.LAN", " "]) == {
-        "localhost",
-        "127.0.0.1",
-        "[::1]",
-        "[fe80::1]",
-        "box.lan",
-    }
-    allowed = allowed_host_names("127.0.0.1")
-    assert host_allowed("localhost:8765", allowed) and not host_allowed("localhost:123456", allowed)
-    assert not host_allowed("localhost.:8765", allowed)
-    for host in ("127.0.0.1", "127.3.4.5", "localhost", "::1", "[::1]", "::ffff:127.0.0.1"):
-        assert is_loopback(host), host
-    for host in ("0.0.0.0", "::", "192.168.1.20", "fe80::1", "reviewbox.lan"):
-        assert not is_loopback(host), host
-    assert review_url("::1", 8765, "tok") == "http://[::1]:8765/?token=tok"
-    assert review_url("0.0.0.0", 8765, "tok") == "http://127.0.0.1:8765/?token=tok"
-    assert review_url("::", 9000, "tok") == "http://[::1]:9000/?token=tok"
-
-
 def test_large_requests_and_long_notes_are_refused(run, tmp_path):
     _, items = run
     reviewed = tmp_path / "reviewed.jsonl"
@@ -562,19 +551,3 @@ def test_large_requests_and_long_notes_are_refused(run, tmp_path):
     assert len(_records(reviewed)[0]["notes"]) == MAX_NOTES_CHARS // 2
     page = client.get(f"/?token={TOKEN}").get_data(as_text=True)
     assert f'maxlength="{MAX_NOTES_CHARS}"' in page
-
-
-def test_binding_beyond_loopback_warns_on_stderr(capsys):
-    for host in ("127.0.0.1", "localhost", "::1"):
-        assert exposure_warning(host) is None
-        assert not warn_if_exposed(host)
-    assert capsys.readouterr() == ("", "")
-    for host in ("0.0.0.0", "::", "192.168.1.20"):
-        assert warn_if_exposed(host, 9000)
-        captured = capsys.readouterr()
-        assert captured.out == ""
-        warning = captured.err
-        assert warning.startswith("warning:") and "beyond this machine" in warning
-        assert "police responses" in warning and "reachable from the network" in warning
-        assert "token" in warning and "only protection" in warning
-        assert "ssh -N -L 9000:127.0.0.1:9000" in warning
