@@ -16,12 +16,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
-from .config import load_params, paths
 from .errors import ForcecovError
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
     import pandas as pd
 
     from .classify import TrainedModel
@@ -469,18 +466,9 @@ review_app = typer.Typer(no_args_is_help=True, help="The analyst review loop.")
 app.add_typer(review_app, name="review")
 
 
-def _run_model_and_thresholds(
-    run_dir: Path,
-) -> tuple[str, list[str], npt.NDArray[np.float64]]:
-    """Model version and thresholds behind a scoring run (from its summary and model card)."""
-    from .review import run_model_and_thresholds
-    from .taxonomy import load_taxonomy
-
-    return run_model_and_thresholds(run_dir, paths().models, load_taxonomy().labels)
-
-
 @review_app.command("export")
 def review_export(
+    ctx: typer.Context,
     from_dir: Annotated[
         Path, typer.Option("--from", help="A scoring run folder (forcecov score --out)")
     ],
@@ -491,25 +479,15 @@ def review_export(
     strategy: Annotated[str | None, typer.Option(help="uncertainty | margin | diverse")] = None,
 ) -> None:
     """Queue the passages the model is least sure of, for analysts to label."""
-    import pandas as pd
+    from .review.formats import export_queue
 
-    from .review import build_queue, write_queue
-    from .runfolder import check_run
-
-    params = load_params()
-    check_run(from_dir)
-    version, labels, thresholds = _run_model_and_thresholds(from_dir)
-    scored = pd.read_parquet(from_dir / "passages.parquet")
-    queue = build_queue(scored, labels, thresholds, n=n or params.review.n,
-                        strategy=strategy or params.review.strategy,
-                        dedup_similarity=params.review.dedup_similarity,
-                        labelled_dir=paths().labelled)
-    write_queue(queue, out_file, labels, version)
-    out.print(f"queued {len(queue)} passages ({strategy or params.review.strategy}) -> {out_file}")
+    queue = export_queue(ctx.obj, from_dir, out_file, n=n, strategy=strategy)
+    out.print(f"queued {len(queue.items)} passages ({queue.strategy}) -> {out_file}")
 
 
 @review_app.command("import")
 def review_import(
+    ctx: typer.Context,
     file: Annotated[
         Path, typer.Argument(help="Reviewed .csv, .jsonl or Label Studio export .json")
     ],
@@ -519,22 +497,21 @@ def review_import(
     ] = None,
 ) -> None:
     """Append reviewed labels to data/labelled/reviewed.jsonl, with provenance."""
-    from .review import import_reviews, known_passages
-    from .taxonomy import load_taxonomy
+    from .review.store import import_reviews, known_passages
 
-    result = import_reviews(file, annotator=annotator, taxonomy=load_taxonomy(),
-                            reviewed=paths().reviewed,
+    result = import_reviews(file, annotator=annotator, taxonomy=ctx.obj.taxonomy,
+                            reviewed=ctx.obj.paths.reviewed,
                             known=known_passages(from_dir) if from_dir else None)
     out.print(f"{result.n_rows} decisions read: {result.n_added} added, "
               f"{result.n_already} already imported -> {result.path}")
 
 
 @review_app.command("conflicts")
-def review_conflicts() -> None:
+def review_conflicts(ctx: typer.Context) -> None:
     """List passages on which annotators disagree."""
-    from .review import conflicts
+    from .review.store import conflicts
 
-    table = conflicts(paths().reviewed)
+    table = conflicts(ctx.obj.paths.reviewed)
     if table.empty:
         out.print("no conflicts")
         return
@@ -543,6 +520,7 @@ def review_conflicts() -> None:
 
 @review_app.command("audit")
 def review_audit(
+    ctx: typer.Context,
     top: Annotated[int, typer.Option(help="How many to list")] = 30,
     out_file: Annotated[
         Path | None,
@@ -550,56 +528,50 @@ def review_audit(
     ] = None,
 ) -> None:
     """Rank likely label errors in data/labelled from out-of-fold probabilities."""
-    from .atomic import write_frame_csv, write_jsonl
-    from .corpus import load_corpus
-    from .review import audit
-    from .taxonomy import load_taxonomy
+    from .review.audit import audit_labelled
 
-    taxonomy = load_taxonomy()
     with err.status("Cross-validating to find likely label errors..."):
-        table = audit(load_corpus(paths().labelled, taxonomy), taxonomy, load_params(), top=top)
+        table = audit_labelled(ctx.obj, top=top, out=out_file)
     ranked_by = table["flagged_by"].iloc[0] if len(table) else "-"
     print_table(f"Likely label errors (ranked by {ranked_by})",
                 table[["id", "labels", "suggested", "self_confidence", "text"]].assign(
                     text=table["text"].str.slice(0, 70)))
     if out_file:
-        if out_file.suffix == ".csv":
-            write_frame_csv(out_file, table)
-        else:
-            write_jsonl(out_file, [{"passage_id": r["id"], "text": r["text"],
-                                    "labels": r["labels"].split(";") if r["labels"] else [],
-                                    "suggested": r["suggested"], "notes": ""}
-                                   for r in table.to_dict("records")])
         out.print(f"-> {out_file}")
+
+
+BindHost = Annotated[
+    str, typer.Option(help="Address to bind (127.0.0.1 by default; anything beyond "
+                           "loopback warns, and the session token is then the only "
+                           "protection)")
+]
+AllowHost = Annotated[
+    list[str] | None,
+    typer.Option("--allow-host",
+                 help="Another name or address this machine is reached by (repeatable; "
+                      "only needed with a --host beyond loopback)"),
+]
 
 
 @review_app.command("serve")
 def review_serve(
+    ctx: typer.Context,
     queue: Annotated[
         Path | None, typer.Option("--queue", help="A queue file from `review export`")
     ] = None,
     from_dir: Annotated[Path | None, typer.Option("--from", help="A scoring run folder")] = None,
     annotator: Annotated[str, typer.Option("--annotator", help="Who is labelling")] = "analyst",
-    host: Annotated[
-        str, typer.Option(help="Address to bind (127.0.0.1 by default; anything beyond "
-                               "loopback warns, and the session token is then the only "
-                               "protection)")
-    ] = "127.0.0.1",
+    host: BindHost = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port")] = 8765,
     n: Annotated[int | None, typer.Option("--n", help="Queue size when built from --from")] = None,
-    allow_host: Annotated[
-        list[str] | None,
-        typer.Option("--allow-host",
-                     help="Another name or address this machine is reached by (repeatable; "
-                          "only needed with a --host beyond loopback)"),
-    ] = None,
+    allow_host: AllowHost = None,
 ) -> None:
     """A local review page: read each passage in context, tick categories, save at once."""
-    from .reviewserver import serve
+    from .review.server import serve
 
     if (queue is None) == (from_dir is None):
         fail("give exactly one of --queue FILE or --from RUN_DIR", code=2)
-    serve(queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n,
+    serve(ctx.obj, queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n,
           console=out, allowed_hosts=allow_host or ())
 
 

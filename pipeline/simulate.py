@@ -19,7 +19,7 @@ import pandas as pd
 from .classify import label_matrix, model_frame
 from .config import Params, load_params, paths
 from .metrics import macro_f1
-from .review import uncertainty_scores
+from .review.queue import uncertainty_scores
 from .taxonomy import Taxonomy, load_taxonomy
 from .train import make_classifier, split_frozen
 

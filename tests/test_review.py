@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from pipeline.errors import DataValidationError
-from pipeline.review import build_queue, conflicts, import_reviews, write_queue
+from pipeline.review.formats import read_queue, read_review_file, write_queue
+from pipeline.review.queue import build_queue, items_from_frame
+from pipeline.review.store import conflicts, import_reviews
 from pipeline.taxonomy import load_taxonomy
 
 TAX = load_taxonomy()
@@ -70,7 +72,7 @@ def queue_files(tmp_path):
     files = {}
     for ext in (".csv", ".jsonl", ".labelstudio.json"):
         files[ext] = tmp_path / f"queue{ext}"
-        write_queue(queue, files[ext], LABELS, "vtest")
+        write_queue(items_from_frame(queue, LABELS, "vtest"), files[ext], LABELS)
     return files, queue
 
 
@@ -168,7 +170,7 @@ def test_concurrent_imports_lose_nothing(tmp_path):
                              for i in range(500)))
         files.append(f)
     reviewed = tmp_path / "labelled" / "reviewed.jsonl"
-    code = ("import sys, pathlib\nfrom pipeline.review import import_reviews\n"
+    code = ("import sys, pathlib\nfrom pipeline.review.store import import_reviews\n"
             "from pipeline.taxonomy import load_taxonomy\n"
             "f = pathlib.Path(sys.argv[1])\n"
             "for i in range(0, 500, 25):\n"
@@ -184,7 +186,7 @@ def test_concurrent_imports_lose_nothing(tmp_path):
 
 
 def test_simulation_and_audit_run_on_a_small_corpus():
-    from pipeline.review import audit
+    from pipeline.review.audit import audit
     from pipeline.simulate import labels_to_match, simulate
     from tests.conftest import fast_params, small_corpus
 
@@ -213,7 +215,7 @@ def test_formula_text_is_neutralised_in_the_queue_csv_and_restored_on_import(tmp
     queue = build_queue(scored, LABELS, THRESHOLDS, n=5, strategy="uncertainty",
                         dedup_similarity=0.95)
     path = tmp_path / "queue.csv"
-    write_queue(queue, path, LABELS, "vtest")
+    write_queue(items_from_frame(queue, LABELS, "vtest"), path, LABELS)
     rows = list(csv.DictReader(open(path, newline="")))
     row = next(r for r in rows if r["passage_id"] == "pid-3")
     # A spreadsheet shows these as text: no cell starts with a formula character.
@@ -243,3 +245,22 @@ def test_a_corrupt_reviewed_file_is_named_with_its_line_not_a_traceback(tmp_path
         with pytest.raises(DataValidationError) as info:
             call()
         assert "reviewed.jsonl" in str(info.value) and "line 2" in str(info.value)
+
+
+def test_the_extension_names_the_format_and_another_one_is_refused(queue_files, tmp_path):
+    _, queue = queue_files
+    items = items_from_frame(queue, LABELS, "vtest")
+    with pytest.raises(ValueError, match="queue format follows the extension"):
+        write_queue(items, tmp_path / "queue.txt", LABELS)
+    other = tmp_path / "queue.txt"
+    other.write_text("passage_id\n")
+    with pytest.raises(DataValidationError, match="queue format follows the extension"):
+        read_queue(other, LABELS)
+    with pytest.raises(DataValidationError, match="unsupported review file"):
+        read_review_file(other, LABELS)
+    # Any .json is read as a Label Studio file; only .labelstudio.json is written as one.
+    with pytest.raises(ValueError, match="queue format follows the extension"):
+        write_queue(items, tmp_path / "queue.json", LABELS)
+    (tmp_path / "export.json").write_text((tmp_path / "queue.labelstudio.json").read_text())
+    assert [it.passage_id for it in read_queue(tmp_path / "export.json", LABELS)] == list(
+        queue["passage_id"])

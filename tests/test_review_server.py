@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,21 +13,14 @@ import pandas as pd
 import pytest
 
 from pipeline.corpus import _apply_reviews
-from pipeline.review import build_queue, write_queue
-from pipeline.reviewserver import (
+from pipeline.review.formats import export_queue, read_queue, write_queue
+from pipeline.review.hosts import review_url
+from pipeline.review.queue import build_queue, items_from_frame, passage_context
+from pipeline.review.server import (
     MAX_NOTES_CHARS,
     TOKEN_HEADER,
-    allowed_host_names,
     create_app,
-    exposure_warning,
-    host_allowed,
-    is_loopback,
-    items_from_frame,
-    passage_context,
     prepare,
-    read_queue,
-    review_url,
-    warn_if_exposed,
 )
 from pipeline.taxonomy import load_taxonomy
 
@@ -122,10 +116,10 @@ def test_items_load_with_suggested_labels_and_context(run, tmp_path):
         "can_undo": False,
     }
     item = client.get("/api/items/0").get_json()
-    assert item["passage_id"] == items[0]["passage_id"] and item["text"] == items[0]["text"]
+    assert item["passage_id"] == items[0].passage_id and item["text"] == items[0].text
     assert (item["force"], item["source_path"], item["model_version"]) == (
         "Kent",
-        items[0]["source_path"],
+        items[0].source_path,
         "vtest",
     )
     assert [c["id"] for c in item["categories"]] == LABELS
@@ -174,8 +168,8 @@ def test_a_decision_is_saved_with_provenance_through_the_import_path(run, tmp_pa
     assert rec["labels"] == ["nrm", "section45"] and rec["notes"] == "pathway"
     assert rec["annotator"] == rec["author"] == "analyst.a" and rec["source"] == "review"
     assert rec["timestamp"].endswith("+00:00") and rec["model_version"] == "vtest"
-    assert rec["passage_id"] == items[0]["passage_id"] and rec["text"] == items[0]["text"]
-    assert rec["model_prediction"]["labels"] == items[0]["labels"]
+    assert rec["passage_id"] == items[0].passage_id and rec["text"] == items[0].text
+    assert rec["model_prediction"]["labels"] == list(items[0].labels)
     assert set(rec["model_prediction"]["probs"]) == set(LABELS)
     assert rec["import_file"] == "review-serve" and rec["id"].startswith("review-")
     # Saying the same again adds nothing (the import's de-duplication).
@@ -271,7 +265,7 @@ def test_restart_resumes_after_the_decided_items(run, tmp_path):
         again.post("/api/skip", json={"index": 1}).get_json()["next"] == 3
     )  # past the decided item 2
     # Resuming matches on text too (a queue without passage ids), and is per annotator.
-    no_ids = [{**it, "passage_id": ""} for it in items]
+    no_ids = [replace(it, passage_id="") for it in items]
     assert _app(no_ids, reviewed).get("/api/progress").get_json()["resumed"] == 2
     assert (
         _app(items, reviewed, annotator="analyst.b").get("/api/progress").get_json()["position"]
@@ -286,16 +280,17 @@ def test_queue_files_of_every_format_load(run, tmp_path, ext):
         frame, LABELS, THRESHOLDS, n=5, strategy="uncertainty", dedup_similarity=0.95
     )
     path = tmp_path / f"queue{ext}"
-    write_queue(queue, path, LABELS, "vtest")
+    write_queue(items_from_frame(queue, LABELS, "vtest"), path, LABELS)
     loaded = read_queue(path, LABELS)
-    assert [it["passage_id"] for it in loaded] == [it["passage_id"] for it in items]
-    assert [it["labels"] for it in loaded] == [it["labels"] for it in items]
-    assert all(it["model_version"] == "vtest" and it["page"] >= 1 for it in loaded)
+    assert [it.passage_id for it in loaded] == [it.passage_id for it in items]
+    assert [it.labels for it in loaded] == [it.labels for it in items]
+    assert all(it.model_version == "vtest" and it.page >= 1 for it in loaded)
     if ext != ".labelstudio.json":  # Label Studio tasks carry predicted labels, not probabilities
-        assert loaded[0]["probs"] == pytest.approx(items[0]["probs"], abs=1e-4)
+        assert loaded[0].probs == pytest.approx(items[0].probs, abs=1e-4)
 
 
-def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
+def _run_folder(tmp_path: Path) -> tuple[Path, Path]:
+    """(project root with the vtest model, a scoring run folder scored by it)."""
     root = tmp_path / "root"
     (root / "data" / "labelled").mkdir(parents=True)
     (root / "models" / "vtest").mkdir(parents=True)
@@ -306,10 +301,33 @@ def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
     run_dir.mkdir()
     _passages().to_parquet(run_dir / "passages.parquet")
     (run_dir / "summary.json").write_text(json.dumps({"model_version": "vtest"}))
-    items, context, source, known = prepare(queue=None, run_dir=run_dir, n=3, root=root)
-    assert len(items) == 3 and all(it["model_version"] == "vtest" for it in items)
+    return root, run_dir
+
+
+def _project(root):
+    from pipeline.config import Params
+    from pipeline.project import Project
+    from pipeline.taxonomy import load_taxonomy
+
+    return Project(root, Params(), load_taxonomy())
+
+
+def test_prepare_builds_the_queue_from_a_run_folder(tmp_path):
+    root, run_dir = _run_folder(tmp_path)
+    items, context, source, known = prepare(_project(root), queue=None, run_dir=run_dir, n=3)
+    assert len(items) == 3 and all(it.model_version == "vtest" for it in items)
     assert context(items[0])["before"] or context(items[0])["after"]
     assert source == "review-serve:run" and set(known) == set(_passages()["passage_id"])
+
+
+def test_export_and_the_page_build_the_same_queue_from_a_run(tmp_path):
+    root, run_dir = _run_folder(tmp_path)
+    exported = export_queue(_project(root), run_dir, tmp_path / "queue.jsonl", n=4)
+    served, *_ = prepare(_project(root), queue=None, run_dir=run_dir, n=4)
+    assert list(exported.items) == served and exported.model_version == "vtest"
+    assert read_queue(tmp_path / "queue.jsonl", LABELS) == [
+        replace(it, uncertainty=0.0) for it in served  # a queue file is read without it
+    ]
 
 
 # ----------------------------------------------------------------------------- browser
@@ -324,8 +342,8 @@ def test_label_three_passages_by_keyboard_in_a_real_browser(run, tmp_path):
     frame, items = run
     # Untrusted text must show as text, never as markup.
     hostile = "<img src=x onerror=\"document.title='pwned'\"> & <b>not bold</b>"
-    frame.loc[frame["passage_id"] == items[0]["passage_id"], "text"] = hostile
-    items[0] = {**items[0], "text": hostile}
+    frame.loc[frame["passage_id"] == items[0].passage_id, "text"] = hostile
+    items[0] = replace(items[0], text=hostile)
     reviewed = tmp_path / "labelled" / "reviewed.jsonl"
     app = create_app(
         items,
@@ -412,7 +430,7 @@ def test_label_three_passages_by_keyboard_in_a_real_browser(run, tmp_path):
         server.shutdown()
         thread.join(timeout=5)
     recs = _records(reviewed)
-    assert [r["passage_id"] for r in recs] == [it["passage_id"] for it in items[:3]]
+    assert [r["passage_id"] for r in recs] == [it.passage_id for it in items[:3]]
     assert [r["labels"] for r in recs] == [[LABELS[1]], [], sorted([LABELS[0], LABELS[2]])]
     assert recs[0]["notes"] == "s u 0 1" and recs[0]["text"] == hostile
     assert all(
@@ -519,27 +537,6 @@ def test_the_host_header_must_name_this_server_on_every_bind(run, tmp_path, host
     assert bare.get("/api/progress", headers={"Host": good[0]}).status_code == 403
 
 
-def test_host_names_and_loopback():
-    assert allowed_host_names("::1") == {"localhost", "127.0.0.1", "[::1]"}
-    assert allowed_host_names("[fe80::1]", ["Box.LAN", " "]) == {
-        "localhost",
-        "127.0.0.1",
-        "[::1]",
-        "[fe80::1]",
-        "box.lan",
-    }
-    allowed = allowed_host_names("127.0.0.1")
-    assert host_allowed("localhost:8765", allowed) and not host_allowed("localhost:123456", allowed)
-    assert not host_allowed("localhost.:8765", allowed)
-    for host in ("127.0.0.1", "127.3.4.5", "localhost", "::1", "[::1]", "::ffff:127.0.0.1"):
-        assert is_loopback(host), host
-    for host in ("0.0.0.0", "::", "192.168.1.20", "fe80::1", "reviewbox.lan"):
-        assert not is_loopback(host), host
-    assert review_url("::1", 8765, "tok") == "http://[::1]:8765/?token=tok"
-    assert review_url("0.0.0.0", 8765, "tok") == "http://127.0.0.1:8765/?token=tok"
-    assert review_url("::", 9000, "tok") == "http://[::1]:9000/?token=tok"
-
-
 def test_large_requests_and_long_notes_are_refused(run, tmp_path):
     _, items = run
     reviewed = tmp_path / "reviewed.jsonl"
@@ -561,19 +558,3 @@ def test_large_requests_and_long_notes_are_refused(run, tmp_path):
     assert len(_records(reviewed)[0]["notes"]) == MAX_NOTES_CHARS // 2
     page = client.get(f"/?token={TOKEN}").get_data(as_text=True)
     assert f'maxlength="{MAX_NOTES_CHARS}"' in page
-
-
-def test_binding_beyond_loopback_warns_on_stderr(capsys):
-    for host in ("127.0.0.1", "localhost", "::1"):
-        assert exposure_warning(host) is None
-        assert not warn_if_exposed(host)
-    assert capsys.readouterr() == ("", "")
-    for host in ("0.0.0.0", "::", "192.168.1.20"):
-        assert warn_if_exposed(host, 9000)
-        captured = capsys.readouterr()
-        assert captured.out == ""
-        warning = captured.err
-        assert warning.startswith("warning:") and "beyond this machine" in warning
-        assert "police responses" in warning and "reachable from the network" in warning
-        assert "token" in warning and "only protection" in warning
-        assert "ssh -N -L 9000:127.0.0.1:9000" in warning
