@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -52,6 +52,57 @@ COVERAGE_COLUMNS = ["level", "force", "doc_id", "category", "score", "addressed"
                     "n_evidence", "n_gap", "top_evidence_ids", "pages", "subpoints"]
 EVIDENCE_COLUMNS = ["passage_id", "doc_id", "force", "page", "category", "p", "subpoints",
                     "subpoint_p", "status", "status_p", "p_specific", "text"]
+
+
+
+class CoverageRow(TypedDict):
+    """One row of coverage.csv (the column order of :data:`COVERAGE_COLUMNS`)."""
+
+    level: str
+    force: str
+    doc_id: str
+    category: str
+    score: float
+    addressed: bool
+    strength: float
+    n_evidence: int
+    n_gap: int
+    top_evidence_ids: str
+    pages: str
+    subpoints: str
+
+
+class CategorySummary(TypedDict):
+    """What summary.json says of one category across the responding forces."""
+
+    display: str
+    recommendation: str
+    n_addressed: int
+    forces_addressed: list[str]
+    forces_not_addressed: list[str]
+    subpoints: dict[str, int]  # sub-point -> forces evidencing it
+    sentence: str
+    forces_stating_gap: list[str]
+
+
+class NationalSummary(TypedDict, total=False):
+    """summary.json: the national counts (:func:`national_summary`), then what the run adds
+    (:func:`pipeline.findings.write_findings`): when, which run and model, how many
+    documents and passages, and the stage timings."""
+
+    n_forces_responded: int
+    forces_responded: list[str]
+    forces_not_responded: list[str]
+    categories: dict[str, CategorySummary]
+    generated: str
+    run_id: str
+    model_version: str
+    n_documents: int
+    n_documents_error: int
+    n_passages: int
+    n_echo: int
+    n_needs_review: int
+    stages: dict[str, dict[str, float]]
 
 
 def noisy_or(probabilities: list[float] | np.ndarray) -> float:
@@ -149,7 +200,7 @@ def specificity_weights(p_specific: pd.Series, params: CoverageParams) -> np.nda
 
 
 def _row(level: str, force: str, doc_id: str, category: str, ev: pd.DataFrame,
-         params: CoverageParams) -> dict[str, Any]:
+         params: CoverageParams) -> CoverageRow:
     counted = ev["p"].to_numpy(dtype=float) * status_weights(ev["status_p"], params)
     weight = counted * specificity_weights(ev["p_specific"], params)
     q = (np.asarray(ev["subpoint_p"].tolist(), dtype=float).reshape(len(ev), -1) if len(ev)
@@ -235,21 +286,23 @@ def coverage_matrix(cov: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
 
 
 def national_summary(cov: pd.DataFrame, taxonomy: Taxonomy, all_forces: list[str],
-                     gaps: pd.DataFrame | None = None) -> dict[str, Any]:
+                     gaps: pd.DataFrame | None = None) -> NationalSummary:
     """Counts in the NPCC's manner: how many responding forces addressed each category, and
     (with ``gaps``, :func:`stated_gaps`) how many state a gap in it."""
     forces = cov[cov["level"] == "force"]
     responded = sorted(f for f in forces["force"].unique() if f != "unknown")
     n = len(responded)
-    out: dict[str, Any] = {"n_forces_responded": n, "forces_responded": responded,
-                 "forces_not_responded": sorted(set(all_forces) - set(responded)), "categories": {}}
+    categories: dict[str, CategorySummary] = {}
+    out: NationalSummary = {"n_forces_responded": n, "forces_responded": responded,
+                            "forces_not_responded": sorted(set(all_forces) - set(responded)),
+                            "categories": categories}
     for cat in taxonomy.labels:
         rows = forces[(forces["category"] == cat) & (forces["force"] != "unknown")]
         addressed = sorted(rows.loc[rows["addressed"], "force"])
         c = taxonomy.category(cat)
         listed = rows["subpoints"].fillna("").str.split(";")
         sub_counts = {s: int(listed.apply(lambda xs, s=s: s in xs).sum()) for s in c.subpoints}
-        out["categories"][cat] = {
+        categories[cat] = {
             "display": c.display, "recommendation": c.recommendation, "n_addressed": len(addressed),
             "forces_addressed": addressed,
             "forces_not_addressed": sorted(set(responded) - set(addressed)),

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from .atomic import write_frame_csv, write_json
 from .config import Params
 from .coverage import (
+    NationalSummary,
     coverage_from_evidence,
     coverage_matrix,
     evidence_table,
@@ -45,7 +46,7 @@ class ScoreSummary:
     n_passages: int
     n_needs_review: int
     out_dir: Path
-    summary: dict[str, Any]
+    summary: NationalSummary
     results: list[DocumentResult]
     seconds: dict[str, float]  # per stage: extract, classify, coverage, report, total
     n_cached: int = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -14,10 +14,57 @@ from .atomic import write_bytes, write_text
 from .config import ThemeParams
 from .records import DocumentResult
 from .taxonomy import Taxonomy
-from .themes import THEME_COLUMNS, action_summaries, read_themes_csv
+from .themes import THEME_COLUMNS, ActionSummary, action_summaries, read_themes_csv
+
+if TYPE_CHECKING:
+    from .coverage import NationalSummary
 
 MAX_QUOTE_CHARS = 600
 EVIDENCE_PER_CATEGORY = 3
+
+
+# What the template reads (report.html): one TypedDict per kind of block.
+class ThemeQuote(TypedDict):
+    anchor: str
+    force: str
+    page: str
+    text: str
+
+
+class ThemeView(TypedDict):
+    label: str
+    n_forces: int
+    forces: str
+    n_passages: int
+    national: bool
+    quotes: list[ThemeQuote]
+
+
+class CategoryThemes(TypedDict):
+    category: str
+    themes: list[ThemeView]
+
+
+class GapQuote(TypedDict):
+    force: str
+    text: str
+    page: int
+    file: str
+
+
+class CategoryGaps(TypedDict):
+    category: str
+    n_forces: int
+    by_status: bool  # found by the status head (else by gap cues)
+    quotes: list[GapQuote]
+
+
+class ChangesView(TypedDict):
+    previous: str
+    counts: list[dict[str, object]]  # compare.change_counts
+    rows: list[dict[str, object]]  # changes.csv rows, for display
+    forces: dict[str, list[str]]  # compare.force_changes
+    kinds: tuple[str, ...]
 
 
 def _png(fig: Any) -> bytes:
@@ -85,11 +132,11 @@ def _shade(score: float) -> str:
 
 
 def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
-                  practices: pd.DataFrame, summary: dict[str, Any],
+                  practices: pd.DataFrame, summary: NationalSummary,
                   documents: list[DocumentResult], taxonomy: Taxonomy,
                   heatmap_b64: str, changes: pd.DataFrame | None = None,
                   previous_run: str = "", themes: pd.DataFrame | None = None,
-                  theme_min_forces: int = ThemeParams().min_forces) -> dict[str, Any]:
+                  theme_min_forces: int = ThemeParams().min_forces) -> dict[str, object]:
     cats = [{"id": c.id, "display": c.display, "subpoints": list(c.subpoints)}
             for c in taxonomy.categories]
     forces_cov = coverage[coverage["level"] == "force"]
@@ -142,7 +189,7 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
     }
 
 
-def _linked(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _linked(summaries: list[ActionSummary]) -> list[ActionSummary]:
     """Each example of a drafted sentence with the anchor of its quote."""
     for rec in summaries:
         for sentence in rec["sentences"]:
@@ -157,22 +204,23 @@ def evidence_anchor(category: str, passage_id: str) -> str:
 
 
 def _themes_context(themes: pd.DataFrame, evidence: pd.DataFrame,
-                    taxonomy: Taxonomy) -> list[dict[str, Any]]:
+                    taxonomy: Taxonomy) -> list[CategoryThemes]:
     """Per category, its themes with counts, forces and linked representative quotes."""
     text_of = dict(zip(evidence["passage_id"], evidence["text"], strict=False))
-    out = []
+    out: list[CategoryThemes] = []
     for cat in taxonomy.labels:
         rows = themes[themes["category"] == cat]
         if rows.empty:
             continue
-        items = []
+        items: list[ThemeView] = []
         for r in rows.itertuples(index=False):
-            quotes = [{"anchor": evidence_anchor(cat, pid), "force": force, "page": page,
-                       "text": _quote(text_of.get(pid, ""))}
-                      for pid, page, force in zip(str(r.passage_ids).split(";"),
-                                                  str(r.pages).split(";"),
-                                                  str(r.quote_forces).split(";"), strict=True)
-                      if pid]
+            quotes: list[ThemeQuote] = [
+                {"anchor": evidence_anchor(cat, pid), "force": force, "page": page,
+                 "text": _quote(text_of.get(pid, ""))}
+                for pid, page, force in zip(str(r.passage_ids).split(";"),
+                                            str(r.pages).split(";"),
+                                            str(r.quote_forces).split(";"), strict=True)
+                if pid]
             items.append({"label": r.label, "n_forces": int(r.n_forces),
                           "forces": str(r.forces).replace(";", ", "),
                           "n_passages": int(r.n_passages), "national": bool(r.national),
@@ -190,12 +238,12 @@ def _depth_note(status: str, p_specific: float) -> str:
 
 
 def _gaps_context(evidence: pd.DataFrame, taxonomy: Taxonomy,
-                  path_of: dict[str, str]) -> list[dict[str, Any]]:
+                  path_of: dict[str, str]) -> list[CategoryGaps]:
     """Per category, the forces that state a gap in it, with the passage and its page."""
     from .coverage import stated_gaps
 
     gaps = stated_gaps(evidence, taxonomy)
-    out = []
+    out: list[CategoryGaps] = []
     for cat in taxonomy.labels:
         rows = gaps[gaps["category"] == cat].drop_duplicates(["force", "passage_id"])
         if rows.empty:
@@ -210,7 +258,7 @@ def _gaps_context(evidence: pd.DataFrame, taxonomy: Taxonomy,
 
 
 def _changes_context(changes: pd.DataFrame | None, taxonomy: Taxonomy,
-                     previous_run: str) -> dict[str, Any] | None:
+                     previous_run: str) -> ChangesView | None:
     """The report's "Changes since the previous run" section: counts per category, and the
     cells that changed (with their strongest new evidence, shortened)."""
     if changes is None:
@@ -225,7 +273,7 @@ def _changes_context(changes: pd.DataFrame | None, taxonomy: Taxonomy,
             "forces": force_changes(changes), "kinds": COUNTED_CHANGES}
 
 
-def render_html(context: dict[str, Any]) -> str:
+def render_html(context: dict[str, object]) -> str:
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     env = Environment(loader=PackageLoader("pipeline", "templates"),
@@ -234,7 +282,7 @@ def render_html(context: dict[str, Any]) -> str:
 
 
 def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFrame,
-                 practices: pd.DataFrame, summary: dict[str, Any],
+                 practices: pd.DataFrame, summary: NationalSummary,
                  documents: list[DocumentResult], taxonomy: Taxonomy,
                  changes: pd.DataFrame | None = None, previous_run: str = "",
                  themes: pd.DataFrame | None = None,

@@ -23,13 +23,59 @@ quotes, ";"-joined, nearest first), national (True for the category's national-w
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 import numpy as np
 import pandas as pd
 
 from .config import ThemeParams
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from .coverage import NationalSummary
+
+
+class ThemeRow(TypedDict):
+    """One row of themes.csv (:data:`THEME_COLUMNS`; ``theme`` is numbered when the table
+    is put together)."""
+
+    category: str
+    label: str
+    n_forces: int
+    forces: str
+    n_passages: int
+    passage_ids: str
+    pages: str
+    quote_forces: str
+    national: bool
+    theme: NotRequired[int]
+
+
+class SummaryExample(TypedDict):
+    """A quote a drafted sentence cites; the report adds the ``anchor`` it links to."""
+
+    passage_id: str
+    page: str
+    force: str
+    anchor: NotRequired[str]
+
+
+class SummarySentence(TypedDict):
+    """One sentence of a "Summary of forces' action", with its count in the text."""
+
+    text: str
+    category: str
+    examples: list[SummaryExample]
+    forces: NotRequired[list[str]]
+
+
+class ActionSummary(TypedDict):
+    """The drafted summary of one recommendation: its sentences, and the same sentences
+    grouped into one paragraph per category."""
+
+    recommendation: str
+    sentences: list[SummarySentence]
+    paragraphs: list[list[SummarySentence]]
 
 THEME_COLUMNS = ["category", "theme", "label", "n_forces", "forces", "n_passages",
                  "passage_ids", "pages", "quote_forces", "national"]
@@ -81,7 +127,7 @@ def stop_words(taxonomy: Taxonomy) -> list[str]:
 
 
 def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
-                     stop: list[str]) -> list[dict[str, Any]]:
+                     stop: list[str]) -> list[ThemeRow]:
     from sklearn.cluster import KMeans
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
@@ -97,7 +143,7 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
     clusters = (KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit_predict(X)
                 if k > 1 else np.zeros(len(ev), dtype=int))
     labels = _labels(counts, counter.get_feature_names_out(), clusters, k, params.label_terms)
-    rows = []
+    rows: list[ThemeRow] = []
     for c in range(k):
         members = ev[clusters == c]
         if members.empty:
@@ -117,7 +163,7 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
 
 def themes(evidence: pd.DataFrame, taxonomy: Taxonomy, params: ThemeParams) -> pd.DataFrame:
     """Themes of every category's evidence across forces (columns: module docstring)."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ThemeRow] = []
     if evidence.empty:
         return pd.DataFrame(columns=THEME_COLUMNS)
     own = evidence[(evidence["force"] != "unknown")
@@ -150,15 +196,15 @@ def read_themes_csv(path: Any) -> pd.DataFrame:
     return frame
 
 
-def action_summaries(theme_table: pd.DataFrame, summary: dict[str, Any],
-                     taxonomy: Taxonomy, *, min_forces: int) -> list[dict[str, Any]]:
+def action_summaries(theme_table: pd.DataFrame, summary: NationalSummary,
+                     taxonomy: Taxonomy, *, min_forces: int) -> list[ActionSummary]:
     """A "Summary of forces' action" per recommendation: a lead sentence per category with
     its count, then one sentence per theme that at least ``min_forces`` forces share, each
     with its count and the passage ids of its examples (the report links them). Each item
     has ``sentences`` and the same sentences as ``paragraphs``, one list per category."""
-    out = []
+    out: list[ActionSummary] = []
     for rec in dict.fromkeys(c.recommendation for c in taxonomy.categories):
-        sentences = []
+        sentences: list[SummarySentence] = []
         for c in (c for c in taxonomy.categories if c.recommendation == rec):
             info = summary["categories"][c.id]
             sentences.append({"text": info["sentence"], "category": c.id, "examples": []})
