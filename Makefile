@@ -40,13 +40,13 @@ demo: install
 
 # Rebuild the sample submissions in data/raw from their sources (deterministic).
 data: install
-	$(BIN)/python -m pipeline.render data/raw/source data/raw
-	$(BIN)/python -m pipeline.render data/independent/source data/independent
+	$(BIN)/python -m scripts.render data/raw/source data/raw
+	$(BIN)/python -m scripts.render data/independent/source data/independent
 	mv data/independent/gold_coverage.csv data/independent/gold_writer.csv
 
 # Static checks: ruff (style, imports, bugbear) and mypy --strict on the package.
 lint: install
-	$(BIN)/ruff check pipeline tests
+	$(BIN)/ruff check pipeline tests scripts
 	$(BIN)/mypy pipeline
 
 # Everything CI runs: static checks, then the suite with coverage.
@@ -57,7 +57,7 @@ repro: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 bench: install
-	$(BIN)/python -m pipeline.bench
+	$(BIN)/python -m scripts.bench
 
 clean:
 	rm -rf reports data/interim .pytest_cache

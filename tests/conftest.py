@@ -90,7 +90,7 @@ def make_canvas_pdf(pages: list[list[tuple[float, str]]], *, encrypt: str | None
 
 @pytest.fixture(scope="session")
 def realistic_pdf(tmp_path_factory) -> Path:
-    from pipeline.render import parse_source, render_pdf
+    from scripts.render import parse_source, render_pdf
 
     # Pad the source so it runs over several pages: real responses are multi-page.
     extra = "\n\n".join(
@@ -106,7 +106,7 @@ def realistic_pdf(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def realistic_docx(tmp_path_factory) -> Path:
-    from pipeline.render import parse_source, render_docx
+    from scripts.render import parse_source, render_docx
 
     src = parse_source(REALISTIC_SOURCE.replace("output: pdf", "output: docx"), slug="kent")
     path = tmp_path_factory.mktemp("docx") / "Kent Police response.docx"

@@ -5,8 +5,8 @@ import shutil
 
 import pytest
 
-from pipeline import bench
 from pipeline.ingest import read_document
+from scripts import bench
 from tests.test_ocr import scanned_pdf
 
 

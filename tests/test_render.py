@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from pipeline.ingest import read_document
-from pipeline.render import build_folder, main, parse_source, render, render_text
+from scripts.render import build_folder, main, parse_source, render, render_text
 
 SOURCE = """---
 force: {force}
@@ -100,4 +100,4 @@ def test_build_folder_renders_every_source_and_the_gold_file(tmp_path, capsys):
 
 def test_usage_error_without_two_folders(capsys):
     assert main(["only-one"]) == 2
-    assert "usage: python -m pipeline.render" in capsys.readouterr().err
+    assert "usage: python -m scripts.render" in capsys.readouterr().err

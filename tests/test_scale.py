@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.fixture(scope="module")
 def corpus_dir(tmp_path_factory):
     """Twelve small response PDFs and DOCX files, generated in code."""
-    from pipeline.render import parse_source, render
+    from scripts.render import parse_source, render
 
     folder = tmp_path_factory.mktemp("many")
     forces = ["Kent", "Essex", "Surrey", "Sussex", "Dorset", "Durham", "Gwent", "Cheshire",

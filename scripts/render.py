@@ -4,7 +4,7 @@ force would send: PDF (reportlab), DOCX (python-docx), TXT or MD, with page furn
 Used by ``make data`` to rebuild ``data/raw`` deterministically, by the tests to build
 fixtures, and by the benchmark to generate corpora. reportlab is a dev dependency.
 
-    python -m pipeline.render data/raw/source data/raw
+    python -m scripts.render data/raw/source data/raw
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from .atomic import write_bytes, write_frame_csv
+from pipeline.atomic import write_bytes, write_frame_csv
 
 
 @dataclass
@@ -333,8 +333,8 @@ def build_folder(source_dir: Path, out_dir: Path) -> list[Path]:
     """Render every ``*.md`` source in ``source_dir`` into ``out_dir``; write gold_coverage.csv."""
     import pandas as pd
 
-    from .forces import canonical_force
-    from .taxonomy import load_taxonomy
+    from pipeline.forces import canonical_force
+    from pipeline.taxonomy import load_taxonomy
 
     categories = load_taxonomy().labels
     written, gold = [], []
@@ -352,7 +352,7 @@ def build_folder(source_dir: Path, out_dir: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2:
-        print("usage: python -m pipeline.render SOURCE_DIR OUT_DIR", file=sys.stderr)
+        print("usage: python -m scripts.render SOURCE_DIR OUT_DIR", file=sys.stderr)
         return 2
     written = build_folder(Path(argv[0]), Path(argv[1]))
     print(f"rendered {len(written)} files into {argv[1]}")

@@ -1,8 +1,8 @@
 """The benchmark: generate a corpus of N documents x P pages with realistic furniture, run
 the pipeline, and print throughput, peak memory and per-stage seconds.
 
-    python -m pipeline.bench                     # the README's table (a few minutes)
-    python -m pipeline.bench --docs 20 --pages 5 # a quick look
+    python -m scripts.bench                     # the README's table (a few minutes)
+    python -m scripts.bench --docs 20 --pages 5 # a quick look
 
 Figures are printed, never asserted: timing on a shared 2-core machine varies.
 """
@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import paths
+from pipeline.config import paths
 
 PARAGRAPHS = [
     "Officers who suspect exploitation make an immediate referral to the National Referral "
@@ -61,7 +61,7 @@ def make_source(i: int, pages: int) -> str:
 
 
 def generate(folder: Path, docs: int, pages: int) -> list[Path]:
-    from .render import parse_source, render_pdf
+    from scripts.render import parse_source, render_pdf
 
     folder.mkdir(parents=True, exist_ok=True)
     out = []
@@ -151,8 +151,8 @@ def classify_rate(n: int = 20000) -> float:
     """Passages per second through the default model (features, probabilities, echo)."""
     import pandas as pd
 
-    from .modelstore import load_model, resolve_model_dir
-    from .taxonomy import load_taxonomy
+    from pipeline.modelstore import load_model, resolve_model_dir
+    from pipeline.taxonomy import load_taxonomy
 
     p = paths()
     model = load_model(resolve_model_dir(p.models), load_taxonomy())
