@@ -3,55 +3,35 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from . import __version__
 from .errors import ForcecovError
+from .review.cli import review_app
+from .terminal import (
+    err,
+    fail,
+    out,
+    print_changes,
+    print_extract_summary,
+    print_score_summary,
+    print_table,
+    print_training,
+    progress_bar,
+)
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from .classify import TrainedModel
     from .config import Params
-    from .extract import ExtractSummary
-    from .findings import ScoreSummary
     from .project import Project
-    from .records import DocumentResult
-    from .taxonomy import Taxonomy
-    from .train import TrainResult
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Measure how well police forces' responses cover each recommendation.")
-# soft_wrap: one message stays one line, whatever the terminal width.
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-# Tables are wide; when output is piped (no terminal width), do not squeeze them to 80 columns.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-
-
-@contextmanager
-def progress_bar(total: int, description: str) -> Iterator[Callable[..., None]]:
-    """A progress bar on stderr when it is a terminal; otherwise nothing."""
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err, disable=not sys.stderr.isatty(),
-                        transient=True)
-    with progress:
-        task = progress.add_task(description, total=total)
-        yield lambda *_: progress.advance(task)
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(code)
 
 
 def _find_inputs_or_fail(inputs: list[Path]) -> list[Path]:
@@ -62,23 +42,6 @@ def _find_inputs_or_fail(inputs: list[Path]) -> list[Path]:
     if not files:
         fail(f"no input files found in {', '.join(map(str, inputs))}")
     return files
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def one_line(text: str) -> str:
-    """``text`` safe to print as part of one line: control characters (a newline in a file
-    name could forge a line of output) shown as escapes, rich markup escaped."""
-    return escape(_CONTROL.sub(lambda m: repr(m.group(0))[1:-1], text))
-
-
-def report_bad_documents(results: Iterable[DocumentResult]) -> None:
-    for r in results:
-        if r.status == "error":
-            err.print(f"[red]error[/red] {one_line(r.path)}: {one_line(r.reason)}")
-        elif r.status == "warning":
-            err.print(f"[yellow]warning[/yellow] {one_line(r.path)}: {one_line(r.reason)}")
 
 
 Jobs = Annotated[
@@ -157,16 +120,6 @@ def extract(
     print_extract_summary(summary, out_dir)
 
 
-def print_extract_summary(summary: ExtractSummary, out_dir: Path) -> None:
-    """Bad files one line each, then the counts; exit 1 when no document could be read."""
-    report_bad_documents(summary.results)
-    out.print(f"{summary.n_files} files: {summary.n_ok} ok, {summary.n_warning} with warnings, "
-              f"{summary.n_error} errors; {summary.n_passages} passages "
-              f"-> {out_dir}/passages.jsonl")
-    if summary.n_ok + summary.n_warning == 0:
-        raise typer.Exit(1)
-
-
 def _model(project: Project, model_path: Path | None, trust: bool) -> TrainedModel:
     """The model named (or models/current), verified; trained first if there is none."""
     from .modelstore import model_for
@@ -202,18 +155,6 @@ def train(
     out.print(f"-> {folder}" + ("" if no_promote else " (models/current)"))
 
 
-def print_training(result: TrainResult) -> None:
-    """What was trained on what, and its grouped cross-validation scores per category."""
-    m = result.cv_metrics
-    out.print(f"trained {result.model.version} on {len(result.train_rows)} passages "
-              f"({len(result.eval_rows)} held out for promotion) in {result.seconds:.1f} s")
-    out.print(f"grouped CV ({m['group_by']}, {m['n_folds']} folds): "
-              f"macro-F1 {m['macro_f1']:.3f}, ECE {m['ece']:.3f}")
-    for lab, s in m["per_label"].items():
-        out.print(f"  {lab:<16} F1 {s['f1']:.3f}  P {s['precision']:.3f}  "
-                  f"R {s['recall']:.3f}  n={s['support']}")
-
-
 @app.command()
 def classify(
     ctx: typer.Context,
@@ -223,8 +164,10 @@ def classify(
                                                          "for `forcecov report`) or JSONL")],
     model_path: ModelPath = None, trust_model: TrustModel = False, jobs: Jobs = None,
 ) -> None:
-    """Classify passages: extract's output into passages.parquet (the chain's classify
-    stage), or any JSONL of passages into JSONL with probs, labels and echo added."""
+    """Classify passages: extract's output into passages.parquet, or any JSONL into JSONL.
+
+    A .parquet --out is the chain's classify stage (read by `forcecov report`); a JSONL
+    --out gets each input object with probs, labels and echo added."""
     from .predict import classify_file
 
     project: Project = ctx.obj
@@ -281,25 +224,6 @@ def score(
     print_score_summary(summary, compare_with, project.taxonomy)
 
 
-def print_score_summary(summary: ScoreSummary, compare_with: Path | None,
-                        taxonomy: Taxonomy) -> None:
-    """What a run found, one line per category; exit 1 when no document could be read."""
-    report_bad_documents(summary.results)
-    out.print(f"{summary.n_files} files ({summary.n_cached} from cache): {summary.n_ok} ok, "
-              f"{summary.n_warning} with warnings, {summary.n_error} errors; "
-              f"{summary.n_passages} passages, {summary.n_needs_review} need review; "
-              f"{summary.seconds['total']:.1f} s")
-    for cat in summary.summary["categories"].values():
-        out.print(f"  {cat['sentence']}")
-    if compare_with is not None:
-        import pandas as pd
-
-        print_changes(pd.read_csv(summary.out_dir / "changes.csv"), taxonomy)
-    out.print(f"-> {summary.out_dir}/report.html, coverage.csv, passages.parquet")
-    if summary.n_ok + summary.n_warning == 0:
-        raise typer.Exit(1)
-
-
 @app.command()
 def compare(
     ctx: typer.Context,
@@ -319,30 +243,6 @@ def compare(
     print_changes(changes, taxonomy)
     out.print(f"-> {new_run}/changes.csv, {new_run}/report.html (section: Changes since the "
               "previous run)")
-
-
-def print_changes(changes: pd.DataFrame, taxonomy: Taxonomy) -> None:
-    """One line per category: how many forces changed, and how."""
-    from .compare import COUNTED_CHANGES, change_counts, force_changes
-
-    forces = force_changes(changes)
-    out.print(f"forces new in this run: {', '.join(forces['new']) or 'none'}; in the previous "
-              f"run only: {', '.join(forces['missing']) or 'none'}")
-    for c in change_counts(changes, taxonomy):
-        parts = [f"{k}: {c[k]} ({', '.join(c['forces'][k])})"  # type: ignore[index]
-                 for k in COUNTED_CHANGES if c[k]]
-        out.print(f"  {c['category']}: {'; '.join(parts) if parts else 'no change'}")
-
-
-def print_table(title: str, frame: pd.DataFrame, float_format: str = "{:.3f}") -> None:
-    from rich.table import Table
-
-    table = Table(title=title, show_lines=False)
-    for col in frame.columns:
-        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "fi" else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[float_format.format(v) if isinstance(v, float) else str(v) for v in row])
-    out.print(table)
 
 
 @app.command()
@@ -462,117 +362,7 @@ def _available_kinds(names: str) -> list[str]:
     return [k for k in kinds if available(k)]
 
 
-review_app = typer.Typer(no_args_is_help=True, help="The analyst review loop.")
 app.add_typer(review_app, name="review")
-
-
-@review_app.command("export")
-def review_export(
-    ctx: typer.Context,
-    from_dir: Annotated[
-        Path, typer.Option("--from", help="A scoring run folder (forcecov score --out)")
-    ],
-    out_file: Annotated[
-        Path, typer.Option("--out", help="Queue file: .csv, .jsonl or .labelstudio.json")
-    ],
-    n: Annotated[int | None, typer.Option("--n", help="How many passages")] = None,
-    strategy: Annotated[str | None, typer.Option(help="uncertainty | margin | diverse")] = None,
-) -> None:
-    """Queue the passages the model is least sure of, for analysts to label."""
-    from .review.formats import export_queue
-
-    queue = export_queue(ctx.obj, from_dir, out_file, n=n, strategy=strategy)
-    out.print(f"queued {len(queue.items)} passages ({queue.strategy}) -> {out_file}")
-
-
-@review_app.command("import")
-def review_import(
-    ctx: typer.Context,
-    file: Annotated[
-        Path, typer.Argument(help="Reviewed .csv, .jsonl or Label Studio export .json")
-    ],
-    annotator: Annotated[str, typer.Option("--annotator", help="Who gave these labels")],
-    from_dir: Annotated[
-        Path | None, typer.Option("--from", help="Run folder to resolve passage ids")
-    ] = None,
-) -> None:
-    """Append reviewed labels to data/labelled/reviewed.jsonl, with provenance."""
-    from .review.store import import_reviews, known_passages
-
-    result = import_reviews(file, annotator=annotator, taxonomy=ctx.obj.taxonomy,
-                            reviewed=ctx.obj.paths.reviewed,
-                            known=known_passages(from_dir) if from_dir else None)
-    out.print(f"{result.n_rows} decisions read: {result.n_added} added, "
-              f"{result.n_already} already imported -> {result.path}")
-
-
-@review_app.command("conflicts")
-def review_conflicts(ctx: typer.Context) -> None:
-    """List passages on which annotators disagree."""
-    from .review.store import conflicts
-
-    table = conflicts(ctx.obj.paths.reviewed)
-    if table.empty:
-        out.print("no conflicts")
-        return
-    print_table(f"{table['passage'].nunique()} passages with conflicting labels", table)
-
-
-@review_app.command("audit")
-def review_audit(
-    ctx: typer.Context,
-    top: Annotated[int, typer.Option(help="How many to list")] = 30,
-    out_file: Annotated[
-        Path | None,
-        typer.Option("--out", help="Also write the ranking as a queue (.csv/.jsonl)"),
-    ] = None,
-) -> None:
-    """Rank likely label errors in data/labelled from out-of-fold probabilities."""
-    from .review.audit import audit_labelled
-
-    with err.status("Cross-validating to find likely label errors..."):
-        table = audit_labelled(ctx.obj, top=top, out=out_file)
-    ranked_by = table["flagged_by"].iloc[0] if len(table) else "-"
-    print_table(f"Likely label errors (ranked by {ranked_by})",
-                table[["id", "labels", "suggested", "self_confidence", "text"]].assign(
-                    text=table["text"].str.slice(0, 70)))
-    if out_file:
-        out.print(f"-> {out_file}")
-
-
-BindHost = Annotated[
-    str, typer.Option(help="Address to bind (127.0.0.1 by default; anything beyond "
-                           "loopback warns, and the session token is then the only "
-                           "protection)")
-]
-AllowHost = Annotated[
-    list[str] | None,
-    typer.Option("--allow-host",
-                 help="Another name or address this machine is reached by (repeatable; "
-                      "only needed with a --host beyond loopback)"),
-]
-
-
-@review_app.command("serve")
-def review_serve(
-    ctx: typer.Context,
-    queue: Annotated[
-        Path | None, typer.Option("--queue", help="A queue file from `review export`")
-    ] = None,
-    from_dir: Annotated[Path | None, typer.Option("--from", help="A scoring run folder")] = None,
-    annotator: Annotated[str, typer.Option("--annotator", help="Who is labelling")] = "analyst",
-    host: BindHost = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port")] = 8765,
-    n: Annotated[int | None, typer.Option("--n", help="Queue size when built from --from")] = None,
-    allow_host: AllowHost = None,
-) -> None:
-    """A local review page: read each passage in context, tick categories, save at once."""
-    from .review.server import serve
-
-    if (queue is None) == (from_dir is None):
-        fail("give exactly one of --queue FILE or --from RUN_DIR", code=2)
-    serve(ctx.obj, queue=queue, run_dir=from_dir, annotator=annotator, host=host, port=port, n=n,
-          console=out, allowed_hosts=allow_host or ())
 
 
 @app.command()
