@@ -85,7 +85,7 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.multiclass import OneVsRestClassifier
 
-    from .approaches import KeywordClassifier
+    from .classifiers.embeddings import KeywordClassifier
     from .classify import PassageClassifier
 
     clf = model.classifier
@@ -230,7 +230,7 @@ class ArrayClassifier:
 
 def _classifier(layout: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> Any:
     if layout.get("classifier") == "keywords":
-        from .approaches import KeywordClassifier
+        from .classifiers.embeddings import KeywordClassifier
 
         return KeywordClassifier(tuple(layout["labels"]),
                                  tuple(tuple(str(k) for k in kws) for kws in layout["keywords"]),

@@ -53,7 +53,7 @@ def make_classifier(taxonomy: Taxonomy, params: Params) -> Any:
     kind = params.model.kind
     if kind in ("tfidf_lr", "tfidf_svm"):
         return PassageClassifier(tuple(taxonomy.labels), params.features, params.model)
-    from . import approaches
+    from .classifiers import embeddings as approaches
 
     return approaches.make(kind, taxonomy, params)
 

@@ -150,7 +150,7 @@ def test_evaluate_refuses_an_incomplete_run_folder(project_root, tmp_path):
 
 
 def test_evaluate_compares_approaches_and_skips_missing_ones(project_root, tmp_path, monkeypatch):
-    from pipeline import approaches
+    from pipeline.classifiers import embeddings as approaches
 
     monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
     out = tmp_path / "eval"
@@ -166,7 +166,7 @@ def test_evaluate_compares_approaches_and_skips_missing_ones(project_root, tmp_p
 
 def test_evaluate_field_trains_each_approach_and_scores_the_test_part(project_root, tmp_path,
                                                                       monkeypatch):
-    from pipeline import approaches
+    from pipeline.classifiers import embeddings as approaches
 
     monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
     field = project_root / "data" / "field"

@@ -80,7 +80,7 @@ def test_models_that_need_code_are_not_stored_as_arrays():
 
 def test_a_keyword_model_is_stored_as_arrays_and_predicts_the_same(tmp_path):
     """The bootstrap for a new taxonomy needs no --trust-model either."""
-    from pipeline.approaches import KeywordClassifier
+    from pipeline.classifiers.embeddings import KeywordClassifier
 
     model = _fitted("tfidf_svm", "sigmoid")
     model.classifier = KeywordClassifier(tuple(TAX.labels),

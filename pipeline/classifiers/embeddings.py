@@ -43,10 +43,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.utils.validation import check_is_fitted
 
-from .classify import PassageClassifier
-from .config import Params
-from .hashing import sha256_file
-from .taxonomy import Taxonomy
+from ..classify import PassageClassifier
+from ..config import Params
+from ..hashing import sha256_file
+from ..taxonomy import Taxonomy
 
 KINDS = ("keywords", "tfidf_lr", "tfidf_svm", "tfidf_lr_word", "tfidf_svm_word", "spacy",
          "embeddings", "static", "ensemble_svm_static", "ensemble_svm_word_static",
@@ -437,9 +437,9 @@ def static_model_dir(name: str) -> Any:
     project, else of the checkout the package was installed from."""
     from pathlib import Path
 
-    from .config import paths
+    from ..config import paths
 
-    for models in (paths().models, Path(__file__).resolve().parent.parent / "models"):
+    for models in (paths().models, Path(__file__).resolve().parents[2] / "models"):
         folder = models / "static" / name
         if (folder / "model.safetensors").is_file():
             return folder

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.base import clone
 
-from pipeline import approaches
+from pipeline.classifiers import embeddings as approaches
 from pipeline.classify import PassageClassifier, label_matrix, model_frame
 from pipeline.taxonomy import load_taxonomy
 from tests.conftest import fast_params, small_corpus
