@@ -432,7 +432,7 @@ def evaluate(
 def _available_kinds(names: str) -> list[str]:
     """The comma-separated model kinds that can be built here; the others are named on
     stderr with how to install them."""
-    from .classifiers.embeddings import available
+    from .classifiers.registry import available
 
     kinds = [k.strip() for k in names.split(",") if k.strip()]
     for k in kinds:

@@ -15,12 +15,13 @@ import pandas as pd
 from sklearn.base import clone
 
 from .agreement import document_files, gold_cells, status_agreement, subpoint_agreement
+from .classifiers.echo import make_echo_detector
+from .classifiers.registry import make_classifier
 from .classify import (
     TrainedModel,
     choose_thresholds,
     grouped_folds,
     label_matrix,
-    make_echo_detector,
     model_frame,
     out_of_fold_proba,
 )
@@ -33,7 +34,7 @@ from .metrics import (
     summary,
 )
 from .taxonomy import Taxonomy
-from .train import groups_for, make_classifier, split_frozen
+from .train import groups_for, split_frozen
 
 
 def evaluate_model(model: TrainedModel, rows: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, Any]:

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .classifiers.registry import make_classifier
 from .classify import label_matrix, model_frame
 from .config import Params, load_params, paths
 from .metrics import macro_f1
 from .review import uncertainty_scores
 from .taxonomy import Taxonomy, load_taxonomy
-from .train import make_classifier, split_frozen
+from .train import split_frozen
 
 
 def simulate(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,

@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .classifiers.echo import make_echo_detector
+from .classifiers.registry import make_classifier as make_classifier  # re-export: review.audit
 from .classify import (
-    PassageClassifier,
     TrainedModel,
     choose_thresholds,
     grouped_folds,
     label_matrix,
-    make_echo_detector,
     model_frame,
     out_of_fold_proba,
 )
@@ -46,16 +46,6 @@ def groups_for(corpus: pd.DataFrame, group_by: str) -> np.ndarray:
         raise ValueError(f"cv.group_by={group_by!r} is not a corpus column")
     groups: np.ndarray = corpus[group_by].fillna("unknown").astype(str).to_numpy()
     return groups
-
-
-def make_classifier(taxonomy: Taxonomy, params: Params) -> Any:
-    """The estimator named by ``model.kind`` (TF-IDF linear models, or an alternative)."""
-    kind = params.model.kind
-    if kind in ("tfidf_lr", "tfidf_svm"):
-        return PassageClassifier(tuple(taxonomy.labels), params.features, params.model)
-    from .classifiers import embeddings as approaches
-
-    return approaches.make(kind, taxonomy, params)
 
 
 @dataclass

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
+from pipeline.classifiers.echo import make_echo_detector
 from pipeline.classify import (
     choose_thresholds,
     classify_records,
-    make_echo_detector,
     prepare_text,
     read_passage_lines,
 )
