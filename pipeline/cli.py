@@ -592,12 +592,12 @@ def promote(
     trust_model: TrustModel = False,
 ) -> None:
     """Compare a candidate with models/current on the frozen split; promote if no worse."""
+    from .classifiers.cv import split_frozen
     from .corpus import load_corpus
     from .modelstore import current_version, load_model
     from .promote import gate, latest_candidate
     from .promote import promote as do_promote
     from .taxonomy import load_taxonomy
-    from .train import split_frozen
 
     p = paths()
     taxonomy = load_taxonomy()

@@ -429,11 +429,9 @@ def depth_scores(corpus: pd.DataFrame, labels: pd.DataFrame, field: pd.DataFrame
 
     Columns: head, held_out_genres, n_held_out, field_test, n_field.
     """
-    from .classify import grouped_folds
-    from .train import groups_for
+    from .classifiers.cv import folds_for
 
-    folds = grouped_folds(groups_for(corpus, params.cv.group_by), params.cv.n_splits,
-                          params.cv.seed)
+    folds = folds_for(corpus, params.cv)
     parts = []
     for train_idx, test_idx in folds:
         model = fit_depth(corpus.iloc[train_idx].reset_index(drop=True), labels, taxonomy,

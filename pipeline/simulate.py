@@ -16,13 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .classifiers.cv import labelled_frame, split_frozen
 from .classifiers.registry import make_classifier
-from .classify import label_matrix, model_frame
 from .config import Params, load_params, paths
 from .metrics import macro_f1
 from .review import uncertainty_scores
 from .taxonomy import Taxonomy, load_taxonomy
-from .train import split_frozen
 
 
 def simulate(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
@@ -34,10 +33,8 @@ def simulate(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
     comparison measures the choice of labels, not threshold tuning.
     """
     pool, frozen = split_frozen(corpus, params)
-    X_pool = model_frame(pool["text"], pool["heading"], pool.get("context"))
-    Y_pool = label_matrix(pool, taxonomy)
-    X_eval = model_frame(frozen["text"], frozen["heading"], frozen.get("context"))
-    Y_eval = label_matrix(frozen, taxonomy)
+    X_pool, Y_pool = labelled_frame(pool, taxonomy)
+    X_eval, Y_eval = labelled_frame(frozen, taxonomy)
     rng = np.random.default_rng(seed)
     start = rng.choice(len(pool), size=max(int(start_fraction * len(pool)), 20), replace=False)
     n_rounds = rounds if rounds is not None else int(np.ceil((len(pool) - len(start)) / batch))
