@@ -367,7 +367,7 @@ def evaluate(
 
     p = paths()
     if depth:
-        from .depth import evaluate_depth
+        from .deptheval import evaluate_depth
 
         with err.status("Fitting the depth heads on each fold..."):
             table = evaluate_depth(p.labelled, p.field, load_taxonomy(), load_params())
