@@ -71,29 +71,24 @@ init_tok2vec = ${paths.init_tok2vec}
 labels = null
 """
 
-SPACY_MODELS = {
-    "bow": """
-[components.textcat_multilabel.model]
+# The bag of n-grams: the whole model of "bow", the linear half of "ensemble".
+_BAG_OF_NGRAMS = """
 @architectures = "spacy.TextCatBOW.v3"
 exclusive_classes = false
 ngram_size = 2
 no_output_layer = false
 length = 262144
 nO = null
-""",
+"""
+
+SPACY_MODELS = {
+    "bow": "\n[components.textcat_multilabel.model]" + _BAG_OF_NGRAMS,
     "ensemble": """
 [components.textcat_multilabel.model]
 @architectures = "spacy.TextCatEnsemble.v2"
 nO = null
 
-[components.textcat_multilabel.model.linear_model]
-@architectures = "spacy.TextCatBOW.v3"
-exclusive_classes = false
-ngram_size = 2
-no_output_layer = false
-length = 262144
-nO = null
-
+[components.textcat_multilabel.model.linear_model]""" + _BAG_OF_NGRAMS + """
 [components.textcat_multilabel.model.tok2vec]
 @architectures = "spacy.Tok2Vec.v2"
 
