@@ -1,7 +1,9 @@
 """Evaluation: the model on the frozen split, approaches compared on the same folds,
-leave-one-voice-out robustness, echo detection, calibration, coverage against gold.
+leave-one-voice-out robustness (:func:`~pipeline.classifiers.cv.leave_one_group_out`), echo
+detection, calibration, coverage against gold, scanned documents against their text twins;
+the field set through :mod:`pipeline.fieldeval`.
 
-Every function returns plain data (dicts and DataFrames); the CLI prints and writes them.
+Every function returns plain data (typed dicts and DataFrames); the CLI prints and writes them.
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ class CVMetrics(Scores):
 
 @dataclass
 class TrainResult:
+    """A training run: the model, its cross-validation scores and out-of-fold probabilities,
+    the rows it trained on and those it held out, and how long it took."""
+
     model: TrainedModel
     cv_metrics: CVMetrics
     oof_proba: np.ndarray

@@ -200,3 +200,14 @@ def test_tfidf_parameters_are_flat_so_a_grid_search_reaches_them(taxonomy):
     assert clone(est).set_params(C=0.5, min_df=1).get_params()["C"] == 0.5
     # Defaults are params.yaml's sections' defaults, not a second copy of them.
     assert PassageClassifier().feature_params() == type(fast_params().features)()
+
+
+def test_the_echo_detector_refuses_to_predict_before_fit(taxonomy):
+    from sklearn.exceptions import NotFittedError
+
+    from pipeline.classifiers.echo import make_echo_detector
+
+    detector = make_echo_detector(taxonomy, fast_params().echo)
+    assert clone(detector).get_params() == detector.get_params()
+    with pytest.raises(NotFittedError):
+        detector.predict(["We refer victims to the NRM."])
