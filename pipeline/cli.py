@@ -288,7 +288,7 @@ def evaluate(
     project: Project = ctx.obj
     p = project.paths
     if depth:
-        from .depthfit import evaluate_depth
+        from .deptheval import evaluate_depth
 
         with err.status("Fitting the depth heads on each fold..."):
             table = evaluate_depth(p.labelled, p.field, project.taxonomy, project.params)
@@ -352,7 +352,7 @@ def evaluate(
 def _available_kinds(names: str) -> list[str]:
     """The comma-separated model kinds that can be built here; the others are named on
     stderr with how to install them."""
-    from .approaches import available
+    from .classifiers.registry import available
 
     kinds = [k.strip() for k in names.split(",") if k.strip()]
     for k in kinds:

@@ -120,7 +120,7 @@ class FeatureParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    kind: str = "tfidf_lr"
+    kind: str = "tfidf_svm_word"  # params.yaml's too (tests/test_config.py checks)
     C: float = 8.0
     class_weight: str | None = "balanced"
     max_iter: int = 2000

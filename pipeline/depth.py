@@ -234,5 +234,3 @@ def from_arrays(arrays: dict[str, npt.NDArray[Any]], prefix: str = "depth.") -> 
                       all_subpoints=list(layout["all_subpoints"]),
                       status_cues=list(layout.get("status_cues", [])),
                       sentence_min=float(layout.get("sentence_min", 0.6)))
-
-

@@ -1,31 +1,36 @@
 """Evaluation: the model on the frozen split, approaches compared on the same folds,
-leave-one-voice-out robustness, echo detection, calibration, coverage against gold.
+leave-one-voice-out robustness (:func:`~pipeline.classifiers.cv.leave_one_group_out`), echo
+detection, calibration, coverage against gold, scanned documents against their text twins;
+the field set through :mod:`pipeline.fieldeval`.
 
-Every function returns plain data (dicts and DataFrames); the CLI prints and writes them.
+Every function returns plain data (typed dicts and DataFrames); the CLI prints and writes them.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 
 from .agreement import document_files, gold_cells, status_agreement, subpoint_agreement
-from .classify import (
-    TrainedModel,
+from .classifiers.cv import (
+    FoldTiming,
     choose_thresholds,
-    grouped_folds,
-    label_matrix,
-    make_echo_detector,
-    model_frame,
+    cv_set,
+    labelled_frame,
+    leave_one_group_out,
     out_of_fold_proba,
+    split_frozen,
 )
+from .classifiers.echo import make_echo_detector
+from .classifiers.registry import make
+from .classify import TrainedModel
 from .config import Params
+from .fieldeval import field_comparison, separability_table
 from .metrics import (
+    Scores,
     calibration_curve,
     expected_calibration_error,
     macro_f1,
@@ -33,21 +38,66 @@ from .metrics import (
     summary,
 )
 from .taxonomy import Taxonomy
-from .train import groups_for, make_classifier, split_frozen
 
 
-def evaluate_model(model: TrainedModel, rows: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, Any]:
+class HeldOutScores(Scores):
+    """A trained model's scores on labelled rows it never saw, with its calibration curve."""
+
+    n: int
+    calibration: list[dict[str, float]]
+
+
+class EchoScores(TypedDict):
+    """Echo detection on the corpus: recall on restated passages, precision against content."""
+
+    recall: float
+    precision: float
+    n_restated: int
+    n_content: int
+    false_positives: int
+
+
+class FrozenSplitMetrics(TypedDict):
+    """The model on the frozen split, and echo detection: in every metrics.json."""
+
+    model_version: str
+    macro_f1: float
+    ece: float
+    n_eval: int
+    per_label: dict[str, float]
+    echo: EchoScores
+
+
+class EvaluationMetrics(FrozenSplitMetrics, total=False):
+    """metrics.json: what each requested evaluation adds (by approach, voice, category,
+    status or set, as named)."""
+
+    comparison: dict[str, float]
+    lovo_worst_macro_f1: float
+    lovo_mean_macro_f1: float
+    field: dict[str, dict[str, float]]
+    separability_auc: dict[str, float]
+    coverage_agreement: dict[str, float]
+    subpoint_f1: dict[str, float]
+    status_agreement: dict[str, float]
+    scanned: dict[str, float]
+
+
+class Evaluation(EvaluationMetrics, total=False):
+    """What :func:`run_evaluation` returns: metrics.json's content, and tables to print."""
+
+    tables: dict[str, pd.DataFrame]
+
+
+def evaluate_model(model: TrainedModel, rows: pd.DataFrame, taxonomy: Taxonomy) -> HeldOutScores:
     """Scores of a trained model on labelled rows (the frozen evaluation split)."""
-    X = model_frame(rows["text"], rows["heading"], rows.get("context"))
-    Y = label_matrix(rows, taxonomy)
+    X, Y = labelled_frame(rows, taxonomy)
     proba = model.classifier.predict_proba(X)
-    out = summary(Y, proba, model.thresholds, taxonomy.labels)
-    out["n"] = int(len(rows))
-    out["calibration"] = calibration_curve(Y, proba)
-    return out
+    return HeldOutScores(**summary(Y, proba, model.thresholds, taxonomy.labels),
+                         n=int(len(rows)), calibration=calibration_curve(Y, proba))
 
 
-def echo_metrics(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> dict[str, float]:
+def echo_metrics(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> EchoScores:
     """Echo detection on the corpus: recall on restated passages, precision against content."""
     detector = make_echo_detector(taxonomy, params.echo).fit(list(corpus["text"]))
     flagged = detector.predict(list(corpus["text"]))
@@ -66,190 +116,23 @@ def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
 
     Thresholds are chosen on each approach's own out-of-fold probabilities, as in training.
     """
-    rows_train, _ = split_frozen(corpus, params)
-    X = model_frame(rows_train["text"], rows_train["heading"], rows_train.get("context"))
-    Y = label_matrix(rows_train, taxonomy)
-    folds = grouped_folds(groups_for(rows_train, params.cv.group_by), params.cv.n_splits,
-                          params.cv.seed)
+    rows, _ = split_frozen(corpus, params)
+    data = cv_set(rows, taxonomy, params)
     records = []
     for kind in kinds:
-        estimator = make_classifier(taxonomy, params.override("model", kind=kind))
-        proba = np.zeros(Y.shape)
-        fit_s = pred_s = 0.0
-        for train_idx, test_idx in folds:
-            est = clone(estimator)
-            t0 = time.perf_counter()
-            est.fit(X.iloc[train_idx].reset_index(drop=True), Y[train_idx])
-            t1 = time.perf_counter()
-            proba[test_idx] = est.predict_proba(X.iloc[test_idx].reset_index(drop=True))
-            t2 = time.perf_counter()
-            fit_s += t1 - t0
-            pred_s += t2 - t1
-        thresholds = choose_thresholds(Y, proba, params.thresholds)
+        timing = FoldTiming()
+        proba = out_of_fold_proba(make(kind, taxonomy, params), data.X, data.Y, data.folds,
+                                  timing=timing)
+        thresholds = choose_thresholds(data.Y, proba, params.thresholds)
         pred = (proba >= thresholds).astype(int)
-        scores = per_label_scores(Y, pred, taxonomy.labels)
+        scores = per_label_scores(data.Y, pred, taxonomy.labels)
         records.append({"approach": kind,
                         **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels},
-                        "macro_f1": macro_f1(Y, pred), "ece": expected_calibration_error(Y, proba),
-                        "train_seconds": fit_s / len(folds),
-                        "passages_per_s": len(Y) / max(pred_s, 1e-9)})
+                        "macro_f1": macro_f1(data.Y, pred),
+                        "ece": expected_calibration_error(data.Y, proba),
+                        "train_seconds": timing.fit_seconds / len(data.folds),
+                        "passages_per_s": len(data.Y) / max(timing.predict_seconds, 1e-9)})
     return pd.DataFrame(records)
-
-
-def _macro_over_present(Y: np.ndarray, pred: np.ndarray) -> float:
-    """Macro-F1 over the categories that occur in ``Y`` (NaN when none does): a genre with
-    no passage of a category says nothing about recall on it."""
-    from sklearn.metrics import f1_score
-
-    present = Y.sum(axis=0) > 0
-    if not present.any():
-        return float("nan")
-    return float(f1_score(Y[:, present], pred[:, present], average="macro", zero_division=0))
-
-
-def unlabelled_share(Y: np.ndarray, pred: np.ndarray) -> float:
-    """Of the passages that carry a label, the share given none."""
-    carries = Y.sum(axis=1) > 0
-    return float((pred[carries].sum(axis=1) == 0).mean()) if carries.any() else float("nan")
-
-
-def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
-                        group: str = "genre",
-                        thresholds: np.ndarray | None = None) -> pd.DataFrame:
-    """Train on every ``group`` (genre or voice) but one, test on that one.
-
-    With ``thresholds``, those are applied (the shipped ones); without, each round chooses
-    its own by grouped cross-validation inside its training groups.
-
-    Columns: the group, n, macro_f1 (over the categories present in the group; NaN when none
-    is), any_label (share of the group's passages given a label: for a genre of hard
-    negatives, its false-positive rate), unlabelled (labelled passages given none), and
-    f1_<category>.
-    """
-    rows, _ = split_frozen(corpus, params)
-    X = model_frame(rows["text"], rows["heading"], rows.get("context"))
-    Y = label_matrix(rows, taxonomy)
-    groups = rows[group].to_numpy()
-    estimator = make_classifier(taxonomy, params)
-    records = []
-    for name in sorted(set(groups)):
-        test = groups == name
-        Xtr, Ytr = X[~test].reset_index(drop=True), Y[~test]
-        chosen = thresholds
-        if chosen is None:
-            inner = grouped_folds(groups[~test], min(3, params.cv.n_splits), params.cv.seed)
-            chosen = choose_thresholds(Ytr, out_of_fold_proba(estimator, Xtr, Ytr, inner),
-                                       params.thresholds)
-        est = clone(estimator).fit(Xtr, Ytr)
-        pred = (est.predict_proba(X[test].reset_index(drop=True)) >= chosen).astype(int)
-        scores = per_label_scores(Y[test], pred, taxonomy.labels)
-        records.append({group: name, "n": int(test.sum()),
-                        "macro_f1": _macro_over_present(Y[test], pred),
-                        "any_label": float(pred.any(axis=1).mean()),
-                        "unlabelled": unlabelled_share(Y[test], pred),
-                        **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels}})
-    return pd.DataFrame(records)
-
-
-def classify_speed(model: TrainedModel, texts: list[str]) -> float:
-    """Passages per second of ``model.predict`` (classifier and echo detection) in this
-    process, on one batch of ``texts``."""
-    # Numbered, so that no text is one an in-process embedding cache has already seen.
-    frame = pd.DataFrame({"text": [f"{t} ({i})" for i, t in enumerate(texts)]})
-    model.predict(frame.head(50))  # load lazily held resources outside the timing
-    t0 = time.perf_counter()
-    model.predict(frame)
-    return len(frame) / max(time.perf_counter() - t0, 1e-9)
-
-
-def field_scores(model: TrainedModel, field: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, Any]:
-    """The model, with its own thresholds, on field passages (echo detection included)."""
-    Y = label_matrix(field, taxonomy)
-    frame = field[["text"]].assign(heading="", context="")
-    preds = model.predict(frame)
-    proba = preds[[f"p_{lab}" for lab in taxonomy.labels]].to_numpy()
-    pred = np.array([[int(lab in labs) for lab in taxonomy.labels] for labs in preds["labels"]],
-                    dtype=int).reshape(len(field), len(taxonomy.labels))
-    by_genre = []
-    for genre, idx in field.groupby("genre").indices.items():
-        by_genre.append({"genre": genre, "n": int(len(idx)),
-                         "macro_f1": _macro_over_present(Y[idx], pred[idx]),
-                         "any_label": float(pred[idx].any(axis=1).mean()),
-                         "unlabelled": unlabelled_share(Y[idx], pred[idx])})
-    return {"n": int(len(field)), "macro_f1": macro_f1(Y, pred),
-            "per_label": per_label_scores(Y, pred, taxonomy.labels),
-            "ece": expected_calibration_error(Y, proba), "unlabelled": unlabelled_share(Y, pred),
-            "by_genre": pd.DataFrame(by_genre)}
-
-
-def field_comparison(corpus: pd.DataFrame, field: pd.DataFrame, taxonomy: Taxonomy,
-                     params: Params, kinds: list[str], *,
-                     logo: bool = True) -> dict[str, pd.DataFrame]:
-    """Each approach trained exactly as ``forcecov train`` would ship it, then scored on the
-    field set's test part (thresholds from its policy, which may use the calibration part).
-
-    Tables: ``field`` (one row per approach: field macro-F1, F1/precision/recall per
-    category, unlabelled share, leave-one-genre-out worst and mean, grouped CV on our
-    corpus, ECE, training seconds, passages/s), ``field_by_genre`` and ``logo`` (per
-    approach and genre).
-    """
-    from .train import train
-
-    calibration = field[field["part"] == "calibration"].reset_index(drop=True)
-    test = field[field["part"] == "test"].reset_index(drop=True)
-    speed_texts = list(corpus["text"].astype(str))[:4000]
-    summary_rows: list[dict[str, Any]] = []
-    category_rows: list[dict[str, Any]] = []
-    genre_rows: list[dict[str, Any]] = []
-    logo_rows: list[dict[str, Any]] = []
-    for kind in kinds:
-        kind_params = params.override("model", kind=kind)
-        t0 = time.perf_counter()
-        result = train(corpus, taxonomy, kind_params, version=kind, calibration=calibration)
-        seconds = time.perf_counter() - t0
-        scores = field_scores(result.model, test, taxonomy)
-        per_label = scores["per_label"]
-        row: dict[str, Any] = {"approach": kind, "field_macro_f1": scores["macro_f1"],
-                               **{f"f1_{lab}": sc["f1"] for lab, sc in per_label.items()},
-                               "min_precision": min(sc["precision"] for sc in per_label.values()),
-                               "min_recall": min(sc["recall"] for sc in per_label.values()),
-                               "unlabelled": scores["unlabelled"]}
-        if logo:
-            table = leave_one_group_out(corpus, taxonomy, kind_params,
-                                        thresholds=result.model.thresholds)
-            logo_rows += [{"approach": kind, **r} for r in table.to_dict("records")]
-            row["logo_worst"] = float(table["macro_f1"].min())
-            row["logo_mean"] = float(table["macro_f1"].mean())
-        row.update({"cv_macro_f1": result.cv_metrics["macro_f1"], "field_ece": scores["ece"],
-                    "train_seconds": seconds,
-                    "passages_per_s": classify_speed(result.model, speed_texts)})
-        summary_rows.append(row)
-        category_rows += [{"approach": kind, "category": lab, **sc}
-                          for lab, sc in per_label.items()]
-        genre_rows += [{"approach": kind, **r} for r in scores["by_genre"].to_dict("records")]
-    return {"field": pd.DataFrame(summary_rows), "field_per_category": pd.DataFrame(category_rows),
-            "field_by_genre": pd.DataFrame(genre_rows), "logo": pd.DataFrame(logo_rows)}
-
-
-def separability_auc(texts_a: list[str], texts_b: list[str], *, seed: int = 0) -> float:
-    """How well a plain classifier tells two sets of passages apart: cross-validated ROC AUC
-    of word TF-IDF + logistic regression (0.5 = indistinguishable, 1.0 = always told apart).
-
-    A low figure between the training corpus and the field set means the model cannot lean
-    on how our writers write."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-
-    texts = list(texts_a) + list(texts_b)
-    y = np.array([0] * len(texts_a) + [1] * len(texts_b))
-    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
-                         LogisticRegression(max_iter=2000, class_weight="balanced"))
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
-    proba = cross_val_predict(pipe, texts, y, cv=folds, method="predict_proba")[:, 1]
-    return float(roc_auc_score(y, proba))
 
 
 def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
@@ -379,7 +262,7 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
                    gold_csv: Path | None = None, field: pd.DataFrame | None = None,
                    field_kinds: list[str] | None = None, logo: bool = True,
                    scanned_run: Path | None = None,
-                   scanned_gold: Path | None = None) -> dict[str, Any]:
+                   scanned_gold: Path | None = None) -> Evaluation:
     """Run the requested evaluations and write metrics.json, plots and tables into ``out_dir``.
 
     Returns the metrics dict plus DataFrames under ``tables`` for printing.
@@ -388,7 +271,7 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
 
     _, frozen = split_frozen(corpus, params)
     held_out = evaluate_model(model, frozen, taxonomy)
-    metrics: dict[str, Any] = {
+    metrics: EvaluationMetrics = {
         "model_version": model.version,
         "macro_f1": held_out["macro_f1"], "ece": held_out["ece"], "n_eval": held_out["n"],
         "per_label": {lab: s["f1"] for lab, s in held_out["per_label"].items()},
@@ -419,13 +302,7 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
             if not tables[name].empty:
                 write_frame_csv(out_dir / f"{name}.csv", tables[name])
         metrics["field"] = tables["field"].set_index("approach").to_dict("index")
-        public = corpus["source_url"].notna()
-        tables["separability"] = pd.DataFrame([
-            {"sets": sets, "auc": separability_auc(list(a), list(field["text"]))}
-            for sets, a in (("whole training corpus vs field set", corpus["text"]),
-                            ("first corpus (12 voices) vs field set", corpus.loc[~public, "text"]),
-                            ("public-genre passages vs field set", corpus.loc[public, "text"]))
-            if len(a)])
+        tables["separability"] = separability_table(corpus, field)
         write_frame_csv(out_dir / "separability.csv", tables["separability"])
         metrics["separability_auc"] = tables["separability"].set_index("sets")["auc"].to_dict()
     if coverage_run is not None:
@@ -455,4 +332,4 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
                               "agree_twin": float(overall["agree_twin"]),
                               "agree_gold": float(overall["agree_gold"])}
     write_json(out_dir / "metrics.json", metrics)
-    return {**metrics, "tables": tables}
+    return Evaluation(**metrics, tables=tables)

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 
+class LabelScores(TypedDict):
+    """One label's scores."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Scores(TypedDict):
+    """Scores of probabilities under thresholds: what :func:`summary` gives."""
+
+    macro_f1: float
+    ece: float
+    per_label: dict[str, LabelScores]
+
+
 def per_label_scores(Y: np.ndarray, pred: np.ndarray,
-                     labels: list[str]) -> dict[str, dict[str, float]]:
+                     labels: list[str]) -> dict[str, LabelScores]:
     """Precision, recall, F1 and support for each label."""
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, LabelScores] = {}
     for j, lab in enumerate(labels):
         out[lab] = {
             "precision": float(precision_score(Y[:, j], pred[:, j], zero_division=0)),
@@ -24,6 +41,37 @@ def per_label_scores(Y: np.ndarray, pred: np.ndarray,
 
 def macro_f1(Y: np.ndarray, pred: np.ndarray) -> float:
     return float(f1_score(Y, pred, average="macro", zero_division=0))
+
+
+def macro_f1_over_present(Y: np.ndarray, pred: np.ndarray) -> float:
+    """Macro-F1 over the categories that occur in ``Y`` (NaN when none does): a genre with
+    no passage of a category says nothing about recall on it."""
+    present = Y.sum(axis=0) > 0
+    if not present.any():
+        return float("nan")
+    return float(f1_score(Y[:, present], pred[:, present], average="macro", zero_division=0))
+
+
+def unlabelled_share(Y: np.ndarray, pred: np.ndarray) -> float:
+    """Of the passages that carry a label, the share given none."""
+    carries = Y.sum(axis=1) > 0
+    return float((pred[carries].sum(axis=1) == 0).mean()) if carries.any() else float("nan")
+
+
+class GroupScores(TypedDict):
+    """Scores of one group of passages (a genre, a voice) that may lack some categories."""
+
+    macro_f1: float
+    any_label: float
+    unlabelled: float
+
+
+def group_scores(Y: np.ndarray, pred: np.ndarray) -> GroupScores:
+    """Macro-F1 over the categories present, the share of passages given any label (for a
+    group of hard negatives, its false-positive rate), and :func:`unlabelled_share`."""
+    return {"macro_f1": macro_f1_over_present(Y, pred),
+            "any_label": float(pred.any(axis=1).mean()),
+            "unlabelled": unlabelled_share(Y, pred)}
 
 
 def expected_calibration_error(Y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float:
@@ -50,7 +98,8 @@ def calibration_curve(Y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> lis
 
 
 def summary(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
-            labels: list[str]) -> dict[str, Any]:
+            labels: list[str]) -> Scores:
+    """Macro-F1, calibration error and per-label scores of ``proba`` under ``thresholds``."""
     pred = (proba >= thresholds).astype(int)
     return {"macro_f1": macro_f1(Y, pred), "ece": expected_calibration_error(Y, proba),
             "per_label": per_label_scores(Y, pred, labels)}

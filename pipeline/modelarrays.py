@@ -85,8 +85,8 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.multiclass import OneVsRestClassifier
 
-    from .approaches import KeywordClassifier
-    from .classify import PassageClassifier
+    from .classifiers.keywords import KeywordClassifier
+    from .classifiers.tfidf import PassageClassifier
 
     clf = model.classifier
     if isinstance(clf, KeywordClassifier):
@@ -230,7 +230,7 @@ class ArrayClassifier:
 
 def _classifier(layout: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> Any:
     if layout.get("classifier") == "keywords":
-        from .approaches import KeywordClassifier
+        from .classifiers.keywords import KeywordClassifier
 
         return KeywordClassifier(tuple(layout["labels"]),
                                  tuple(tuple(str(k) for k in kws) for kws in layout["keywords"]),
@@ -242,7 +242,8 @@ def load_arrays(path: Path) -> Any:
     """A :class:`~pipeline.classify.TrainedModel` from ``model.npz``; never unpickles."""
     from scipy import sparse
 
-    from .classify import EchoDetector, TrainedModel
+    from .classifiers.echo import EchoDetector
+    from .classify import TrainedModel
 
     try:
         with np.load(path, allow_pickle=False) as npz:

@@ -101,10 +101,10 @@ def promote_candidate(project: Project, candidate: str | None = None, *, force: 
                       by: str = "unknown", trust: bool = False) -> Promotion:
     """Gate ``candidate`` (default: the newest model that is not current) against
     models/current on the frozen split, and promote it if it passes (or ``force``)."""
+    from .classifiers.cv import split_frozen
     from .corpus import load_corpus
     from .errors import ForcecovError
     from .modelstore import current_version, load_model
-    from .train import split_frozen
 
     models = project.paths.models
     current = current_version(models)

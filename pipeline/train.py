@@ -15,91 +15,42 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .classify import (
-    PassageClassifier,
-    TrainedModel,
-    choose_thresholds,
-    grouped_folds,
-    label_matrix,
-    make_echo_detector,
-    model_frame,
+from .classifiers.cv import (
+    cv_set,
+    labelled_frame,
     out_of_fold_proba,
+    split_frozen,
+    thresholds_under_shift,
 )
+from .classifiers.echo import make_echo_detector
+from .classifiers.registry import make_classifier
+from .classify import TrainedModel
 from .config import Params
-from .corpus import in_hashed_fraction
 from .depthfit import DEPTH_FOLDER, fit_depth, load_depth_labels
-from .metrics import summary
+from .metrics import Scores, summary
 from .taxonomy import Taxonomy
 
 
-def split_frozen(corpus: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows, frozen evaluation rows)."""
-    mask = corpus["id"].map(lambda i: in_hashed_fraction(str(i), params.promote.eval_fraction,
-                                                         params.promote.eval_seed))
-    return corpus[~mask].reset_index(drop=True), corpus[mask].reset_index(drop=True)
+class CVMetrics(Scores):
+    """Grouped cross-validation scores of a training run, and how they were made."""
 
-
-def groups_for(corpus: pd.DataFrame, group_by: str) -> np.ndarray:
-    if group_by == "none":
-        return np.arange(len(corpus))
-    if group_by not in corpus:
-        raise ValueError(f"cv.group_by={group_by!r} is not a corpus column")
-    groups: np.ndarray = corpus[group_by].fillna("unknown").astype(str).to_numpy()
-    return groups
-
-
-def make_classifier(taxonomy: Taxonomy, params: Params) -> Any:
-    """The estimator named by ``model.kind`` (TF-IDF linear models, or an alternative)."""
-    kind = params.model.kind
-    if kind in ("tfidf_lr", "tfidf_svm"):
-        return PassageClassifier(tuple(taxonomy.labels), params.features, params.model)
-    from . import approaches
-
-    return approaches.make(kind, taxonomy, params)
+    n_folds: int
+    group_by: str
+    threshold_policy: str
+    n_threshold_calibration: int
 
 
 @dataclass
 class TrainResult:
+    """A training run: the model, its cross-validation scores and out-of-fold probabilities,
+    the rows it trained on and those it held out, and how long it took."""
+
     model: TrainedModel
-    cv_metrics: dict[str, Any]
+    cv_metrics: CVMetrics
     oof_proba: np.ndarray
     train_rows: pd.DataFrame
     eval_rows: pd.DataFrame
     seconds: float
-
-
-def shifted_rows(rows: pd.DataFrame) -> np.ndarray:
-    """Rows written after reading real public pages (they name a ``source_url``): the
-    passages closest to writing the model has never seen."""
-    if "source_url" not in rows:
-        return np.zeros(len(rows), dtype=bool)
-    mask: np.ndarray = rows["source_url"].notna().to_numpy()
-    return mask
-
-
-def thresholds_under_shift(Y: np.ndarray, oof: np.ndarray, rows: pd.DataFrame,
-                           params: Params, *, field_Y: np.ndarray | None = None,
-                           field_proba: np.ndarray | None = None) -> np.ndarray:
-    """Per-label thresholds that hold on writing unlike the training data.
-
-    Policy ``shift``: best weighted F1 over the out-of-fold probabilities (folds grouped by
-    genre, so each passage is scored by a model that never saw its genre) of the
-    public-genre rows, pooled with the final model's probabilities on the field set's
-    calibration part, the two halves weighing the same however many rows each has. Real
-    writing scores lower than ours, so thresholds chosen on our corpus alone sit too high;
-    the calibration part alone is too small to set a threshold for a rare category.
-    Other policies: :func:`~pipeline.classify.choose_thresholds` on every out-of-fold row.
-    """
-    if params.thresholds.policy != "shift":
-        return choose_thresholds(Y, oof, params.thresholds)
-    mask = shifted_rows(rows)
-    pool_Y, pool_p = (Y[mask], oof[mask]) if mask.any() else (Y, oof)
-    weights = np.ones(len(pool_Y))
-    if field_Y is not None and field_proba is not None and len(field_Y):
-        weights = np.concatenate([weights, np.full(len(field_Y), len(pool_Y) / len(field_Y))])
-        pool_Y = np.vstack([pool_Y, field_Y])
-        pool_p = np.vstack([pool_p, field_proba])
-    return choose_thresholds(pool_Y, pool_p, params.thresholds, sample_weight=weights)
 
 
 def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: str | None = None,
@@ -113,28 +64,23 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
     """
     start = time.monotonic()
     train_rows, eval_rows = split_frozen(corpus, params)
-    X = model_frame(train_rows["text"], train_rows["heading"], train_rows.get("context"))
-    Y = label_matrix(train_rows, taxonomy)
+    data = cv_set(train_rows, taxonomy, params)
     estimator = make_classifier(taxonomy, params)
-    folds = grouped_folds(groups_for(train_rows, params.cv.group_by), params.cv.n_splits,
-                          params.cv.seed)
-    oof = out_of_fold_proba(estimator, X, Y, folds)
-    final = estimator.fit(X, Y)
+    oof = out_of_fold_proba(estimator, data.X, data.Y, data.folds)
+    final = estimator.fit(data.X, data.Y)
     field_Y = field_proba = None
     if calibration is not None and len(calibration):
-        field_Y = label_matrix(calibration, taxonomy)
-        field_proba = final.predict_proba(model_frame(calibration["text"],
-                                                      calibration.get("heading")))
-    thresholds = thresholds_under_shift(Y, oof, train_rows, params, field_Y=field_Y,
+        field_X, field_Y = labelled_frame(calibration, taxonomy)
+        field_proba = final.predict_proba(field_X)
+    thresholds = thresholds_under_shift(data.Y, oof, train_rows, params, field_Y=field_Y,
                                         field_proba=field_proba)
-    cv_metrics = summary(Y, oof, thresholds, taxonomy.labels)
-    cv_metrics["n_folds"] = len(folds)
-    cv_metrics["group_by"] = params.cv.group_by
-    cv_metrics["threshold_policy"] = params.thresholds.policy
-    cv_metrics["n_threshold_calibration"] = int(0 if field_Y is None else len(field_Y))
+    cv_metrics = CVMetrics(**summary(data.Y, oof, thresholds, taxonomy.labels),
+                           n_folds=len(data.folds), group_by=params.cv.group_by,
+                           threshold_policy=params.thresholds.policy,
+                           n_threshold_calibration=int(0 if field_Y is None else len(field_Y)))
     echo = make_echo_detector(taxonomy, params.echo).fit(list(train_rows["text"]))
     version = version or dt.datetime.now(dt.timezone.utc).strftime("v%Y%m%d-%H%M%S")
-    n_per_label = {lab: int(Y[:, j].sum()) for j, lab in enumerate(taxonomy.labels)}
+    n_per_label = {lab: int(data.Y[:, j].sum()) for j, lab in enumerate(taxonomy.labels)}
     model = TrainedModel(labels=taxonomy.labels, classifier=final, thresholds=thresholds, echo=echo,
                          version=version,
                          meta={"data_sha256": data_sha256, "n_train": int(len(train_rows)),

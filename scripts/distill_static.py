@@ -4,7 +4,7 @@ model2vec passes every token of the sentence model's vocabulary through the mode
 keeps the output vectors (PCA-reduced, float16), so applying them is a table look-up and a
 mean: tens of thousands of passages per second on one core, against ~175 for the full model.
 The result is shipped in ``models/static/<name>/`` and loaded offline by
-``pipeline.approaches.StaticEmbeddingClassifier``.
+``pipeline.classifiers.embeddings.StaticEmbeddingClassifier``.
 
 Needs the optional extra: ``pip install -e '.[embeddings]'`` plus ``model2vec[distill]``.
 Run from the repository root:  python scripts/distill_static.py [--pca-dims 256]

@@ -1,16 +1,10 @@
 import json
 
-import numpy as np
 import pytest
 
-from pipeline.classify import (
-    choose_thresholds,
-    classify_records,
-    make_echo_detector,
-    prepare_text,
-    read_passage_lines,
-)
-from pipeline.config import ThresholdParams, load_params
+from pipeline.classifiers.echo import make_echo_detector
+from pipeline.classify import classify_records, prepare_text, read_passage_lines
+from pipeline.config import load_params
 from pipeline.errors import DataValidationError
 from pipeline.modelstore import load_model
 from pipeline.taxonomy import load_taxonomy
@@ -85,13 +79,6 @@ def test_echo_scores_per_distinct_word_equal_the_vectorizer_exactly():
     assert fast.shape == slow.shape
     assert abs(fast - slow).max() < 1e-12
     assert slow.nnz > 0  # the texts do share n-grams with the fitted vocabulary
-
-
-def test_thresholds_maximise_out_of_fold_f1():
-    Y = np.array([[1], [1], [0], [0], [1], [0]])
-    P = np.array([[0.9], [0.6], [0.55], [0.1], [0.7], [0.2]])
-    t = choose_thresholds(Y, P, ThresholdParams(grid_min=0.1, grid_max=0.9, grid_step=0.05))
-    assert 0.55 < t[0] <= 0.6
 
 
 def test_prepare_text_strips_bullets():

@@ -150,9 +150,9 @@ def test_evaluate_refuses_an_incomplete_run_folder(project_root, tmp_path):
 
 
 def test_evaluate_compares_approaches_and_skips_missing_ones(project_root, tmp_path, monkeypatch):
-    from pipeline import approaches
+    from pipeline.classifiers import embeddings
 
-    monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
+    monkeypatch.setattr(embeddings, "embeddings_available", lambda: False)
     out = tmp_path / "eval"
     result = invoke("evaluate", "--compare", "--approaches", "keywords,embeddings", "--out", out)
     assert result.exit_code == 0, result.output
@@ -166,9 +166,9 @@ def test_evaluate_compares_approaches_and_skips_missing_ones(project_root, tmp_p
 
 def test_evaluate_field_trains_each_approach_and_scores_the_test_part(project_root, tmp_path,
                                                                       monkeypatch):
-    from pipeline import approaches
+    from pipeline.classifiers import embeddings
 
-    monkeypatch.setattr(approaches, "embeddings_available", lambda: False)
+    monkeypatch.setattr(embeddings, "embeddings_available", lambda: False)
     field = project_root / "data" / "field"
     field.mkdir(parents=True)
     lines = []

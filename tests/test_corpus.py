@@ -85,7 +85,7 @@ def test_no_sample_submission_passage_leaks_from_the_labelled_corpus(corpus, tmp
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    from pipeline.classify import make_echo_detector
+    from pipeline.classifiers.echo import make_echo_detector
     from pipeline.config import load_params
     from pipeline.extract import run_extract
 

@@ -197,7 +197,7 @@ def test_the_shipped_model_does_not_count_a_force_that_only_admits_a_gap(tmp_pat
 
 
 def test_depth_scores_report_every_head_on_held_out_genres_and_the_field_set():
-    from pipeline.depthfit import depth_scores
+    from pipeline.deptheval import depth_scores
 
     corpus, labels = _tiny_corpus()
     field = corpus.assign(part="test")

@@ -5,7 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.evaluate import coverage_vs_gold, run_evaluation, split_frozen
+from pipeline.classifiers.cv import split_frozen
+from pipeline.evaluate import coverage_vs_gold, run_evaluation
 from pipeline.taxonomy import load_taxonomy
 from pipeline.train import train
 from tests.conftest import fast_params, small_corpus
@@ -150,3 +151,20 @@ def test_scanned_documents_are_compared_with_their_text_twins(tmp_path):
     missing.to_csv(gold, index=False)
     with pytest.raises(ValueError, match="no scored document named 'Surrey.pdf'.*--ocr"):
         scanned_vs_twins(run, gold)
+
+
+def test_compare_scores_each_approach_with_the_one_out_of_fold_function(monkeypatch):
+    """evaluate.compare times the folds through cv.out_of_fold_proba, not a copy of it."""
+    import pipeline.evaluate as evaluate
+
+    calls = []
+    real = evaluate.out_of_fold_proba
+
+    def counting(estimator, X, Y, folds, **kwargs):
+        calls.append(type(estimator).__name__)
+        return real(estimator, X, Y, folds, **kwargs)
+
+    monkeypatch.setattr(evaluate, "out_of_fold_proba", counting)
+    table = evaluate.compare(small_corpus(8), TAX, _light_params(), ["keywords"])
+    assert calls == ["KeywordClassifier"]
+    assert list(table["approach"]) == ["keywords"] and table.loc[0, "train_seconds"] > 0

@@ -5,8 +5,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.classify import PassageClassifier, TrainedModel, make_echo_detector, model_frame
-from pipeline.config import EchoParams, FeatureParams, ModelParams
+from pipeline.classifiers.echo import make_echo_detector
+from pipeline.classifiers.tfidf import PassageClassifier
+from pipeline.classify import TrainedModel, model_frame
+from pipeline.config import EchoParams
 from pipeline.modelarrays import ArrayModelError, load_arrays, save_arrays, to_arrays
 from pipeline.taxonomy import load_taxonomy
 
@@ -28,7 +30,7 @@ TEXTS = [
 ]
 
 
-def _fitted(kind: str, calibration: str) -> TrainedModel:
+def _fitted(linear: str, calibration: str) -> TrainedModel:
     Y = np.zeros((len(TEXTS) * 3, len(TAX.labels)), dtype=int)
     texts = TEXTS * 3
     keys = ["intranet", "Referral Mechanism", "section 45", "PIP2", "navigators"]
@@ -37,17 +39,16 @@ def _fitted(kind: str, calibration: str) -> TrainedModel:
             Y[i, j] = int(key in t or (j == 4 and "survivors" in t) or (j == 3 and "investig" in t)
                           or (j == 0 and ("system" in t or "app " in t)))
     X = model_frame(texts, [""] * len(texts), [f"heading {i % 3}" for i in range(len(texts))])
-    clf = PassageClassifier(tuple(TAX.labels), FeatureParams(min_df=1),
-                            ModelParams(kind=kind, calibration=calibration)).fit(X, Y)
+    clf = PassageClassifier(tuple(TAX.labels), linear, min_df=1,
+                            calibration=calibration).fit(X, Y)
     echo = make_echo_detector(TAX, EchoParams()).fit(texts)
     return TrainedModel(TAX.labels, clf, np.linspace(0.3, 0.6, len(TAX.labels)), echo, "va")
 
 
-@pytest.mark.parametrize(("kind", "calibration"), [("tfidf_svm", "sigmoid"),
-                                                   ("tfidf_svm", "isotonic"),
-                                                   ("tfidf_lr", "none")])
-def test_array_model_predicts_exactly_as_the_fitted_model(tmp_path, kind, calibration):
-    model = _fitted(kind, calibration)
+@pytest.mark.parametrize(("linear", "calibration"), [("svm", "sigmoid"), ("svm", "isotonic"),
+                                                     ("lr", "none")])
+def test_array_model_predicts_exactly_as_the_fitted_model(tmp_path, linear, calibration):
+    model = _fitted(linear, calibration)
     save_arrays(model, tmp_path / "model.npz")
     loaded = load_arrays(tmp_path / "model.npz")
     passages = pd.DataFrame({"text": TEXTS + ["Recommendation 2: forces should review.",
@@ -71,7 +72,7 @@ def test_an_object_array_is_refused_not_unpickled(tmp_path):
 
 
 def test_models_that_need_code_are_not_stored_as_arrays():
-    model = _fitted("tfidf_svm", "sigmoid")
+    model = _fitted("svm", "sigmoid")
     assert "coef" in to_arrays(model)
     model.classifier = object()
     with pytest.raises(ArrayModelError, match="not a fitted TF-IDF linear classifier"):
@@ -80,9 +81,9 @@ def test_models_that_need_code_are_not_stored_as_arrays():
 
 def test_a_keyword_model_is_stored_as_arrays_and_predicts_the_same(tmp_path):
     """The bootstrap for a new taxonomy needs no --trust-model either."""
-    from pipeline.approaches import KeywordClassifier
+    from pipeline.classifiers.keywords import KeywordClassifier
 
-    model = _fitted("tfidf_svm", "sigmoid")
+    model = _fitted("svm", "sigmoid")
     model.classifier = KeywordClassifier(tuple(TAX.labels),
                                          tuple(c.keywords for c in TAX.categories),
                                          decay=0.4).fit(None)

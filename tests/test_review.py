@@ -187,7 +187,7 @@ def test_concurrent_imports_lose_nothing(tmp_path):
 
 def test_simulation_and_audit_run_on_a_small_corpus():
     from pipeline.review.audit import audit
-    from pipeline.simulate import labels_to_match, simulate
+    from scripts.simulate import labels_to_match, simulate
     from tests.conftest import fast_params, small_corpus
 
     corpus = small_corpus(25)

@@ -24,14 +24,12 @@ def audit(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
     text, labels (as given, ``;``-separated), suggested (labels the model would give, the
     same), self_confidence, flagged_by, and ``p_<category>`` (the out-of-fold probabilities).
     """
-    from ..classify import grouped_folds, label_matrix, model_frame, out_of_fold_proba
-    from ..train import groups_for, make_classifier
+    from ..classifiers.cv import cv_set, out_of_fold_proba
+    from ..classifiers.registry import make_classifier
 
-    X = model_frame(corpus["text"], corpus["heading"], corpus.get("context"))
-    Y = label_matrix(corpus, taxonomy)
-    folds = grouped_folds(groups_for(corpus, params.cv.group_by), params.cv.n_splits,
-                          params.cv.seed)
-    proba = out_of_fold_proba(make_classifier(taxonomy, params), X, Y, folds)
+    cv = cv_set(corpus, taxonomy, params)
+    Y = cv.Y
+    proba = out_of_fold_proba(make_classifier(taxonomy, params), cv.X, Y, cv.folds)
     # Self-confidence: the model's probability of the label as given, worst label per passage.
     self_conf = np.where(Y == 1, proba, 1 - proba).min(axis=1)
     flagged_by = "self-confidence"

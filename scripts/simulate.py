@@ -4,7 +4,7 @@ reach a good model with fewer labels than labelling at random?
 Start from a fraction of the training corpus, add ``batch`` labels a round (chosen by
 uncertainty, or at random), retrain, and score macro-F1 on the frozen evaluation split.
 
-    python -m pipeline.simulate --out reports/simulation
+    python -m scripts.simulate --out reports/simulation
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .classify import label_matrix, model_frame
-from .config import Params, load_params, paths
-from .metrics import macro_f1
-from .review.queue import uncertainty_scores
-from .taxonomy import Taxonomy, load_taxonomy
-from .train import make_classifier, split_frozen
+from pipeline.classifiers.cv import labelled_frame, split_frozen
+from pipeline.classifiers.registry import make_classifier
+from pipeline.config import Params
+from pipeline.metrics import macro_f1
+from pipeline.review.queue import uncertainty_scores
+from pipeline.taxonomy import Taxonomy
 
 
 def simulate(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
@@ -33,10 +33,8 @@ def simulate(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
     comparison measures the choice of labels, not threshold tuning.
     """
     pool, frozen = split_frozen(corpus, params)
-    X_pool = model_frame(pool["text"], pool["heading"], pool.get("context"))
-    Y_pool = label_matrix(pool, taxonomy)
-    X_eval = model_frame(frozen["text"], frozen["heading"], frozen.get("context"))
-    Y_eval = label_matrix(frozen, taxonomy)
+    X_pool, Y_pool = labelled_frame(pool, taxonomy)
+    X_eval, Y_eval = labelled_frame(frozen, taxonomy)
     rng = np.random.default_rng(seed)
     start = rng.choice(len(pool), size=max(int(start_fraction * len(pool)), 20), replace=False)
     n_rounds = rounds if rounds is not None else int(np.ceil((len(pool) - len(start)) / batch))
@@ -106,8 +104,9 @@ def plot_png(table: pd.DataFrame) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .atomic import write_bytes, write_frame_csv, write_json
-    from .corpus import load_corpus
+    from pipeline.atomic import write_bytes, write_frame_csv, write_json
+    from pipeline.corpus import load_corpus
+    from pipeline.project import open_project
 
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=float, default=0.1)
     ap.add_argument("--rounds", type=int, default=None)
     args = ap.parse_args(argv)
-    taxonomy = load_taxonomy()
-    params = load_params()
-    table = simulate(load_corpus(paths().labelled, taxonomy), taxonomy, params,
+    project = open_project()
+    taxonomy = project.taxonomy
+    table = simulate(load_corpus(project.paths.labelled, taxonomy), taxonomy, project.params,
                      start_fraction=args.start, batch=args.batch, rounds=args.rounds)
     summary = labels_to_match(table)
     write_frame_csv(args.out / "simulation.csv", table)
