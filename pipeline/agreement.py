@@ -1,5 +1,6 @@
-"""A scoring run against a gold file of document × category cells: per sub-point and per
-status (what :func:`pipeline.evaluate.coverage_vs_gold` does for ``addressed``).
+"""A scoring run against gold files: whether each category is addressed
+(:func:`coverage_vs_gold`), per sub-point and per status, and scanned samples against their
+text twins (:func:`scanned_vs_twins`).
 
 The gold file has one row per document (``file``) and category, with ``subpoints`` (the
 sub-points the document answers, ";"-joined) and, optionally, ``status``: what the document
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .taxonomy import Taxonomy
@@ -119,3 +121,102 @@ def status_agreement(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
     rows.append({"status": "kappa", "gold": len(gold), "run": len(run),
                  "f1": round(float(cohen_kappa_score(gold, run)), 3)})
     return pd.DataFrame(rows)
+
+
+def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
+    """Document-level agreement of ``addressed`` with the gold file, per category and overall.
+
+    Documents are matched by file name. Columns: category, n, agreement, false_positives,
+    false_negatives (the last row is ``overall``).
+    """
+    merged = gold_cells(run_dir, gold_csv)
+    merged["pred"] = merged["addressed"].astype(bool)
+    merged["gold"] = merged["addressed_gold"].astype(int) == 1
+    rows = []
+    for cat, g in list(merged.groupby("category", sort=False)) + [("overall", merged)]:
+        rows.append({"category": cat, "n": int(len(g)),
+                     "agreement": float((g["pred"] == g["gold"]).mean()),
+                     "false_positives": int((g["pred"] & ~g["gold"]).sum()),
+                     "false_negatives": int((~g["pred"] & g["gold"]).sum())})
+    return pd.DataFrame(rows)
+
+
+def character_error_rate(reference: str, read: str) -> float:
+    """Edit distance over the reference's length, after collapsing white space (a line break
+    read as a space is not an error)."""
+    from rapidfuzz.distance import Levenshtein
+
+    reference, read = " ".join(reference.split()), " ".join(read.split())
+    return Levenshtein.distance(reference, read) / max(len(reference), 1)
+
+
+def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
+    """How well scanned documents, read by OCR, stand in for their text versions.
+
+    ``scanned_gold`` lists each scanned file with its ``twin`` (the text version) and ``dpi``;
+    both must have been scored in ``run_dir`` (``forcecov score data/raw --ocr``). One row per
+    scanned file, then ``overall``. Columns: file, dpi, pages, ocr_pages, ocr_confidence, cer
+    (character error rate of the OCR'd passages against the twin's), passages and
+    passages_twin (how many passages each was cut into: a layout read wrongly shows here
+    before it shows in the characters), cells (categories compared), agree_twin (share of
+    categories whose ``addressed`` matches the twin's), agree_gold (the same against the gold
+    file), same_subpoints (share of categories whose evidenced sub-points are the twin's)
+    and score_gap (mean absolute difference of the
+    coverage score from the twin's)."""
+    docs = document_files(run_dir)
+    gold = pd.read_csv(scanned_gold)
+    cov = pd.read_csv(run_dir / "coverage.csv")
+    indexed = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
+               .set_index(["file", "category"]))
+    addressed = indexed["addressed"].astype(bool)
+    score = indexed["score"].astype(float)
+    subpoints = indexed["subpoints"].fillna("").astype(str)
+    passages = pd.read_parquet(run_dir / "passages.parquet",
+                               columns=["doc_id", "char_start", "text"])
+    texts = {d: " ".join(g.sort_values("char_start")["text"])
+             for d, g in passages.groupby("doc_id")}
+    by_file = docs.set_index("file")
+    rows = []
+    for (file, twin, dpi), g in gold.groupby(["file", "twin", "dpi"], sort=False):
+        missing = [f for f in (file, twin) if f not in by_file.index]
+        if missing:
+            raise ValueError(f"{run_dir} has no scored document named {missing[0]!r}: score the "
+                             "scanned files and their text twins together "
+                             "(forcecov score data/raw --ocr)")
+        scan, text = by_file.loc[file], by_file.loc[twin]
+        if scan["status"] != "ok":
+            raise ValueError(f"{file} was not read ({scan['reason']}): score with --ocr")
+        cats = list(g["category"])
+        mine = [bool(addressed.get((file, c), False)) for c in cats]
+        twins = [bool(addressed.get((twin, c), False)) for c in cats]
+        same_subpoints = [set(subpoints.get((file, c), "").split(";"))
+                          == set(subpoints.get((twin, c), "").split(";")) for c in cats]
+        score_gap = [abs(score.get((file, c), 0.0) - score.get((twin, c), 0.0)) for c in cats]
+        golds = [int(a) == 1 for a in g["addressed"]]
+        rows.append({
+            "file": file, "dpi": int(dpi), "pages": int(scan["pages"]),
+            "ocr_pages": int(scan.get("ocr_pages", 0) or 0),
+            "ocr_confidence": float(scan.get("ocr_confidence", float("nan"))),
+            "cer": round(character_error_rate(texts.get(text["doc_id"], ""),
+                                              texts.get(scan["doc_id"], "")), 4),
+            "passages": int(scan["n_passages"]), "passages_twin": int(text["n_passages"]),
+            "cells": len(cats),
+            "agree_twin": float(np.mean([a == b for a, b in zip(mine, twins, strict=True)])),
+            "agree_gold": float(np.mean([a == b for a, b in zip(mine, golds, strict=True)])),
+            "same_subpoints": float(np.mean(same_subpoints)),
+            "score_gap": float(np.mean(score_gap)),
+        })
+    table = pd.DataFrame(rows)
+    cells = table["cells"].sum()
+    table.loc[len(table)] = {
+        "file": "overall", "dpi": 0, "pages": int(table["pages"].sum()),
+        "ocr_pages": int(table["ocr_pages"].sum()),
+        "ocr_confidence": float(np.average(table["ocr_confidence"], weights=table["ocr_pages"]))
+        if table["ocr_pages"].sum() else float("nan"),
+        "cer": float(table["cer"].mean()), "passages": int(table["passages"].sum()),
+        "passages_twin": int(table["passages_twin"].sum()), "cells": int(cells),
+        "agree_twin": float((table["agree_twin"] * table["cells"]).sum() / cells),
+        "agree_gold": float((table["agree_gold"] * table["cells"]).sum() / cells),
+        "same_subpoints": float((table["same_subpoints"] * table["cells"]).sum() / cells),
+        "score_gap": float((table["score_gap"] * table["cells"]).sum() / cells)}
+    return table

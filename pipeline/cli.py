@@ -18,11 +18,13 @@ from .terminal import (
     fail,
     out,
     print_changes,
+    print_evaluation,
     print_extract_summary,
     print_score_summary,
     print_table,
     print_training,
     progress_bar,
+    warn_missing_kind,
 )
 
 if TYPE_CHECKING:
@@ -245,121 +247,64 @@ def compare(
               "previous run)")
 
 
+Approaches = Annotated[str, typer.Option(help="Approaches for --compare, comma-separated")]
+CoverageRun = Annotated[
+    Path | None, typer.Option("--coverage", help="A scoring run folder to check against gold")
+]
+ScannedRun = Annotated[
+    Path | None, typer.Option("--scanned", help="A scoring run of data/raw with --ocr: "
+                              "character error rate and coverage of each scanned sample "
+                              "against its text twin (data/raw/scanned/gold_coverage.csv)")
+]
+FieldFlag = Annotated[
+    bool, typer.Option("--field", help="Train each of --field-approaches as shipped and "
+                       "score it on the field set's test part (data/field)")
+]
+FieldApproaches = Annotated[str, typer.Option(help="Approaches for --field, comma-separated "
+                                              "(default: the model.kind in params.yaml)")]
+DepthFlag = Annotated[
+    bool, typer.Option("--depth", help="Only the depth heads (sub-points, status, "
+                       "specificity): F1 on held-out genres and on the field test part")
+]
+EvalOut = Annotated[Path, typer.Option("--out", help="Where metrics.json and plots go")]
+
+
 @app.command()
 def evaluate(
-    ctx: typer.Context,
-    model_path: ModelPath = None,
-    trust_model: TrustModel = False,
-    do_compare: Annotated[
-        bool, typer.Option("--compare", help="Compare approaches on the same folds")
-    ] = False,
-    approaches: Annotated[str, typer.Option(help="Approaches for --compare, comma-separated")] =
-        "keywords,tfidf_lr,tfidf_svm,spacy,embeddings",
+    ctx: typer.Context, model_path: ModelPath = None, trust_model: TrustModel = False,
+    do_compare: Annotated[bool, typer.Option("--compare", help="Compare approaches on the "
+                                                                "same folds")] = False,
+    approaches: Approaches = "keywords,tfidf_lr,tfidf_svm,spacy,embeddings",
     lovo: Annotated[bool, typer.Option("--lovo", help="Leave-one-voice-out robustness")] = False,
-    coverage_run: Annotated[
-        Path | None, typer.Option("--coverage", help="A scoring run folder to check against gold")
-    ] = None,
+    coverage_run: CoverageRun = None, scanned_run: ScannedRun = None,
     gold: Annotated[Path | None, typer.Option(help="Gold coverage CSV")] = None,
-    scanned_run: Annotated[
-        Path | None, typer.Option("--scanned", help="A scoring run of data/raw with --ocr: "
-                                  "character error rate and coverage of each scanned sample "
-                                  "against its text twin (data/raw/scanned/gold_coverage.csv)")
-    ] = None,
-    field: Annotated[
-        bool, typer.Option("--field", help="Train each of --field-approaches as shipped and "
-                           "score it on the field set's test part (data/field)")
-    ] = False,
-    field_approaches: Annotated[str, typer.Option(help="Approaches for --field, comma-separated "
-                                                  "(default: the model.kind in params.yaml)")] = "",
+    field: FieldFlag = False, field_approaches: FieldApproaches = "",
     logo: Annotated[bool, typer.Option(help="With --field: leave one genre out too")] = True,
-    depth: Annotated[
-        bool, typer.Option("--depth", help="Only the depth heads (sub-points, status, "
-                           "specificity): F1 on held-out genres and on the field test part")
-    ] = False,
-    out_dir: Annotated[
-        Path, typer.Option("--out", help="Where metrics.json and plots go")
-    ] = Path("reports"),
+    depth: DepthFlag = False, out_dir: EvalOut = Path("reports"),
 ) -> None:
-    """Evaluate the model on the frozen split; optionally compare approaches, LOVO, gold coverage.
-    """
-    from .corpus import load_corpus
-    from .evaluate import run_evaluation
+    """Evaluate the model on the frozen split; also approaches, LOVO, the field set, gold."""
+    from .evaluate import EvaluationRequest, evaluate_project
 
     project: Project = ctx.obj
-    p = project.paths
     if depth:
-        from .deptheval import evaluate_depth
-
-        with err.status("Fitting the depth heads on each fold..."):
-            table = evaluate_depth(p.labelled, p.field, project.taxonomy, project.params)
-        print_table("Depth heads: F1 on held-out genres and on the field test part",
-                    table)
-        return
-    from .runfolder import check_run
-
-    for run in (coverage_run, scanned_run):
-        if run is not None:
-            check_run(run)  # an incomplete or mixed run folder is refused, not averaged
-    taxonomy, params = project.taxonomy, project.params
+        return evaluate_depth_heads(project)
+    request = EvaluationRequest(out_dir, approaches if do_compare else None, lovo, coverage_run,
+                                gold, scanned_run, (field_approaches or project.params.model.kind)
+                                if field else None, logo)
     model = _model(project, model_path, trust_model)
-    corpus = load_corpus(p.labelled, taxonomy)
-    kinds = _available_kinds(approaches) if do_compare else None
-    field_set = field_kinds = None
-    if field:
-        from .fieldset import load_field
-
-        field_set = load_field(p.field, taxonomy,
-                               calibration_fraction=params.field.calibration_fraction,
-                               seed=params.field.seed)
-        field_kinds = _available_kinds(field_approaches or params.model.kind)
     with err.status("Evaluating (with --field, each approach is trained as shipped: minutes)..."):
-        result = run_evaluation(model, corpus, taxonomy, params, out_dir, compare_kinds=kinds,
-                                lovo=lovo, coverage_run=coverage_run,
-                                gold_csv=gold or (p.raw / "gold_coverage.csv"), field=field_set,
-                                field_kinds=field_kinds, logo=logo, scanned_run=scanned_run,
-                                scanned_gold=p.raw / "scanned" / "gold_coverage.csv")
-    tables = result.pop("tables")
-    out.print(f"model {result['model_version']} on the frozen evaluation split "
-              f"(n={result['n_eval']}): macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
-    print_table("Per category (frozen split)", tables["per_category"])
-    e = result["echo"]
-    out.print(f"echo detection: recall {e['recall']:.3f} on {e['n_restated']} restated passages, "
-              f"precision {e['precision']:.3f} against {e['n_content']} content passages")
-    if "field" in tables:
-        n_test = int((field_set["part"] == "test").sum()) if field_set is not None else 0
-        print_table(f"Field set, test part (n={n_test}; never trained on, thresholds not set "
-                    "on it)", tables["field"])
-        print_table("Field set per category", tables["field_per_category"])
-        print_table("Field set per genre", tables["field_by_genre"])
-        print_table("How well a plain classifier tells the sets apart (ROC AUC; 0.5 = not at "
-                    "all)", tables["separability"])
-        if not tables["logo"].empty:
-            print_table("Leave one genre out (thresholds as shipped)", tables["logo"])
-    for key, title in (("comparison", "Approaches on the same grouped folds"),
-                       ("lovo", "Leave one voice out"),
-                       ("coverage", "Coverage agreement with gold"),
-                       ("subpoints", "Sub-points evidenced, against gold (document x sub-point)"),
-                       ("status", "Status of each document x category, against gold (F1; "
-                                  "last rows: macro-F1 and Cohen's kappa)"),
-                       ("scanned", "Scanned samples read by OCR against their text twins "
-                                   "(cer: character error rate; agree: share of categories "
-                                   "whose 'addressed' matches)")):
-        if key in tables:
-            print_table(title, tables[key])
-    out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")
+        result = evaluate_project(project, model, request, on_missing=warn_missing_kind)
+    print_evaluation(result, out_dir)
 
 
-def _available_kinds(names: str) -> list[str]:
-    """The comma-separated model kinds that can be built here; the others are named on
-    stderr with how to install them."""
-    from .classifiers.registry import available
+def evaluate_depth_heads(project: Project) -> None:
+    """``evaluate --depth``: each depth head's F1 on held-out genres and the field test part."""
+    from .deptheval import evaluate_depth
 
-    kinds = [k.strip() for k in names.split(",") if k.strip()]
-    for k in kinds:
-        if not available(k):
-            err.print(f"[yellow]skipping {k}[/yellow]: not installed "
-                      "(pip install -e '.[embeddings]')")
-    return [k for k in kinds if available(k)]
+    with err.status("Fitting the depth heads on each fold..."):
+        table = evaluate_depth(project.paths.labelled, project.paths.field, project.taxonomy,
+                               project.params)
+    print_table("Depth heads: F1 on held-out genres and on the field test part", table)
 
 
 app.add_typer(review_app, name="review")

@@ -8,13 +8,14 @@ Every function returns plain data (typed dicts and DataFrames); the CLI prints a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-import numpy as np
 import pandas as pd
 
-from .agreement import document_files, gold_cells, status_agreement, subpoint_agreement
+from .agreement import coverage_vs_gold, scanned_vs_twins, status_agreement, subpoint_agreement
 from .classifiers.cv import (
     FoldTiming,
     choose_thresholds,
@@ -38,6 +39,9 @@ from .metrics import (
     summary,
 )
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from .project import Project
 
 
 class HeldOutScores(Scores):
@@ -133,105 +137,6 @@ def compare(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params,
                         "train_seconds": timing.fit_seconds / len(data.folds),
                         "passages_per_s": len(data.Y) / max(timing.predict_seconds, 1e-9)})
     return pd.DataFrame(records)
-
-
-def coverage_vs_gold(run_dir: Path, gold_csv: Path) -> pd.DataFrame:
-    """Document-level agreement of ``addressed`` with the gold file, per category and overall.
-
-    Documents are matched by file name. Columns: category, n, agreement, false_positives,
-    false_negatives (the last row is ``overall``).
-    """
-    merged = gold_cells(run_dir, gold_csv)
-    merged["pred"] = merged["addressed"].astype(bool)
-    merged["gold"] = merged["addressed_gold"].astype(int) == 1
-    rows = []
-    for cat, g in list(merged.groupby("category", sort=False)) + [("overall", merged)]:
-        rows.append({"category": cat, "n": int(len(g)),
-                     "agreement": float((g["pred"] == g["gold"]).mean()),
-                     "false_positives": int((g["pred"] & ~g["gold"]).sum()),
-                     "false_negatives": int((~g["pred"] & g["gold"]).sum())})
-    return pd.DataFrame(rows)
-
-
-def character_error_rate(reference: str, read: str) -> float:
-    """Edit distance over the reference's length, after collapsing white space (a line break
-    read as a space is not an error)."""
-    from rapidfuzz.distance import Levenshtein
-
-    reference, read = " ".join(reference.split()), " ".join(read.split())
-    return Levenshtein.distance(reference, read) / max(len(reference), 1)
-
-
-def scanned_vs_twins(run_dir: Path, scanned_gold: Path) -> pd.DataFrame:
-    """How well scanned documents, read by OCR, stand in for their text versions.
-
-    ``scanned_gold`` lists each scanned file with its ``twin`` (the text version) and ``dpi``;
-    both must have been scored in ``run_dir`` (``forcecov score data/raw --ocr``). One row per
-    scanned file, then ``overall``. Columns: file, dpi, pages, ocr_pages, ocr_confidence, cer
-    (character error rate of the OCR'd passages against the twin's), passages and
-    passages_twin (how many passages each was cut into: a layout read wrongly shows here
-    before it shows in the characters), cells (categories compared), agree_twin (share of
-    categories whose ``addressed`` matches the twin's), agree_gold (the same against the gold
-    file), same_subpoints (share of categories whose evidenced sub-points are the twin's)
-    and score_gap (mean absolute difference of the
-    coverage score from the twin's)."""
-    docs = document_files(run_dir)
-    gold = pd.read_csv(scanned_gold)
-    cov = pd.read_csv(run_dir / "coverage.csv")
-    indexed = (cov[cov["level"] == "document"].merge(docs[["doc_id", "file"]], on="doc_id")
-               .set_index(["file", "category"]))
-    addressed = indexed["addressed"].astype(bool)
-    score = indexed["score"].astype(float)
-    subpoints = indexed["subpoints"].fillna("").astype(str)
-    passages = pd.read_parquet(run_dir / "passages.parquet",
-                               columns=["doc_id", "char_start", "text"])
-    texts = {d: " ".join(g.sort_values("char_start")["text"])
-             for d, g in passages.groupby("doc_id")}
-    by_file = docs.set_index("file")
-    rows = []
-    for (file, twin, dpi), g in gold.groupby(["file", "twin", "dpi"], sort=False):
-        missing = [f for f in (file, twin) if f not in by_file.index]
-        if missing:
-            raise ValueError(f"{run_dir} has no scored document named {missing[0]!r}: score the "
-                             "scanned files and their text twins together "
-                             "(forcecov score data/raw --ocr)")
-        scan, text = by_file.loc[file], by_file.loc[twin]
-        if scan["status"] != "ok":
-            raise ValueError(f"{file} was not read ({scan['reason']}): score with --ocr")
-        cats = list(g["category"])
-        mine = [bool(addressed.get((file, c), False)) for c in cats]
-        twins = [bool(addressed.get((twin, c), False)) for c in cats]
-        same_subpoints = [set(subpoints.get((file, c), "").split(";"))
-                          == set(subpoints.get((twin, c), "").split(";")) for c in cats]
-        score_gap = [abs(score.get((file, c), 0.0) - score.get((twin, c), 0.0)) for c in cats]
-        golds = [int(a) == 1 for a in g["addressed"]]
-        rows.append({
-            "file": file, "dpi": int(dpi), "pages": int(scan["pages"]),
-            "ocr_pages": int(scan.get("ocr_pages", 0) or 0),
-            "ocr_confidence": float(scan.get("ocr_confidence", float("nan"))),
-            "cer": round(character_error_rate(texts.get(text["doc_id"], ""),
-                                              texts.get(scan["doc_id"], "")), 4),
-            "passages": int(scan["n_passages"]), "passages_twin": int(text["n_passages"]),
-            "cells": len(cats),
-            "agree_twin": float(np.mean([a == b for a, b in zip(mine, twins, strict=True)])),
-            "agree_gold": float(np.mean([a == b for a, b in zip(mine, golds, strict=True)])),
-            "same_subpoints": float(np.mean(same_subpoints)),
-            "score_gap": float(np.mean(score_gap)),
-        })
-    table = pd.DataFrame(rows)
-    cells = table["cells"].sum()
-    table.loc[len(table)] = {
-        "file": "overall", "dpi": 0, "pages": int(table["pages"].sum()),
-        "ocr_pages": int(table["ocr_pages"].sum()),
-        "ocr_confidence": float(np.average(table["ocr_confidence"], weights=table["ocr_pages"]))
-        if table["ocr_pages"].sum() else float("nan"),
-        "cer": float(table["cer"].mean()), "passages": int(table["passages"].sum()),
-        "passages_twin": int(table["passages_twin"].sum()), "cells": int(cells),
-        "agree_twin": float((table["agree_twin"] * table["cells"]).sum() / cells),
-        "agree_gold": float((table["agree_gold"] * table["cells"]).sum() / cells),
-        "same_subpoints": float((table["same_subpoints"] * table["cells"]).sum() / cells),
-        "score_gap": float((table["score_gap"] * table["cells"]).sum() / cells)}
-    return table
 
 
 def calibration_png(curve: list[dict[str, float]]) -> bytes:
@@ -333,3 +238,81 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
                               "agree_gold": float(overall["agree_gold"])}
     write_json(out_dir / "metrics.json", metrics)
     return Evaluation(**metrics, tables=tables)
+
+
+@dataclass(frozen=True)
+class EvaluationRequest:
+    """What ``forcecov evaluate`` was asked for, beyond the frozen split it always scores.
+
+    ``compare_kinds`` / ``field_kinds``: comma-separated approaches to compare on the grouped
+    folds / to train as shipped and score on the field set (None: not asked). ``gold``: the
+    gold coverage file for ``coverage_run`` (default data/raw/gold_coverage.csv).
+    """
+
+    out_dir: Path
+    compare_kinds: str | None = None
+    lovo: bool = False
+    coverage_run: Path | None = None
+    gold: Path | None = None
+    scanned_run: Path | None = None
+    field_kinds: str | None = None
+    logo: bool = True
+
+
+def evaluate_project(project: Project, model: TrainedModel, request: EvaluationRequest, *,
+                     on_missing: Callable[[str, str], None] | None = None) -> Evaluation:
+    """:func:`run_evaluation` of the project's labelled data (and field set, if asked) as
+    ``request`` asks. Run folders are checked first: an incomplete or mixed one is refused,
+    not averaged. Approaches that cannot be built here go to ``on_missing`` and are skipped."""
+    from .classifiers.registry import installed_kinds
+    from .corpus import load_corpus
+    from .fieldset import load_field
+    from .runfolder import check_run
+
+    for run in (request.coverage_run, request.scanned_run):
+        if run is not None:
+            check_run(run)
+    p, taxonomy, params = project.paths, project.taxonomy, project.params
+    field = None
+    if request.field_kinds is not None:
+        field = load_field(p.field, taxonomy, seed=params.field.seed,
+                           calibration_fraction=params.field.calibration_fraction)
+    compare_kinds = (installed_kinds(request.compare_kinds, on_missing)
+                     if request.compare_kinds is not None else None)
+    field_kinds = (installed_kinds(request.field_kinds, on_missing)
+                   if request.field_kinds is not None else None)
+    return run_evaluation(model, load_corpus(p.labelled, taxonomy), taxonomy, params,
+                          request.out_dir, compare_kinds=compare_kinds, lovo=request.lovo,
+                          coverage_run=request.coverage_run,
+                          gold_csv=request.gold or (p.raw / "gold_coverage.csv"), field=field,
+                          field_kinds=field_kinds, logo=request.logo,
+                          scanned_run=request.scanned_run,
+                          scanned_gold=p.raw / "scanned" / "gold_coverage.csv")
+
+
+# The tables of an evaluation in the order they are printed, with their titles.
+TABLE_TITLES = (
+    ("per_category", "Per category (frozen split)"),
+    ("field", "Field set, test part (never trained on, thresholds not set on it)"),
+    ("field_per_category", "Field set per category"),
+    ("field_by_genre", "Field set per genre"),
+    ("separability", "How well a plain classifier tells the sets apart (ROC AUC; 0.5 = not "
+                     "at all)"),
+    ("logo", "Leave one genre out (thresholds as shipped)"),
+    ("comparison", "Approaches on the same grouped folds"),
+    ("lovo", "Leave one voice out"),
+    ("coverage", "Coverage agreement with gold"),
+    ("subpoints", "Sub-points evidenced, against gold (document x sub-point)"),
+    ("status", "Status of each document x category, against gold (F1; last rows: macro-F1 "
+               "and Cohen's kappa)"),
+    ("scanned", "Scanned samples read by OCR against their text twins (cer: character error "
+                "rate; agree: share of categories whose 'addressed' matches)"),
+)
+
+
+def titled_tables(result: Evaluation) -> list[tuple[str, pd.DataFrame]]:
+    """The evaluation's non-empty tables with their titles, in :data:`TABLE_TITLES` order."""
+    tables = result.get("tables", {})
+    return [(title, tables[key]) for key, title in TABLE_TITLES
+            if key in tables and not tables[key].empty]
+

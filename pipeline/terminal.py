@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 if TYPE_CHECKING:
     import pandas as pd
 
+    from .evaluate import Evaluation
     from .extract import ExtractSummary
     from .findings import ScoreSummary
     from .records import DocumentResult
@@ -121,3 +122,22 @@ def print_table(title: str, frame: pd.DataFrame, float_format: str = "{:.3f}") -
     for row in frame.itertuples(index=False):
         table.add_row(*[float_format.format(v) if isinstance(v, float) else str(v) for v in row])
     out.print(table)
+
+
+def print_evaluation(result: Evaluation, out_dir: Path) -> None:
+    """The frozen-split headline, echo detection, then every table the evaluation made."""
+    from .evaluate import titled_tables
+
+    out.print(f"model {result['model_version']} on the frozen evaluation split "
+              f"(n={result['n_eval']}): macro-F1 {result['macro_f1']:.3f}, ECE {result['ece']:.3f}")
+    e = result["echo"]
+    out.print(f"echo detection: recall {e['recall']:.3f} on {e['n_restated']} restated passages, "
+              f"precision {e['precision']:.3f} against {e['n_content']} content passages")
+    for title, table in titled_tables(result):
+        print_table(title, table)
+    out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")
+
+
+def warn_missing_kind(kind: str, hint: str) -> None:
+    """One line for an approach that cannot be built here, with what to install."""
+    err.print(f"[yellow]skipping {kind}[/yellow]: not installed ({escape(hint)})")

@@ -5,8 +5,9 @@ import json
 import pandas as pd
 import pytest
 
+from pipeline.agreement import coverage_vs_gold
 from pipeline.classifiers.cv import split_frozen
-from pipeline.evaluate import coverage_vs_gold, run_evaluation
+from pipeline.evaluate import run_evaluation
 from pipeline.taxonomy import load_taxonomy
 from pipeline.train import train
 from tests.conftest import fast_params, small_corpus
@@ -110,7 +111,7 @@ def _fake_run(folder, docs, passages, coverage):
 
 
 def test_character_error_rate_ignores_line_breaks_and_counts_edits():
-    from pipeline.evaluate import character_error_rate
+    from pipeline.agreement import character_error_rate
 
     assert character_error_rate("Modern slavery\nteam", "Modern  slavery team") == 0.0
     assert character_error_rate("abcdefghij", "abcdefghiX") == pytest.approx(0.1)
@@ -118,7 +119,7 @@ def test_character_error_rate_ignores_line_breaks_and_counts_edits():
 
 
 def test_scanned_documents_are_compared_with_their_text_twins(tmp_path):
-    from pipeline.evaluate import scanned_vs_twins
+    from pipeline.agreement import scanned_vs_twins
 
     docs = [{"doc_id": "t", "path": "data/raw/Kent.pdf", "status": "ok", "reason": "",
              "pages": 2, "n_passages": 2, "ocr_pages": 0, "ocr_confidence": None},

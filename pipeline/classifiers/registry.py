@@ -134,3 +134,13 @@ def make(kind: str, taxonomy: Taxonomy, params: Params | None = None) -> Estimat
 def make_classifier(taxonomy: Taxonomy, params: Params) -> Estimator:
     """The estimator params.yaml names (``model.kind``)."""
     return make(params.model.kind, taxonomy, params)
+
+
+def installed_kinds(names: str, on_missing: Callable[[str, str], None] | None = None) -> list[str]:
+    """The comma-separated kinds in ``names`` that can be built here, in order; each one
+    that cannot is handed to ``on_missing`` with what to install."""
+    kinds = [k.strip() for k in names.split(",") if k.strip()]
+    for k in kinds:
+        if not available(k) and on_missing is not None:
+            on_missing(k, _approach(k).hint)
+    return [k for k in kinds if available(k)]
