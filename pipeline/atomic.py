@@ -12,7 +12,7 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -54,7 +54,7 @@ def write_bytes(path: str | Path, data: bytes) -> None:
         fh.write(data)
 
 
-def write_jsonl(path: str | Path, records: Iterable[dict[str, Any]]) -> int:
+def write_jsonl(path: str | Path, records: Iterable[Mapping[str, object]]) -> int:
     """Write one JSON object per line, atomically. Returns the number of lines."""
     n = 0
     with atomic_open(path, "w") as fh:
@@ -104,7 +104,7 @@ def write_frame_parquet(path: str | Path, frame: Any) -> None:
         frame.to_parquet(fh, index=False)
 
 
-def append_jsonl(path: str | Path, records: list[dict[str, Any]]) -> None:
+def append_jsonl(path: str | Path, records: Sequence[Mapping[str, object]]) -> None:
     """Append records to a JSONL file by rewriting it atomically (old lines + new lines).
 
     Callers hold :func:`locked` on the file so that concurrent appenders lose nothing.

@@ -52,7 +52,7 @@ class TrainedModel:
     thresholds: np.ndarray
     echo: EchoDetector
     version: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, object] = field(default_factory=dict)  # into the model card
     depth: Any = None
 
     def predict(self, passages: pd.DataFrame, *, review_margin: float = 0.15) -> pd.DataFrame:
@@ -101,7 +101,7 @@ def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> npt.NDArray[np.int_
     return matrix
 
 
-def read_passage_lines(path: Any) -> list[dict[str, Any]]:
+def read_passage_lines(path: Any) -> list[dict[str, object]]:
     """Objects with ``id`` and ``text`` (and optionally ``heading``), one per line.
 
     Raises :class:`~pipeline.errors.DataValidationError` naming every bad line.
@@ -109,7 +109,7 @@ def read_passage_lines(path: Any) -> list[dict[str, Any]]:
     from .corpus import iter_jsonl
     from .errors import DataValidationError
 
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, object]] = []
     problems: list[str] = []
     for n, obj, problem in iter_jsonl(path):
         if problem:
@@ -123,11 +123,12 @@ def read_passage_lines(path: Any) -> list[dict[str, Any]]:
     return records
 
 
-def classify_records(records: list[dict[str, Any]], model: TrainedModel) -> list[dict[str, Any]]:
+def classify_records(records: list[dict[str, object]],
+                     model: TrainedModel) -> list[dict[str, object]]:
     """Each input object, with ``probs``, ``labels`` and ``echo`` added (extra fields kept)."""
-    frame = pd.DataFrame({"text": [r["text"] for r in records],
-                          "heading": [r.get("heading") or "" for r in records],
-                          "context": [r.get("context") or "" for r in records]})
+    frame = pd.DataFrame({"text": [str(r["text"]) for r in records],
+                          "heading": [str(r.get("heading") or "") for r in records],
+                          "context": [str(r.get("context") or "") for r in records]})
     preds = model.predict(frame)
     out = []
     for rec, (_, row) in zip(records, preds.iterrows(), strict=True):

@@ -61,7 +61,7 @@ def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.Dat
 
     columns = [*DepthLabel.model_fields, "file"]
     files = sorted(Path(folder).glob("*.jsonl")) if Path(folder).is_dir() else []
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, object]] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
     for f in files:

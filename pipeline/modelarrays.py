@@ -38,7 +38,7 @@ import io
 import json
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -50,12 +50,56 @@ _TFIDF_SETTINGS = ("analyzer", "ngram_range", "lowercase", "sublinear_tf", "norm
                    "token_pattern", "binary", "use_idf", "smooth_idf")
 
 
+class VectorizerSettings(TypedDict):
+    """A TfidfVectorizer's settings (:data:`_TFIDF_SETTINGS`), as JSON can hold them."""
+
+    analyzer: str
+    ngram_range: list[int]
+    lowercase: bool
+    sublinear_tf: bool
+    norm: str | None
+    token_pattern: str | None
+    binary: bool
+    use_idf: bool
+    smooth_idf: bool
+
+
+class BlockLayout(TypedDict):
+    """One TF-IDF block of the classifier: its name, the column it reads, its weight."""
+
+    name: str
+    column: str
+    weight: float
+    tfidf: VectorizerSettings
+
+
+class ClassifierLayout(TypedDict, total=False):
+    """How the classifier is stored: linear blocks with a calibration method, or keywords."""
+
+    classifier: str  # linear | keywords
+    blocks: list[BlockLayout]
+    method: str  # sigmoid | isotonic | logistic
+    keywords: list[list[str]]
+    decay: float
+
+
+class ModelLayout(ClassifierLayout, total=False):
+    """The ``layout`` entry: the classifier's layout, with the format, labels, version,
+    training metadata and the echo detector's settings."""
+
+    format: str
+    labels: list[str]
+    version: str
+    meta: dict[str, object]
+    echo: Any  # {"tfidf": VectorizerSettings, "params": the detector's parameters}
+
+
 class ArrayModelError(ValueError):
     """The file is not a valid array model (or the model cannot be stored as arrays)."""
 
 
-def _vectorizer_settings(vec: Any) -> dict[str, Any]:
-    settings = {k: getattr(vec, k) for k in _TFIDF_SETTINGS}
+def _vectorizer_settings(vec: Any) -> VectorizerSettings:
+    settings = cast(VectorizerSettings, {k: getattr(vec, k) for k in _TFIDF_SETTINGS})
     settings["ngram_range"] = list(settings["ngram_range"])
     if vec.stop_words is not None or vec.strip_accents is not None or vec.preprocessor \
             or vec.tokenizer or callable(vec.analyzer):
@@ -63,7 +107,7 @@ def _vectorizer_settings(vec: Any) -> dict[str, Any]:
     return settings
 
 
-def _rebuild_vectorizer(settings: dict[str, Any], terms: npt.NDArray[np.str_],
+def _rebuild_vectorizer(settings: VectorizerSettings, terms: npt.NDArray[np.str_],
                         idf: npt.NDArray[np.float64]) -> Any:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -99,7 +143,7 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
     if not isinstance(ovr, OneVsRestClassifier):
         raise ArrayModelError("not a one-vs-rest classifier")
     arrays: dict[str, npt.NDArray[Any]] = {}
-    blocks = []
+    blocks: list[BlockLayout] = []
     weights = features.transformer_weights or {}
     for name, vec, column in features.transformers_:
         if name == "remainder":
@@ -145,7 +189,7 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
 
 
 def _with_echo(model: Any, arrays: dict[str, npt.NDArray[Any]],
-               classifier: dict[str, Any]) -> dict[str, npt.NDArray[Any]]:
+               classifier: ClassifierLayout) -> dict[str, npt.NDArray[Any]]:
     """The arrays every kind shares: thresholds, the echo detector, and the layout."""
     arrays["thresholds"] = np.asarray(model.thresholds, dtype=np.float64)
     if getattr(model, "depth", None) is not None:
@@ -186,7 +230,7 @@ class ArrayClassifier:
     of each label's calibrated linear score. Same ``predict_proba`` as the classifier it was
     stored from."""
 
-    def __init__(self, layout: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]):
+    def __init__(self, layout: ClassifierLayout, arrays: dict[str, npt.NDArray[Any]]):
         self.blocks = [(b["name"], b["column"], b["weight"],
                         _rebuild_vectorizer(b["tfidf"], arrays[f"{b['name']}.terms"],
                                             arrays[f"{b['name']}.idf"]))
@@ -228,7 +272,7 @@ class ArrayClassifier:
         return mean
 
 
-def _classifier(layout: dict[str, Any], arrays: dict[str, npt.NDArray[Any]]) -> Any:
+def _classifier(layout: ModelLayout, arrays: dict[str, npt.NDArray[Any]]) -> Any:
     if layout.get("classifier") == "keywords":
         from .classifiers.keywords import KeywordClassifier
 
@@ -248,7 +292,7 @@ def load_arrays(path: Path) -> Any:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-        layout = json.loads(str(arrays["layout"]))
+        layout: ModelLayout = json.loads(str(arrays["layout"]))
         if layout.get("format") != FORMAT:
             raise ArrayModelError(f"format {layout.get('format')!r}, expected {FORMAT}")
         classifier = _classifier(layout, arrays)

@@ -15,10 +15,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from .atomic import write_json, write_text
 from .classify import TrainedModel
@@ -45,7 +45,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def save_model(model: TrainedModel, models_dir: Path, card: dict[str, Any], *,
+def save_model(model: TrainedModel, models_dir: Path, card: Mapping[str, object], *,
                make_current: bool = True) -> Path:
     """Write the artefact (arrays when the kind allows, else a pickle) and its card; point
     ``models/current`` at it if asked."""
@@ -120,9 +120,26 @@ def resolve_model_dir(models_dir: Path, path: Path | None = None) -> Path:
     return path
 
 
-def read_card(folder: Path) -> dict[str, Any]:
+class ModelCard(TypedDict, total=False):
+    """model.json: what a model is and how it was made (written by :func:`save_model`;
+    training adds its figures, ``forcecov promote`` its decision)."""
+
+    version: str
+    created: str
+    labels: list[str]
+    thresholds: dict[str, float]
+    library_versions: dict[str, str]
+    model_file: str
+    model_format: str  # arrays | joblib
+    model_sha256: str
+    promotion: dict[str, object]
+
+
+def read_card(folder: Path) -> ModelCard:
+    """A model folder's card; :class:`ModelError` saying what to do when it is missing or
+    broken (a model without a card is never loaded)."""
     try:
-        card: dict[str, Any] = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
+        card: ModelCard = json.loads((folder / CARD_FILE).read_text(encoding="utf-8"))
         return card
     except FileNotFoundError as e:
         raise ModelError(f"{folder}: no model card ({CARD_FILE}); "

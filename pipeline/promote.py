@@ -11,7 +11,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -38,7 +38,7 @@ def gate(candidate: TrainedModel, current: TrainedModel | None, frozen: pd.DataF
     """Compare the two models on the frozen split, per category and overall."""
     cand = evaluate_model(candidate, frozen, taxonomy)
     cur = evaluate_model(current, frozen, taxonomy) if current is not None else None
-    rows: list[dict[str, Any]] = []
+    rows: list[dict[str, object]] = []
     reasons: list[str] = []
     metrics = [("macro_f1", cand["macro_f1"], cur["macro_f1"] if cur else None,
                 params.max_macro_f1_drop)]

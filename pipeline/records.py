@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -80,7 +80,7 @@ class Passage:
     source: str = "text"  # text (the file's own text) | ocr (read from a scanned page)
     ocr_confidence: float | None = None  # the page's mean OCR word confidence, 0-100
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         d = asdict(self)
         d["rec_refs"] = list(self.rec_refs)
         return d

@@ -117,7 +117,7 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
                            multi_subpoints(taxonomy), run_id, model.version)
     try:
         t0 = time.perf_counter()
-        batch: list[dict[str, Any]] = []
+        batch: list[dict[str, object]] = []
 
         def flush() -> None:
             nonlocal batch

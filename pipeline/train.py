@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,7 @@ def field_calibration(field_dir: Path | None, taxonomy: Taxonomy,
 
 def train_and_save(labelled_dir: Any, models_dir: Any, taxonomy: Taxonomy, params: Params, *,
                    make_current: bool = True, field_dir: Path | None = None,
-                   extra_card: dict[str, Any] | None = None) -> tuple[TrainResult, Path]:
+                   extra_card: Mapping[str, object] | None = None) -> tuple[TrainResult, Path]:
     """Load and validate the corpus, train, and write the model with its card.
 
     ``field_dir``: the field set, whose calibration part the ``shift`` policy uses to set

@@ -200,11 +200,11 @@ class SpacyTextcat(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
             out[i] = [doc.cats.get(lab, 0.0) for lab in labels]
         return np.clip(out, 0.0, 1.0)
 
-    def __getstate__(self) -> dict[str, Any]:
+    def __getstate__(self) -> dict[str, object]:
         state = dict(super().__getstate__())  # a copy: on 3.11+ it is the live __dict__
         state.pop("_nlp", None)
         return state
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
+    def __setstate__(self, state: dict[str, object]) -> None:
         super().__setstate__(state)
         self._nlp = None

@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from multiprocessing.connection import Connection, Pipe
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -110,7 +110,7 @@ class _Worker:
     def alive(self) -> bool:
         return not self.reaped and not self._reap(wait=0.0)
 
-    def call(self, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any],
+    def call(self, fn: Callable[..., T], args: tuple[object, ...], kwargs: Mapping[str, object],
              timeout: float) -> T:
         job = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
         done = False
