@@ -73,6 +73,8 @@ def paths(root: Path | None = None) -> Paths:
 
 @dataclass(frozen=True)
 class IngestParams:
+    """``ingest``: reading files (engines, limits, OCR); used by :mod:`pipeline.extract`."""
+
     pdf_engine: str = "pdfium"
     max_pages: int = 2000
     timeout_seconds: float = 60
@@ -101,6 +103,8 @@ class IngestParams:
 
 @dataclass(frozen=True)
 class SegmentParams:
+    """``segment``: how long a passage may be (:mod:`pipeline.segment`)."""
+
     max_words: int = 150
     max_chars: int = 2000
     min_chars: int = 3
@@ -108,6 +112,8 @@ class SegmentParams:
 
 @dataclass(frozen=True)
 class FeatureParams:
+    """``features``: the default classifier's TF-IDF blocks (:mod:`pipeline.classifiers.tfidf`)."""
+
     word_ngram_max: int = 2
     char_ngram_min: int = 2
     char_ngram_max: int = 5
@@ -120,6 +126,8 @@ class FeatureParams:
 
 @dataclass(frozen=True)
 class ModelParams:
+    """``model``: which approach (``kind``) and its linear model's settings."""
+
     kind: str = "tfidf_svm_word"  # params.yaml's too (tests/test_config.py checks)
     C: float = 8.0
     class_weight: str | None = "balanced"
@@ -130,6 +138,8 @@ class ModelParams:
 
 @dataclass(frozen=True)
 class FieldParams:
+    """``field``: how the field set is split into calibration and test parts, by page."""
+
     calibration_fraction: float = 0.4
     seed: int = 11
 
@@ -140,6 +150,8 @@ class FieldParams:
 
 @dataclass(frozen=True)
 class CVParams:
+    """``cv``: grouped cross-validation (:mod:`pipeline.classifiers.cv`)."""
+
     n_splits: int = 5
     group_by: str = "voice"
     seed: int = 13
@@ -147,6 +159,8 @@ class CVParams:
 
 @dataclass(frozen=True)
 class ThresholdParams:
+    """``thresholds``: how per-category decision thresholds are chosen."""
+
     policy: str = "cv_f1"
     fixed: float = 0.5
     grid_min: float = 0.15
@@ -161,6 +175,9 @@ class ThresholdParams:
 
 @dataclass(frozen=True)
 class EchoParams:
+    """``echo``: when a passage only restates a recommendation
+    (:mod:`pipeline.classifiers.echo`)."""
+
     similarity: float = 0.5
     max_words: int = 90
     cue_similarity: float = 0.05
@@ -169,6 +186,8 @@ class EchoParams:
 
 @dataclass(frozen=True)
 class CoverageParams:
+    """``coverage``: how evidence becomes a score (:mod:`pipeline.coverage`)."""
+
     addressed_min: float = 0.5
     top_evidence: int = 5
     review_margin: float = 0.15
@@ -179,6 +198,8 @@ class CoverageParams:
 
 @dataclass(frozen=True)
 class ThemeParams:
+    """``themes``: clustering each category's evidence into themes (:mod:`pipeline.themes`)."""
+
     max_themes: int = 6
     passages_per_theme: int = 6
     label_terms: int = 3
@@ -189,6 +210,8 @@ class ThemeParams:
 
 @dataclass(frozen=True)
 class DepthParams:
+    """``depth``: the sub-point, status and specificity heads (:mod:`pipeline.depthfit`)."""
+
     C: float = 4.0
     max_iter: int = 2000
     min_df: int = 2
@@ -200,6 +223,8 @@ class DepthParams:
 
 @dataclass(frozen=True)
 class ReviewParams:
+    """``review``: the analyst queue (:mod:`pipeline.review.queue`)."""
+
     strategy: str = "uncertainty"
     n: int = 50
     dedup_similarity: float = 0.8
@@ -207,6 +232,8 @@ class ReviewParams:
 
 @dataclass(frozen=True)
 class PromoteParams:
+    """``promote``: how much worse a candidate may be and still replace current."""
+
     max_macro_f1_drop: float = 0.01
     max_category_f1_drop: float = 0.03
     eval_fraction: float = 0.2
@@ -215,6 +242,8 @@ class PromoteParams:
 
 @dataclass(frozen=True)
 class ScoreParams:
+    """``score``: parallelism and the extraction cache of a scoring run."""
+
     jobs: int = 1
     backend: str = "local"
     cache: bool = True

@@ -15,18 +15,33 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
 
 KINDS = ("content", "restated", "hard_negative", "other_none")
 SOURCES = ("authored", "review", "import")
+
+
+def one_of(choices: Sequence[str]) -> AfterValidator:
+    """A pydantic check that a text field holds one of ``choices``; the error names them."""
+    allowed = tuple(choices)
+
+    def check(value: str) -> str:
+        if value not in allowed:
+            raise ValueError(f"{value!r} is not one of {allowed}")
+        return value
+
+    return AfterValidator(check)
+
+
+Source = Annotated[str, one_of(SOURCES)]
 NEAR_DUPLICATE_COSINE = 0.9
 
 
@@ -60,7 +75,7 @@ class LabelledPassage(PassageText):
     model_config = ConfigDict(extra="allow")
 
     voice: str = Field(min_length=1)
-    source: str
+    source: Source
     author: str = Field(min_length=1)
     created: str
     heading: str | None = None
@@ -70,13 +85,6 @@ class LabelledPassage(PassageText):
     genre: str | None = None
     source_url: str | None = None
     retrieved: str | None = None
-
-    @field_validator("source")
-    @classmethod
-    def _known_source(cls, v: str) -> str:
-        if v not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}")
-        return v
 
     @field_validator("created")
     @classmethod
@@ -125,7 +133,7 @@ def in_hashed_fraction(key: str, fraction: float, seed: int) -> bool:
     return int(h[:8], 16) / 0xFFFFFFFF < fraction
 
 
-def schema_problem(where: str, obj: dict[str, Any], error: ValidationError) -> str:
+def schema_problem(where: str, obj: Mapping[str, object], error: ValidationError) -> str:
     """One line naming the record and every field pydantic refused."""
     msgs = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in error.errors())
     return f"{where} id={obj.get('id')!r}: {msgs}"
@@ -177,20 +185,10 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
     sub-points, kind consistent with labels, duplicate ids, exact and near duplicates.
     """
     problems: list[str] = []
-    seen_ids: dict[str, str] = {}
-    valid: list[LabelledPassage] = []
-    for file, line, obj in records:
-        where = f"{Path(file).name}:{line}"
-        try:
-            rec = LabelledPassage.model_validate(obj)
-        except ValidationError as e:
-            problems.append(schema_problem(where, obj, e))
-            continue
-        problems += label_problems(rec, where, taxonomy)
-        if rec.id in seen_ids and rec.source != "review":
-            problems.append(f"duplicate id {rec.id} ({seen_ids[rec.id]} and {where})")
-        seen_ids.setdefault(rec.id, where)
-        valid.append(rec)
+    # Review decisions may name a passage again (a second opinion); authored ids may not.
+    valid = [rec for _, rec in unique_records(
+        records, LabelledPassage, problems, taxonomy=taxonomy,
+        repeats_allowed=lambda rec: rec.source == "review")]
     authored = [r for r in valid if r.source != "review"]
     problems += exact_duplicate_problems(authored)
     if near_duplicates and len(authored) > 1:
@@ -200,6 +198,35 @@ def validate_records(records: list[tuple[str, int, dict[str, Any]]], taxonomy: T
         problems += [f"near-duplicate (cosine {c:.2f}): {a} and {b}" for a, b, c in near
                      if text_of[a] != text_of[b]]  # identical texts are reported above
     return problems
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def unique_records(records: Sequence[tuple[str, int, Mapping[str, object]]], schema: type[M],
+                   problems: list[str], *, taxonomy: Taxonomy | None = None,
+                   repeats_allowed: Callable[[M], bool] = lambda rec: False,
+                   ) -> list[tuple[str, M]]:
+    """The (file, line, object) ``records`` that pass ``schema``, each with where it stands
+    ("file:line"). Every schema problem, repeated id (unless ``repeats_allowed``) and, with
+    ``taxonomy``, label problem (:func:`label_problems`) is added to ``problems``."""
+    seen: dict[str, str] = {}
+    valid: list[tuple[str, M]] = []
+    for file, line, obj in records:
+        where = f"{Path(file).name}:{line}"
+        try:
+            rec = schema.model_validate(obj)
+        except ValidationError as e:
+            problems.append(schema_problem(where, obj, e))
+            continue
+        if taxonomy is not None and isinstance(rec, PassageText):
+            problems += label_problems(rec, where, taxonomy)
+        rec_id = str(getattr(rec, "id", ""))
+        if rec_id in seen and not repeats_allowed(rec):
+            problems.append(f"{where}: duplicate id {rec_id} (first at {seen[rec_id]})")
+        seen.setdefault(rec_id, where)
+        valid.append((where, rec))
+    return valid
 
 
 def find_near_duplicates(ids: list[str], texts: list[str], *,

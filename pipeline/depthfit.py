@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from .config import DepthParams
+from .corpus import one_of
 from .depth import SPECIFICITY, STATUSES, DepthModel, multi_subpoints, status_features
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
@@ -29,25 +30,12 @@ class DepthLabel(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(min_length=1)
-    status: str
-    specificity: str
+    status: Annotated[str, one_of(STATUSES)]
+    specificity: Annotated[str, one_of(SPECIFICITY)]
     annotator: str = Field(min_length=1)
     created: dt.date
     note: str | None = None
 
-    @field_validator("status")
-    @classmethod
-    def _known_status(cls, v: str) -> str:
-        if v not in STATUSES:
-            raise ValueError(f"{v!r} is not one of {STATUSES}")
-        return v
-
-    @field_validator("specificity")
-    @classmethod
-    def _known_specificity(cls, v: str) -> str:
-        if v not in SPECIFICITY:
-            raise ValueError(f"{v!r} is not one of {SPECIFICITY}")
-        return v
 
 
 def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.DataFrame:
@@ -57,27 +45,16 @@ def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.Dat
     Raises :class:`DataValidationError` naming every bad line, duplicate id, or id that is
     not a passage of the data it annotates (``known_ids``).
     """
-    from .corpus import read_records, schema_problem
+    from .corpus import read_records, unique_records
 
     columns = [*DepthLabel.model_fields, "file"]
     files = sorted(Path(folder).glob("*.jsonl")) if Path(folder).is_dir() else []
-    rows: list[dict[str, object]] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
-    for f in files:
-        for n, obj in read_records(f):
-            where = f"{f.name}:{n}"
-            try:
-                rec = DepthLabel.model_validate(obj)
-            except ValidationError as e:
-                problems.append(schema_problem(where, obj, e))
-                continue
-            if rec.id in seen:
-                problems.append(f"{where}: duplicate id {rec.id} (first at {seen[rec.id]})")
-            elif known_ids is not None and rec.id not in known_ids:
-                problems.append(f"{where}: id {rec.id} is not a passage of the labelled data")
-            seen.setdefault(rec.id, where)
-            rows.append({**rec.model_dump(), "file": f.name})
+    valid = unique_records([(str(f), n, obj) for f in files for n, obj in read_records(f)],
+                           DepthLabel, problems)
+    problems += [f"{where}: id {rec.id} is not a passage of the labelled data"
+                 for where, rec in valid if known_ids is not None and rec.id not in known_ids]
+    rows = [{**rec.model_dump(), "file": where.rsplit(":", 1)[0]} for where, rec in valid]
     if problems:
         raise DataValidationError(str(folder), problems)
     return pd.DataFrame(rows, columns=columns)

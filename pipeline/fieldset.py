@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
+from typing import Annotated
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pandas as pd
@@ -29,9 +30,9 @@ from .corpus import (
     exact_duplicate_problems,
     find_near_duplicates,
     in_hashed_fraction,
-    label_problems,
+    one_of,
     read_records,
-    schema_problem,
+    unique_records,
 )
 from .errors import DataValidationError
 from .taxonomy import Taxonomy
@@ -49,18 +50,11 @@ class FieldPassage(PassageText):
 
     subpoints: list[str] = []
     kind: str
-    genre: str
+    genre: Annotated[str, one_of(GENRES)]
     source_url: str
     retrieved: str
     created: str
     paraphrased_by: str = Field(min_length=1)
-
-    @field_validator("genre")
-    @classmethod
-    def _known_genre(cls, v: str) -> str:
-        if v not in GENRES:
-            raise ValueError(f"genre must be one of {GENRES}")
-        return v
 
     @field_validator("source_url")
     @classmethod
@@ -110,20 +104,8 @@ def validate_field_records(records: list[tuple[str, int, dict[str, object]]],
                            taxonomy: Taxonomy) -> list[str]:
     """Every schema problem of the field set, naming the offending file, line and id."""
     problems: list[str] = []
-    seen: dict[str, str] = {}
-    valid: list[FieldPassage] = []
-    for file, line, obj in records:
-        where = f"{Path(file).name}:{line}"
-        try:
-            rec = FieldPassage.model_validate(obj)
-        except ValidationError as e:
-            problems.append(schema_problem(where, obj, e))
-            continue
-        problems += label_problems(rec, where, taxonomy)
-        if rec.id in seen:
-            problems.append(f"duplicate id {rec.id} ({seen[rec.id]} and {where})")
-        seen.setdefault(rec.id, where)
-        valid.append(rec)
+    valid = [rec for _, rec in unique_records(records, FieldPassage, problems,
+                                              taxonomy=taxonomy)]
     return problems + exact_duplicate_problems(valid)
 
 

@@ -10,6 +10,7 @@ by epoch 4 and which gains nothing from more epochs.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -127,6 +128,7 @@ def spacy_config(labels: tuple[str, ...], *, architecture: str = "ensemble", see
 
 
 # scikit-learn ships no type information, so its base classes are Any to mypy.
+@dataclass(eq=False, repr=False)  # scikit-learn's own repr; identity, not field, equality
 class SpacyTextcat(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     """spaCy ``textcat_multilabel`` on a blank English pipeline, trained for ``epochs``.
 
@@ -138,16 +140,14 @@ class SpacyTextcat(BaseEstimator, ClassifierMixin):  # type: ignore[misc]
     needed, and is never pickled.
     """
 
-    def __init__(self, labels: tuple[str, ...] = (), architecture: str = "ensemble",
-                 epochs: int = 5, batch_size: int = 16, learn_rate: float = 0.001,
-                 dropout: float = 0.1, seed: int = 0):
-        self.labels = labels
-        self.architecture = architecture
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learn_rate = learn_rate
-        self.dropout = dropout
-        self.seed = seed
+    # The dataclass writes the __init__ scikit-learn asks for: each parameter stored as given.
+    labels: tuple[str, ...] = ()
+    architecture: str = "ensemble"
+    epochs: int = 5
+    batch_size: int = 16
+    learn_rate: float = 0.001
+    dropout: float = 0.1
+    seed: int = 0
 
     def fit(self, X: pd.DataFrame, Y: Any) -> SpacyTextcat:
         from spacy.training import Example

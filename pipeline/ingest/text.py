@@ -17,16 +17,7 @@ from pathlib import Path
 
 from ..errors import IngestError
 from ..records import Block
-from .cleanup import (
-    furniture_key,
-    hyphenated_vocabulary,
-    is_bullet_line,
-    is_furniture,
-    join_lines,
-    looks_like_heading,
-    normalise_chars,
-    strip_bullet,
-)
+from . import cleanup  # the same line clean-up as the PDF and DOCX readers
 
 CHUNK = 1 << 20
 
@@ -59,20 +50,16 @@ def text_encoding(path: Path) -> tuple[str, int, str | None]:
     encoding was used; refuses a file that none of them decodes."""
     with open(path, "rb") as fh:
         head = fh.read(4096)
-    if head.startswith(b"\xef\xbb\xbf"):
-        try:
-            _decodes(path, "utf-8", 3)
-            return "utf-8", 3, None
-        except UnicodeDecodeError as e:
-            raise IngestError(path, "undecodable text: UTF-8 byte order mark but bad data "
-                                    f"at byte {e.start}") from e
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            _decodes(path, "utf-16", 0)
-            return "utf-16", 0, None
-        except UnicodeDecodeError as e:
-            raise IngestError(path, "undecodable text: UTF-16 byte order mark but bad data "
-                                    f"at byte {e.start}") from e
+    # (byte order marks, codec, BOM bytes to skip, name): a BOM says what the file must be.
+    for marks, codec, skip, name in (((b"\xef\xbb\xbf",), "utf-8", 3, "UTF-8"),
+                                     ((b"\xff\xfe", b"\xfe\xff"), "utf-16", 0, "UTF-16")):
+        if head.startswith(marks):
+            try:
+                _decodes(path, codec, skip)
+            except UnicodeDecodeError as e:
+                raise IngestError(path, f"undecodable text: {name} byte order mark but bad "
+                                        f"data at byte {e.start}") from e
+            return codec, skip, None
     if b"\x00" in head:
         raise IngestError(path, "binary content (NUL bytes), not text; is the extension wrong?")
     try:
@@ -173,7 +160,7 @@ def _blocks(pieces: Callable[[], Iterable[str]], *, markdown: bool, min_fraction
 
     def end_page() -> None:
         nonlocal n, m
-        counts.update({(furniture_key(normalise_chars(raw)), _position(i, n))
+        counts.update({(cleanup.furniture_key(cleanup.normalise_chars(raw)), _position(i, n))
                        for i, raw in [*first, *last]})
         shapes.extend((n, m))
         n = m = 0
@@ -185,9 +172,9 @@ def _blocks(pieces: Callable[[], Iterable[str]], *, markdown: bool, min_fraction
             end_page()
             continue
         if "-" in line:
-            vocabulary |= hyphenated_vocabulary(line)
+            vocabulary |= cleanup.hyphenated_vocabulary(line)
         # Normalising never blanks or un-blanks a plain ASCII line: most lines skip it here.
-        if line.strip() if line.isascii() else normalise_chars(line).strip():
+        if line.strip() if line.isascii() else cleanup.normalise_chars(line).strip():
             if not every_line and len(first) < edge_lines:
                 first.append((n, line))
             last.append((n, line))
@@ -205,7 +192,7 @@ def _blocks(pieces: Callable[[], Iterable[str]], *, markdown: bool, min_fraction
     i = j = 0  # the line's index on its page, among all lines and among non-blank ones
     para: list[str] = []
     for line in _lines(pieces()):
-        if line is None or not (text := normalise_chars(line).rstrip()).strip():
+        if line is None or not (text := cleanup.normalise_chars(line).rstrip()).strip():
             if para:
                 heading = _para_blocks(para, page, heading, blocks, markdown, vocabulary)
                 para = []
@@ -217,8 +204,8 @@ def _blocks(pieces: Callable[[], Iterable[str]], *, markdown: bool, min_fraction
                 i += 1
             continue
         edge = every_line or j < edge_lines or j >= m - edge_lines
-        if not is_furniture(text) and not (
-                edge and running and (furniture_key(text), _position(i, n)) in running):
+        if not cleanup.is_furniture(text) and not (
+                edge and running and (cleanup.furniture_key(text), _position(i, n)) in running):
             para.append(text)
         i += 1
         j += 1
@@ -236,7 +223,7 @@ def _para_blocks(lines: list[str], page: int, heading: str, blocks: list[Block],
     def flush() -> None:
         nonlocal pending
         if pending:
-            blocks.append(Block(join_lines(pending, vocabulary), page, kind, heading))
+            blocks.append(Block(cleanup.join_lines(pending, vocabulary), page, kind, heading))
         pending = []
 
     rows: list[list[str]] = []
@@ -256,10 +243,10 @@ def _para_blocks(lines: list[str], page: int, heading: str, blocks: list[Block],
             heading = (md_heading.group(1) if md_heading else stripped).strip("# ").strip()
             blocks.append(Block(heading, page, "heading", heading))
             continue
-        if is_bullet_line(stripped):
+        if cleanup.is_bullet_line(stripped):
             flush()
             kind = "bullet"
-            pending = [strip_bullet(stripped)]
+            pending = [cleanup.strip_bullet(stripped)]
             continue
         if not pending:
             kind = "paragraph"
@@ -271,7 +258,7 @@ def _para_blocks(lines: list[str], page: int, heading: str, blocks: list[Block],
 
 
 def _plain_heading(line: str) -> bool:
-    return looks_like_heading(line, max_words=10) and not line.endswith((",", "."))
+    return cleanup.looks_like_heading(line, max_words=10) and not line.endswith((",", "."))
 
 
 def _table_blocks(rows: list[list[str]], page: int, heading: str, blocks: list[Block]) -> None:
