@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.errors import DataValidationError
+from pipeline.errors import DataValidationError, ForcecovError
 from pipeline.review.formats import read_queue, read_review_file, write_queue
 from pipeline.review.queue import build_queue, items_from_frame
 from pipeline.review.store import conflicts, import_reviews
@@ -250,7 +250,7 @@ def test_a_corrupt_reviewed_file_is_named_with_its_line_not_a_traceback(tmp_path
 def test_the_extension_names_the_format_and_another_one_is_refused(queue_files, tmp_path):
     _, queue = queue_files
     items = items_from_frame(queue, LABELS, "vtest")
-    with pytest.raises(ValueError, match="queue format follows the extension"):
+    with pytest.raises(ForcecovError, match="queue format follows the extension"):
         write_queue(items, tmp_path / "queue.txt", LABELS)
     other = tmp_path / "queue.txt"
     other.write_text("passage_id\n")
@@ -259,8 +259,36 @@ def test_the_extension_names_the_format_and_another_one_is_refused(queue_files, 
     with pytest.raises(DataValidationError, match="unsupported review file"):
         read_review_file(other, LABELS)
     # Any .json is read as a Label Studio file; only .labelstudio.json is written as one.
-    with pytest.raises(ValueError, match="queue format follows the extension"):
+    with pytest.raises(ForcecovError, match="queue format follows the extension"):
         write_queue(items, tmp_path / "queue.json", LABELS)
     (tmp_path / "export.json").write_text((tmp_path / "queue.labelstudio.json").read_text())
     assert [it.passage_id for it in read_queue(tmp_path / "export.json", LABELS)] == list(
         queue["passage_id"])
+
+
+def test_export_refuses_an_unknown_extension_before_building_the_queue(tmp_path):
+    from pipeline.config import Params
+    from pipeline.project import Project
+    from pipeline.review.formats import export_queue
+    from pipeline.taxonomy import load_taxonomy
+
+    project = Project(tmp_path, Params(), load_taxonomy())
+    # The run folder does not exist: the extension is what is refused, and nothing is read.
+    with pytest.raises(ForcecovError, match=r"queue\.txt: queue format follows the extension"):
+        export_queue(project, tmp_path / "no-run", tmp_path / "queue.txt")
+    assert not (tmp_path / "queue.txt").exists()
+
+
+def test_an_audit_ranking_is_csv_whatever_the_case_of_its_extension(tmp_path):
+    import pandas as pd
+
+    from pipeline.review.formats import write_audit
+
+    ranking = pd.DataFrame({"id": ["a"], "text": ["We refer to the NRM."], "labels": ["nrm"],
+                            "suggested": ["nrm;section45"], "self_confidence": [0.2]})
+    write_audit(ranking, tmp_path / "AUDIT.CSV")
+    assert pd.read_csv(tmp_path / "AUDIT.CSV")["suggested"].tolist() == ["nrm;section45"]
+    write_audit(ranking, tmp_path / "audit.jsonl")
+    line = json.loads((tmp_path / "audit.jsonl").read_text())
+    assert line == {"passage_id": "a", "text": "We refer to the NRM.", "labels": ["nrm"],
+                    "suggested": "nrm;section45", "notes": ""}

@@ -32,7 +32,7 @@ from ..atomic import (
     write_jsonl,
 )
 from ..corpus import iter_jsonl
-from ..errors import DataValidationError
+from ..errors import DataValidationError, ForcecovError
 from .queue import QueueItem, RunQueue, queue_from_run
 
 if TYPE_CHECKING:
@@ -331,10 +331,14 @@ def codec_for(path: Path, *, writing: bool) -> Codec | None:
 def write_queue(items: Sequence[QueueItem], path: Path, labels: list[str]) -> None:
     """Write the queue in the format the extension names: .csv, .jsonl or .labelstudio.json.
     ``labels`` are the taxonomy's categories (the CSV's columns, Label Studio's choices)."""
-    codec = codec_for(path, writing=True)
-    if codec is None:
-        raise ValueError(f"{path}: queue format follows the extension: {QUEUE_FORMATS}")
-    codec.write(path, items, labels)
+    writer_for(path).write(path, items, labels)
+
+
+def writer_for(path: Path) -> Codec:
+    """The codec that writes ``path``, else a one-line :class:`ForcecovError`."""
+    if (codec := codec_for(path, writing=True)) is None:
+        raise ForcecovError(f"{path}: queue format follows the extension: use {QUEUE_FORMATS}")
+    return codec
 
 
 def read_queue(path: Path, labels: list[str]) -> list[QueueItem]:
@@ -377,21 +381,20 @@ def write_audit(ranking: pd.DataFrame, path: Path) -> None:
     documents): a ``.csv`` file gets the whole table; any other name a JSONL queue to correct
     and import, one line per passage: ``passage_id``, ``text``, ``labels`` (as given),
     ``suggested`` (the model's labels, ``;``-separated) and empty ``notes``."""
-    if path.suffix == ".csv":
+    if path.suffix.lower() == ".csv":  # as the queue formats: case does not matter
         write_frame_csv(path, ranking)
         return
-    items = [QueueItem(passage_id=str(r["id"]), text=str(r["text"]),
-                       labels=tuple(r["labels"].split(";")) if r["labels"] else (),
-                       suggested=tuple(r["suggested"].split(";")) if r["suggested"] else ())
-             for r in ranking.to_dict("records")]
-    write_jsonl(path, [{"passage_id": it.passage_id, "text": it.text, "labels": list(it.labels),
-                        "suggested": ";".join(it.suggested), "notes": ""} for it in items])
+    write_jsonl(path, [{"passage_id": str(r["id"]), "text": str(r["text"]),
+                        "labels": r["labels"].split(";") if r["labels"] else [],
+                        "suggested": r["suggested"] or "", "notes": ""}
+                       for r in ranking.to_dict("records")])
 
 
 def export_queue(project: Project, run_dir: Path, path: Path, *, n: int | None = None,
                  strategy: str | None = None) -> RunQueue:
     """``review export``: build a scoring run's queue (:func:`queue_from_run`) and write it to
     ``path`` in the format its extension names."""
+    writer_for(path)  # a wrong extension is refused before the queue is built
     queue = queue_from_run(project, run_dir, n=n, strategy=strategy)
     write_queue(queue.items, path, queue.labels)
     return queue
