@@ -78,24 +78,16 @@ def copy_passage_file(source: Path, target: Path, *, run_id: str,
                       on_batch: Callable[[pd.DataFrame], None] | None = None) -> None:
     """``source`` copied to ``target`` batch by batch under a new run id (atomically), each
     batch also handed to ``on_batch``: a run folder's passages.parquet names its own run."""
-    import os
-    import tempfile
-
     import pyarrow.parquet as pq
+
+    from .atomic import atomic_open
 
     source_file = pq.ParquetFile(source)
     meta = dict(source_file.schema_arrow.metadata or {})
     meta[RUN_ID_KEY.encode()] = run_id.encode()
     schema = source_file.schema_arrow.with_metadata(meta)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for batch in source_file.iter_batches(batch_size=20_000):
-                writer.write_batch(batch)
-                if on_batch is not None:
-                    on_batch(batch.to_pandas())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(target, "wb") as fh, pq.ParquetWriter(fh, schema) as writer:
+        for batch in source_file.iter_batches(batch_size=20_000):
+            writer.write_batch(batch)
+            if on_batch is not None:
+                on_batch(batch.to_pandas())

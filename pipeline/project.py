@@ -17,7 +17,13 @@ import yaml
 
 from .config import Params, Paths, find_root, load_params
 from .errors import ForcecovError
-from .taxonomy import DEFAULT_TAXONOMY, TAXONOMY_ENV, Taxonomy, TaxonomyError, load_taxonomy
+from .taxonomy import (
+    TAXONOMY_ENV,
+    Taxonomy,
+    TaxonomyError,
+    load_taxonomy,
+    uses_packaged_taxonomy,
+)
 
 ROOT_ENV = "FORCECOV_ROOT"
 
@@ -101,7 +107,7 @@ def open_project(root: Path | None = None, params_file: Path | None = None,
         os.environ[ROOT_ENV] = str(root.resolve())
     if params_file is not None and not params_file.is_file():
         raise ForcecovError(f"{params_file}: no such parameters file")
-    project_root = root.resolve() if root is not None else find_root()
+    project_root = find_root()  # --root, just put in the environment, comes first
     try:
         params = load_params(params_file or project_root / "params.yaml")
         taxonomy = load_taxonomy(taxonomy_file)
@@ -109,6 +115,5 @@ def open_project(root: Path | None = None, params_file: Path | None = None,
         raise ForcecovError(str(e)) from e
     if taxonomy_file is not None:
         os.environ[TAXONOMY_ENV] = str(taxonomy_file.resolve())
-    chosen = taxonomy_file or os.environ.get(TAXONOMY_ENV)
-    packaged = not chosen or Path(chosen).resolve() == DEFAULT_TAXONOMY.resolve()
+    packaged = uses_packaged_taxonomy()
     return Project(project_root, with_overrides(params, overrides), taxonomy, packaged)

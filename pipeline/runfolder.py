@@ -120,9 +120,8 @@ def check_run(run_dir: Path) -> str:
     no run there, a run interrupted while it was being published, or files of two runs."""
     import json
 
-    import pyarrow.parquet as pq
-
     from .errors import ForcecovError
+    from .passagefile import RUN_ID_KEY, passage_file_metadata
 
     parquet, summary = Path(run_dir) / "passages.parquet", Path(run_dir) / "summary.json"
     if not parquet.is_file():
@@ -135,8 +134,7 @@ def check_run(run_dir: Path) -> str:
         run_id = str(json.loads(summary.read_text(encoding="utf-8")).get("run_id", ""))
     except (ValueError, AttributeError) as e:
         raise ForcecovError(f"{summary}: not valid JSON; run `forcecov score` again") from e
-    meta = pq.read_schema(parquet).metadata or {}
-    parquet_id = meta.get(b"forcecov_run_id", b"").decode()
+    parquet_id = passage_file_metadata(parquet)[RUN_ID_KEY]
     if run_id and parquet_id and run_id != parquet_id:
         raise ForcecovError(f"{run_dir}: summary.json and passages.parquet come from different "
                             "runs; run `forcecov score` again")
