@@ -38,7 +38,7 @@ first), pages (";"-joined, same order), subpoints (";"-joined sub-points evidenc
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import numpy as np
@@ -46,7 +46,7 @@ import pandas as pd
 
 from .config import CoverageParams
 from .depth import STATUSES
-from .taxonomy import Taxonomy
+from .taxonomy import Taxonomy, term_pattern
 
 COVERAGE_COLUMNS = ["level", "force", "doc_id", "category", "score", "addressed", "strength",
                     "n_evidence", "n_gap", "top_evidence_ids", "pages", "subpoints"]
@@ -111,15 +111,6 @@ def noisy_or(probabilities: list[float] | np.ndarray) -> float:
     return float(1.0 - np.prod(1.0 - p)) if p.size else 0.0
 
 
-@lru_cache(maxsize=256)
-def _term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One compiled pattern per term list (compiled once, reused for every passage)."""
-    if not terms:
-        return None
-    alternatives = sorted((re.escape(t) for t in terms), key=len, reverse=True)
-    return re.compile(r"(?<![A-Za-z])(?:" + "|".join(alternatives) + r")(?![A-Za-z])", re.I)
-
-
 def passage_subpoints(text: str, rec_refs: list[str] | tuple[str, ...], category: str,
                       taxonomy: Taxonomy) -> set[str]:
     """Sub-points of ``category`` that an evidence passage speaks to."""
@@ -128,7 +119,7 @@ def passage_subpoints(text: str, rec_refs: list[str] | tuple[str, ...], category
         return set(subs)
     found = {r for r in rec_refs if r in subs}
     for s in subs:
-        pat = _term_pattern(taxonomy.subpoint_terms.get(s, ()))
+        pat = term_pattern(taxonomy.subpoint_terms.get(s, ()))
         if pat is not None and pat.search(text):
             found.add(s)
     return found
@@ -199,25 +190,57 @@ def specificity_weights(p_specific: pd.Series, params: CoverageParams) -> np.nda
     return np.where(np.isnan(p), 1.0, g + (1.0 - g) * np.nan_to_num(p))
 
 
-def _row(level: str, force: str, doc_id: str, category: str, ev: pd.DataFrame,
-         params: CoverageParams) -> CoverageRow:
-    counted = ev["p"].to_numpy(dtype=float) * status_weights(ev["status_p"], params)
-    weight = counted * specificity_weights(ev["p_specific"], params)
-    q = (np.asarray(ev["subpoint_p"].tolist(), dtype=float).reshape(len(ev), -1) if len(ev)
-         else np.zeros((0, 1)))
+@dataclass(frozen=True)
+class _WeightedEvidence:
+    """The evidence table's columns as arrays, each weight computed once per row (not once
+    per document and again per force), and each category's sub-point strengths as a matrix
+    (``q[category][row_in_category[i]]`` is row i's q over the category's sub-points)."""
+
+    counted: np.ndarray
+    weight: np.ndarray
+    q: dict[str, np.ndarray]
+    row_in_category: np.ndarray
+    passage_id: np.ndarray
+    page: np.ndarray
+    subpoints: list[list[str]]
+    is_gap: np.ndarray
+
+    @classmethod
+    def of(cls, evidence: pd.DataFrame, params: CoverageParams) -> _WeightedEvidence:
+        counted = evidence["p"].to_numpy(dtype=float) * status_weights(evidence["status_p"],
+                                                                       params)
+        row_in_category = np.zeros(len(evidence), dtype=int)
+        q: dict[str, np.ndarray] = {}
+        for cat, idx in evidence.groupby("category", sort=False).indices.items():
+            q[str(cat)] = np.asarray(evidence["subpoint_p"].iloc[idx].tolist(),
+                                     dtype=float).reshape(len(idx), -1)
+            row_in_category[idx] = np.arange(len(idx))
+        return cls(counted=counted,
+                   weight=counted * specificity_weights(evidence["p_specific"], params),
+                   q=q, row_in_category=row_in_category,
+                   passage_id=evidence["passage_id"].to_numpy(dtype=object),
+                   page=evidence["page"].to_numpy(), subpoints=list(evidence["subpoints"]),
+                   is_gap=(evidence["status"] == "gap").to_numpy())
+
+
+def _row(level: str, force: str, doc_id: str, category: str, ev: _WeightedEvidence,
+         rows: np.ndarray, params: CoverageParams) -> CoverageRow:
+    """One coverage row from the evidence ``rows`` (positions, in evidence-table order)."""
+    counted, weight = ev.counted[rows], ev.weight[rows]
+    q = ev.q[category][ev.row_in_category[rows]] if len(rows) else np.zeros((0, 1))
     strengths = [noisy_or(weight * q[:, k]) for k in range(q.shape[1])]
     score = float(np.mean(strengths)) if strengths else 0.0
     strength = noisy_or(counted)
     # The strongest counted evidence first: an admitted gap is listed, but last.
-    top = ev.iloc[np.argsort(-weight, kind="stable")[:params.top_evidence]]
-    subs = sorted({s for lst in ev["subpoints"] for s in lst})
+    top = rows[np.argsort(-weight, kind="stable")[:params.top_evidence]]
+    subs = sorted({s for i in rows for s in ev.subpoints[i]})
     return {"level": level, "force": force, "doc_id": doc_id, "category": category,
             "score": round(score, 4),
-            "addressed": bool(strength >= params.addressed_min and len(ev) > 0),
-            "strength": round(strength, 4), "n_evidence": int(len(ev)),
-            "n_gap": int((ev["status"] == "gap").sum()),
-            "top_evidence_ids": ";".join(top["passage_id"]),
-            "pages": ";".join(str(p) for p in top["page"]), "subpoints": ";".join(subs)}
+            "addressed": bool(strength >= params.addressed_min and len(rows) > 0),
+            "strength": round(strength, 4), "n_evidence": int(len(rows)),
+            "n_gap": int(ev.is_gap[rows].sum()),
+            "top_evidence_ids": ";".join(ev.passage_id[top]),
+            "pages": ";".join(str(p) for p in ev.page[top]), "subpoints": ";".join(subs)}
 
 
 def coverage(passages: pd.DataFrame, documents: pd.DataFrame, taxonomy: Taxonomy,
@@ -233,22 +256,23 @@ def coverage_from_evidence(evidence: pd.DataFrame, documents: pd.DataFrame, taxo
                            params: CoverageParams) -> pd.DataFrame:
     """:func:`coverage` from an evidence table (what a streaming run keeps in memory)."""
     scored = documents[documents["status"] != "error"]
-    # Grouped once (groups keep the table's row order), not filtered per document and
-    # category: that was quadratic in the batch.
-    empty = evidence.iloc[0:0]
-    by_doc = dict(iter(evidence.groupby(["doc_id", "category"], sort=False)))
+    weighted = _WeightedEvidence.of(evidence, params)
+    # Grouped once into row positions (ascending, so each group keeps the table's order),
+    # not filtered per document and category: that was quadratic in the batch.
+    none = np.zeros(0, dtype=int)
+    by_doc = evidence.groupby(["doc_id", "category"], sort=False).indices
     force_of = dict(zip(scored["doc_id"], scored["force"], strict=True))
-    by_force = dict(iter(evidence.assign(_force=evidence["doc_id"].map(force_of))
-                         .groupby(["_force", "category"], sort=False)))
+    by_force = (evidence.assign(_force=evidence["doc_id"].map(force_of))
+                .groupby(["_force", "category"], sort=False).indices)
     rows = []
     for doc in scored.itertuples(index=False):
         for cat in taxonomy.labels:
-            rows.append(_row("document", doc.force, doc.doc_id, cat,
-                             by_doc.get((doc.doc_id, cat), empty), params))
+            rows.append(_row("document", doc.force, doc.doc_id, cat, weighted,
+                             by_doc.get((doc.doc_id, cat), none), params))
     for force in sorted(scored["force"].unique()):
         for cat in taxonomy.labels:
-            rows.append(_row("force", force, "", cat, by_force.get((force, cat), empty),
-                             params))
+            rows.append(_row("force", force, "", cat, weighted,
+                             by_force.get((force, cat), none), params))
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)
 
 

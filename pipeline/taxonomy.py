@@ -7,6 +7,7 @@ coverage, the report) asks it for category ids, display names, sub-points and wo
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -169,3 +170,14 @@ def _load_taxonomy_file(path: Path) -> Taxonomy:
         return parse_taxonomy(raw)
     except TaxonomyError as e:
         raise TaxonomyError(f"{path}: {e}") from e
+
+
+@lru_cache(maxsize=512)
+def term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One compiled, case-insensitive pattern that finds any of ``terms`` as whole words
+    (not inside a longer word); compiled once per term list and reused for every passage.
+    The longest term is tried first. ``None`` for no terms."""
+    if not terms:
+        return None
+    alternatives = sorted((re.escape(t) for t in terms), key=len, reverse=True)
+    return re.compile(r"(?<![A-Za-z])(?:" + "|".join(alternatives) + r")(?![A-Za-z])", re.I)
