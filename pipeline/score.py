@@ -124,8 +124,10 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
             if not batch:
                 return
             t1 = time.perf_counter()
-            scored = predict_passages(pd.DataFrame(batch, columns=PASSAGE_COLUMNS), model, params,
-                                      jobs=jobs if backend == "local" else 1)
+            # In this process: with --jobs, the workers are busy extracting the next files,
+            # and splitting a batch across processes again competed with them for the cores
+            # (--jobs 2 ran no faster than --jobs 1).
+            scored = predict_passages(pd.DataFrame(batch, columns=PASSAGE_COLUMNS), model, params)
             writer.write(scored)
             seconds["classify"] += time.perf_counter() - t1
             collected.add(scored)

@@ -114,8 +114,11 @@ class EchoDetector(BaseEstimator):  # type: ignore[misc]
         """Whether each passage is an echo (see the class docstring)."""
         check_is_fitted(self, ("reference_", "cue_re_"))
         texts = [str(t) for t in texts]
-        sims = self.score(texts)
-        words = np.array([len(t.split()) for t in texts])
+        words = np.array([len(t.split()) for t in texts], dtype=int)
+        # A passage over max_words is never an echo, so only the short ones are compared.
+        short = np.flatnonzero(words <= self.max_words)
+        sims = np.zeros(len(texts))
+        sims[short] = self.score([texts[i] for i in short])
         own = np.array([any(r.search(t) for r in self.own_re_) for t in texts], dtype=bool)
         cued = np.array([any(r.search(t) for r in self.cue_re_) for t in texts], dtype=bool) & ~own
         close = sims >= np.where(own, self.own_voice_similarity, self.similarity)
