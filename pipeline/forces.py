@@ -46,7 +46,8 @@ def _normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> list[tuple[re.Pattern[str], str, int]]:
+def _patterns() -> list[tuple[re.Pattern[str], str, int, str, bool]]:
+    """(pattern, force, alias length, the alias as a plain substring, case-sensitive?)."""
     pats = []
     for f in all_forces():
         for alias in (f.name, *f.aliases):
@@ -55,15 +56,21 @@ def _patterns() -> list[tuple[re.Pattern[str], str, int]]:
             abbreviation = alias.isupper() and len(alias) <= 4
             pat = re.compile(r"(?<![A-Za-z])" + re.escape(norm) + r"(?![A-Za-z])",
                              0 if abbreviation else re.IGNORECASE)
-            pats.append((pat, f.name, len(norm)))
+            pats.append((pat, f.name, len(norm), norm if abbreviation else norm.casefold(),
+                         abbreviation))
     return pats
 
 
 def match_force(text: str) -> str | None:
     """The force named earliest in ``text`` (longest alias wins at the same place), or None."""
     norm = _normalise(text)
+    folded = norm.casefold()
     best: tuple[int, int, str] | None = None
-    for pat, name, length in _patterns():
+    for pat, name, length, plain, case_sensitive in _patterns():
+        # A substring test first: a pattern that starts with a look-behind is searched
+        # character by character, and a first page is tried against some 120 aliases.
+        if plain not in (norm if case_sensitive else folded):
+            continue
         m = pat.search(norm)
         if m and (best is None or (m.start(), -length) < (best[0], best[1])):
             best = (m.start(), -length, name)

@@ -71,32 +71,66 @@ def read_pdfium(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageT
 
 
 def _pdfium_page(pdf: pdfium.PdfDocument, i: int, pdfium_c: ModuleType) -> PageText:
+    """One page's text runs (pdfium's text rectangles) with their font size and weight.
+
+    pdfium's C functions are called directly: the helpers' wrappers asked for each run's
+    text twice (once for its length) and built an object per page object, which was most
+    of the reading time on a plain page."""
+    import ctypes
+
     page = pdf[i]
     try:
         width, height = page.get_size()
         textpage = page.get_textpage()
         try:
             n_chars = textpage.count_chars()
+            # A run's text is at most the page's text; room for pdfium's generated characters.
+            size_limit = 2 * n_chars + 64
+            buffer = (ctypes.c_ushort * size_limit)()
             segments = []
+            left_, bottom_, right_, top_ = (ctypes.c_double() for _ in range(4))
             for r in range(textpage.count_rects()):
-                left, bottom, right, top = textpage.get_rect(r)
-                text = textpage.get_text_bounded(left, bottom, right, top)
+                pdfium_c.FPDFText_GetRect(textpage.raw, r, left_, top_, right_, bottom_)
+                left, bottom, right, top = left_.value, bottom_.value, right_.value, top_.value
+                n = pdfium_c.FPDFText_GetBoundedText(textpage.raw, left, top, right, bottom,
+                                                     buffer, size_limit)
+                if n >= size_limit:  # cannot happen on a sane page; the slow, exact way
+                    text = textpage.get_text_bounded(left, bottom, right, top)
+                else:
+                    text = ctypes.string_at(buffer, 2 * max(n, 0)).decode("utf-16-le",
+                                                                          errors="ignore")
+                    text = text[:-1] if text.endswith("\x00") else text  # the count has the NUL
                 text = text.replace("\r", " ").replace("\n", " ")
                 if text.strip():
-                    idx = textpage.get_index(left + 0.5, (top + bottom) / 2, 2, 2)
+                    idx = pdfium_c.FPDFText_GetCharIndexAtPos(textpage.raw, left + 0.5,
+                                                              (top + bottom) / 2, 2, 2)
                     size, bold = 0.0, False
-                    if idx is not None and idx >= 0:
+                    if idx >= 0:
                         size = pdfium_c.FPDFText_GetFontSize(textpage.raw, idx)
                         bold = pdfium_c.FPDFText_GetFontWeight(textpage.raw, idx) >= 600
                     segments.append(Segment(text, left, right, height - top, height - bottom,
                                             size, bold))
         finally:
             textpage.close()
-        images = page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=2)
-        n_images = sum(1 for _ in images)
+        n_images = _count_images(page.raw, pdfium_c)
     finally:
         page.close()
     return PageText(i + 1, width, height, segments, n_chars, n_images)
+
+
+def _count_images(raw_page: object, pdfium_c: ModuleType) -> int:
+    """Image objects on the page and inside its form objects (two levels deep)."""
+    n = 0
+    for j in range(pdfium_c.FPDFPage_CountObjects(raw_page)):
+        obj = pdfium_c.FPDFPage_GetObject(raw_page, j)
+        kind = pdfium_c.FPDFPageObj_GetType(obj)
+        if kind == pdfium_c.FPDF_PAGEOBJ_IMAGE:
+            n += 1
+        elif kind == pdfium_c.FPDF_PAGEOBJ_FORM:
+            n += sum(pdfium_c.FPDFPageObj_GetType(pdfium_c.FPDFFormObj_GetObject(obj, k))
+                     == pdfium_c.FPDF_PAGEOBJ_IMAGE
+                     for k in range(pdfium_c.FPDFFormObj_CountObjects(obj)))
+    return n
 
 
 def read_plumber(path: Path, *, max_pages: int, timeout: float) -> Iterator[PageText]:
