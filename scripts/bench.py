@@ -172,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-small", type=int, default=50, help="documents for the small memory run")
     ap.add_argument("--rss-large", type=int, default=1000,
                     help="documents for the large memory run")
+    ap.add_argument("--rss-pages", type=int, default=2,
+                    help="pages per document in the memory and scale runs")
     ap.add_argument("--skip-rss", action="store_true",
                     help="skip the 50 vs 1,000 document memory runs")
     ap.add_argument("--skip-ocr", action="store_true", help="skip reading scanned samples")
@@ -236,14 +238,20 @@ def main(argv: list[str] | None = None) -> int:
         rss = {}
         for n in (args.rss_small, args.rss_large):
             folder = work / f"rss-{n}"
-            generate(folder, n, 2)
+            generate(folder, n, args.rss_pages)
             r = _score_in_subprocess(folder, work / f"out-rss-{n}", jobs=1, engine="pdfium")
-            rss[n] = r["peak_rss_mb"]
-            print(f"peak RSS scoring {n} documents: {r['peak_rss_mb']:.0f} MB", flush=True)
-        results["rss_mb"] = rss
-        results["rss_ratio"] = rss[args.rss_large] / rss[args.rss_small]
-        print(f"peak RSS {args.rss_large} vs {args.rss_small} documents: "
-              f"{results['rss_ratio']:.2f}x")
+            rss[n] = r
+            print(f"peak RSS scoring {n} documents ({r['pages']} pages): "
+                  f"{r['peak_rss_mb']:.0f} MB; {r['pages'] / r['seconds']['total']:.0f} pages/s",
+                  flush=True)
+        small, large = rss[args.rss_small], rss[args.rss_large]
+        results["rss_mb"] = {n: r["peak_rss_mb"] for n, r in rss.items()}
+        results["rss_ratio"] = large["peak_rss_mb"] / small["peak_rss_mb"]
+        # Cost grows linearly when the large run keeps the small run's pages per second.
+        results["scale_rate_ratio"] = ((large["pages"] / large["seconds"]["total"])
+                                       / (small["pages"] / small["seconds"]["total"]))
+        print(f"{args.rss_large} vs {args.rss_small} documents: peak RSS "
+              f"{results['rss_ratio']:.2f}x, pages/s {results['scale_rate_ratio']:.2f}x")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     _ = resource  # resource is used inside the child processes

@@ -41,7 +41,7 @@ def test_benchmark_prints_and_writes_its_figures(project, tmp_path, monkeypatch,
     assert bench.main(argv) == 0
     out = capsys.readouterr().out
     for line in ("pdfium  jobs=1:", "pdfium  jobs=2:", "plumber jobs=1:", "--jobs 2 vs --jobs 1",
-                 "raw pdfium:", "raw plumber:", "classify:", "peak RSS 2 vs 1 documents",
+                 "raw pdfium:", "raw plumber:", "classify:", "2 vs 1 documents: peak RSS",
                  *(["OCR jobs=1: 2 scanned pages", "OCR jobs=2: 2 scanned pages"] if ocr else [])):
         assert line in out, line
     results = json.loads(figures.read_text())
@@ -50,7 +50,8 @@ def test_benchmark_prints_and_writes_its_figures(project, tmp_path, monkeypatch,
     assert pdfium["pages"] == 2 and pdfium["passages"] > 0 and pdfium["peak_rss_mb"] > 0
     assert set(pdfium["seconds"]) >= {"extract", "classify", "coverage", "report", "total"}
     for key in ("jobs2_speedup", "raw_pdfium_pages_per_s", "raw_plumber_pages_per_s",
-                "pdfium_overhead", "plumber_overhead", "classify_passages_per_s", "rss_ratio"):
+                "pdfium_overhead", "plumber_overhead", "classify_passages_per_s", "rss_ratio",
+                "scale_rate_ratio"):
         assert results[key] > 0, key
     assert set(results["rss_mb"]) == {"1", "2"}
     if ocr:
