@@ -46,8 +46,9 @@ def _normalise(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _patterns() -> list[tuple[re.Pattern[str], str, int, str, bool]]:
-    """(pattern, force, alias length, the alias as a plain substring, case-sensitive?)."""
+def _patterns() -> list[tuple[re.Pattern[str], str, int, str]]:
+    """(pattern, force, alias length, the alias as a plain substring: case-folded unless the
+    pattern is case-sensitive)."""
     pats = []
     for f in all_forces():
         for alias in (f.name, *f.aliases):
@@ -56,8 +57,7 @@ def _patterns() -> list[tuple[re.Pattern[str], str, int, str, bool]]:
             abbreviation = alias.isupper() and len(alias) <= 4
             pat = re.compile(r"(?<![A-Za-z])" + re.escape(norm) + r"(?![A-Za-z])",
                              0 if abbreviation else re.IGNORECASE)
-            pats.append((pat, f.name, len(norm), norm if abbreviation else norm.casefold(),
-                         abbreviation))
+            pats.append((pat, f.name, len(norm), norm if abbreviation else norm.casefold()))
     return pats
 
 
@@ -66,10 +66,10 @@ def match_force(text: str) -> str | None:
     norm = _normalise(text)
     folded = norm.casefold()
     best: tuple[int, int, str] | None = None
-    for pat, name, length, plain, case_sensitive in _patterns():
+    for pat, name, length, plain in _patterns():
         # A substring test first: a pattern that starts with a look-behind is searched
         # character by character, and a first page is tried against some 120 aliases.
-        if plain not in (norm if case_sensitive else folded):
+        if plain not in (folded if pat.flags & re.IGNORECASE else norm):
             continue
         m = pat.search(norm)
         if m and (best is None or (m.start(), -length) < (best[0], best[1])):
