@@ -161,10 +161,26 @@ def _warm_up() -> None:
         log.debug("warm-up failed", exc_info=True)
 
 
+@functools.cache
+def code_digest() -> str:
+    """sha256 of the package's own source and data files: a cache entry written by other
+    code is never read back (an edited reader, or a checkout of another commit, with the
+    same ``PIPELINE_VERSION``)."""
+    import hashlib
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 class ExtractCache:
-    """Per-document cache of extraction results, keyed by content sha256, pipeline version
-    and everything else that changes what extraction produces (params, taxonomy refs, the
-    manifest's force for the file). Entries are JSON, written atomically."""
+    """Per-document cache of extraction results, keyed by content sha256, the code that
+    extracts (:func:`code_digest`) and everything else that changes what extraction produces
+    (params, taxonomy refs, the manifest's force for the file). Entries are JSON, written
+    atomically."""
 
     def __init__(self, folder: Path, *, ingest: IngestParams, seg: SegmentParams,
                  taxonomy: Taxonomy | None, manifest: dict[str, str] | None):
@@ -175,7 +191,8 @@ class ExtractCache:
 
         self.folder = Path(folder)
         refs = sorted(taxonomy.subpoints) if taxonomy else []
-        settings = json.dumps([PIPELINE_VERSION, ingest.__dict__, seg.__dict__, refs],
+        settings = json.dumps([PIPELINE_VERSION, code_digest(), ingest.__dict__, seg.__dict__,
+                               refs],
                               sort_keys=True, default=str)
         self._salt = hashlib.sha256(settings.encode()).hexdigest()[:16]
         self.manifest = manifest or {}
