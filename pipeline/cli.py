@@ -141,19 +141,20 @@ def train(
                                                 "by default); `keywords` needs only the "
                                                 "taxonomy's keyword lists")
     ] = None,
+    depth_only: Annotated[bool, typer.Option(
+        "--depth-only", help="Refit only the depth heads (status, specificity, sub-points) on "
+                             "data/labelled; classifier, thresholds and echo stay those of "
+                             "models/current")] = False,
 ) -> None:
     """Train the passage classifier on data/labelled and write models/<version>/."""
-    from .train import train_and_save
+    from .train import train_for_project
 
-    project: Project = ctx.obj
-    p = project.paths
-    params = project.params.override("model", kind=kind) if kind else project.params
-    with err.status("Training (grouped cross-validation, then the final fit)..."):
-        # The field set is labelled against the packaged taxonomy: another one cannot use it.
-        result, folder = train_and_save(data or p.labelled, out_dir or p.models, project.taxonomy,
-                                        params, make_current=not no_promote,
-                                        field_dir=p.field if project.packaged_taxonomy else None)
-    print_training(result)
+    with err.status("Refitting the depth heads..." if depth_only else
+                    "Training (grouped cross-validation, then the final fit)..."):
+        result, folder = train_for_project(ctx.obj, data=data, out_dir=out_dir, kind=kind,
+                                           make_current=not no_promote, depth_only=depth_only)
+    if result is not None:
+        print_training(result)
     out.print(f"-> {folder}" + ("" if no_promote else " (models/current)"))
 
 

@@ -236,6 +236,7 @@ class PromoteParams:
 
     max_macro_f1_drop: float = 0.01
     max_category_f1_drop: float = 0.03
+    max_depth_f1_drop: float = 0.03
     eval_fraction: float = 0.2
     eval_seed: int = 7
 

@@ -18,7 +18,7 @@ from .fieldset import load_field
 from .taxonomy import Taxonomy
 
 
-def _head_scores(truth: pd.DataFrame, pred: pd.DataFrame, labels: pd.DataFrame,
+def head_scores(truth: pd.DataFrame, pred: pd.DataFrame, labels: pd.DataFrame,
                  taxonomy: Taxonomy) -> dict[str, tuple[float, int]]:
     """F1 (and support) of every head on one set: sub-points among passages whose gold
     labels carry the category, status and specificity among annotated passages."""
@@ -82,13 +82,13 @@ def depth_scores(corpus: pd.DataFrame, labels: pd.DataFrame, field: pd.DataFrame
         if model is None:
             continue
         parts.append(model.predict(list(corpus["text"].iloc[test_idx])).set_axis(test_idx))
-    held_out = _head_scores(corpus, pd.concat(parts).sort_index(), labels, taxonomy) \
+    held_out = head_scores(corpus, pd.concat(parts).sort_index(), labels, taxonomy) \
         if parts else {}
     on_field: dict[str, tuple[float, int]] = {}
     model = fit_depth(corpus, labels, taxonomy, params.depth)
     if field is not None and model is not None:
         test = field[field["part"] == "test"].reset_index(drop=True)
-        on_field = _head_scores(test, model.predict(list(test["text"])),
+        on_field = head_scores(test, model.predict(list(test["text"])),
                                 field_labels if field_labels is not None else labels.iloc[0:0],
                                 taxonomy)
     heads = list(dict.fromkeys([*held_out, *on_field]))

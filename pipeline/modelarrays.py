@@ -137,6 +137,8 @@ def to_arrays(model: Any) -> dict[str, npt.NDArray[Any]]:
         return _with_echo(model, {}, {"classifier": "keywords",
                                       "keywords": [list(k) for k in clf.keywords],
                                       "decay": float(clf.decay)})
+    if isinstance(clf, ArrayClassifier):  # loaded from arrays: stored as it was read
+        return _with_echo(model, dict(clf.arrays), clf.layout)
     if not isinstance(clf, PassageClassifier) or not hasattr(clf, "pipeline_"):
         raise ArrayModelError(f"{type(clf).__name__} is not a fitted TF-IDF linear classifier")
     features, ovr = clf.pipeline_.named_steps["features"], clf.pipeline_.named_steps["clf"]
@@ -231,6 +233,14 @@ class ArrayClassifier:
     stored from."""
 
     def __init__(self, layout: ClassifierLayout, arrays: dict[str, npt.NDArray[Any]]):
+        # What it was built from, so that a loaded model can be stored again unchanged
+        # (``forcecov train --depth-only`` keeps the classifier and refits the depth heads).
+        self.layout: ClassifierLayout = {"classifier": "linear", "blocks": layout["blocks"],
+                                         "method": layout["method"]}
+        self.arrays = {k: v for k, v in arrays.items()
+                       if k in ("coef", "intercept", "cal_a", "cal_b") or k.startswith("iso_")
+                       or k in {f"{b['name']}.{part}" for b in layout["blocks"]
+                                for part in ("terms", "idf")}}
         self.blocks = [(b["name"], b["column"], b["weight"],
                         _rebuild_vectorizer(b["tfidf"], arrays[f"{b['name']}.terms"],
                                             arrays[f"{b['name']}.idf"]))

@@ -1,8 +1,10 @@
 """Promotion gate: a candidate replaces ``models/current`` only if it is no worse.
 
 Both models are scored on the frozen evaluation split, which no training run ever sees.
-The candidate is promoted when its macro-F1 drops by at most ``promote.max_macro_f1_drop``
-and no category's F1 drops by more than ``promote.max_category_f1_drop``.
+The candidate is promoted when its macro-F1 drops by at most ``promote.max_macro_f1_drop``,
+no category's F1 drops by more than ``promote.max_category_f1_drop``, and none of its depth
+heads (status, specificity, sub-points: macro-F1 on the frozen passages that carry depth
+annotations) drops by more than ``promote.max_depth_f1_drop``.
 """
 
 from __future__ import annotations
@@ -33,9 +35,28 @@ class GateResult:
     reasons: list[str]
 
 
+# The depth heads the gate compares, as :func:`pipeline.deptheval.head_scores` names them.
+DEPTH_HEADS = ("status, macro", "specificity, macro", "sub-points, macro")
+
+
+def _depth_scores(model: TrainedModel | None, frozen: pd.DataFrame,
+                  depth_labels: pd.DataFrame, taxonomy: Taxonomy) -> dict[str, float]:
+    """Each depth head's macro-F1 on the frozen passages (a head the model lacks scores 0)."""
+    from .deptheval import head_scores
+
+    if model is None or model.depth is None:
+        return dict.fromkeys(DEPTH_HEADS, 0.0)
+    scores = head_scores(frozen, model.depth.predict(list(frozen["text"])), depth_labels,
+                         taxonomy)
+    return {h: scores[h][0] if h in scores else 0.0 for h in DEPTH_HEADS}
+
+
 def gate(candidate: TrainedModel, current: TrainedModel | None, frozen: pd.DataFrame,
-         taxonomy: Taxonomy, params: PromoteParams) -> GateResult:
-    """Compare the two models on the frozen split, per category and overall."""
+         taxonomy: Taxonomy, params: PromoteParams,
+         depth_labels: pd.DataFrame | None = None) -> GateResult:
+    """Compare the two models on the frozen split: per category and overall, and, given
+    the corpus's depth annotations (``depth_labels``: id, status, specificity) and a model
+    with depth heads, per depth head."""
     cand = evaluate_model(candidate, frozen, taxonomy)
     cur = evaluate_model(current, frozen, taxonomy) if current is not None else None
     rows: list[dict[str, object]] = []
@@ -45,6 +66,12 @@ def gate(candidate: TrainedModel, current: TrainedModel | None, frozen: pd.DataF
     metrics += [(f"f1_{lab}", cand["per_label"][lab]["f1"],
                  cur["per_label"][lab]["f1"] if cur else None, params.max_category_f1_drop)
                 for lab in taxonomy.labels]
+    if depth_labels is not None and len(depth_labels) and (
+            candidate.depth is not None or (current is not None and current.depth is not None)):
+        cand_depth = _depth_scores(candidate, frozen, depth_labels, taxonomy)
+        cur_depth = _depth_scores(current, frozen, depth_labels, taxonomy) if current else None
+        metrics += [(f"depth {h}", cand_depth[h], cur_depth[h] if cur_depth else None,
+                     params.max_depth_f1_drop) for h in DEPTH_HEADS]
     for name, c, old, allowed in metrics:
         change = None if old is None else c - old
         ok = change is None or change >= -allowed - 1e-12
@@ -103,6 +130,7 @@ def promote_candidate(project: Project, candidate: str | None = None, *, force: 
     models/current on the frozen split, and promote it if it passes (or ``force``)."""
     from .classifiers.cv import split_frozen
     from .corpus import load_corpus
+    from .depthfit import DEPTH_FOLDER, load_depth_labels
     from .errors import ForcecovError
     from .modelstore import current_version, load_model
 
@@ -113,8 +141,10 @@ def promote_candidate(project: Project, candidate: str | None = None, *, force: 
         raise ForcecovError("no candidate model: train one with `forcecov train --no-current`")
     cand_model = load_model(models / version, project.taxonomy, trust=trust)
     cur_model = load_model(models / current, project.taxonomy, trust=trust) if current else None
-    _, frozen = split_frozen(load_corpus(project.paths.labelled, project.taxonomy),
-                             project.params)
-    result = gate(cand_model, cur_model, frozen, project.taxonomy, project.params.promote)
+    corpus = load_corpus(project.paths.labelled, project.taxonomy)
+    _, frozen = split_frozen(corpus, project.params)
+    depth_labels = load_depth_labels(project.paths.labelled / DEPTH_FOLDER, set(corpus["id"]))
+    result = gate(cand_model, cur_model, frozen, project.taxonomy, project.params.promote,
+                  depth_labels)
     promoted = promote(models, version, result, force=force, by=by)
     return Promotion(version, current, len(frozen), result, promoted)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,8 +28,12 @@ from .classifiers.registry import make_classifier
 from .classify import TrainedModel
 from .config import Params
 from .depthfit import DEPTH_FOLDER, fit_depth, load_depth_labels
+from .errors import ForcecovError
 from .metrics import Scores, summary
 from .taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from .project import Project
 
 
 class CVMetrics(Scores):
@@ -129,3 +133,69 @@ def train_and_save(labelled_dir: Any, models_dir: Any, taxonomy: Taxonomy, param
     }
     folder = save_model(result.model, Path(models_dir), card, make_current=make_current)
     return result, folder
+
+
+def retrain_depth(model: TrainedModel, corpus: pd.DataFrame, depth_labels: pd.DataFrame | None,
+                  taxonomy: Taxonomy, params: Params, *, data_sha256: str = "",
+                  version: str | None = None) -> TrainedModel:
+    """A copy of ``model`` whose depth heads (sub-points, status, specificity) are refitted
+    on the corpus's training rows and ``depth_labels``; its passage classifier, thresholds
+    and echo detector are kept as they are.
+
+    Why: new status annotations should reach users even when a full retrain's passage
+    classifier does not pass the gate. The frozen split stays out of the fit, as in
+    :func:`train`, so the gate can still compare the heads on passages neither model saw.
+    """
+    train_rows, _ = split_frozen(corpus, params)
+    depth = fit_depth(train_rows, depth_labels, taxonomy, params.depth)
+    if depth is None:
+        raise ForcecovError("too few depth annotations to fit any depth head "
+                         f"(need {params.depth.min_annotations}); label more passages first")
+    version = version or dt.datetime.now(dt.timezone.utc).strftime("v%Y%m%d-%H%M%S")
+    meta = {**model.meta, "depth_from_data_sha256": data_sha256,
+            "depth_n_train": int(len(train_rows)), "classifier_from": model.version}
+    return replace(model, depth=depth, version=version, meta=meta)
+
+
+def retrain_depth_and_save(labelled_dir: Path, models_dir: Path, base_dir: Path,
+                           taxonomy: Taxonomy, params: Params, *, make_current: bool = True,
+                           trust: bool = False) -> tuple[TrainedModel, Path]:
+    """:func:`retrain_depth` on the model in ``base_dir`` (checked as any model is) and the
+    project's labelled data; written as a new version whose card carries the base's
+    training figures and says which parts are new."""
+    from .corpus import corpus_sha256, load_corpus
+    from .modelstore import load_model, read_card, save_model
+
+    base = load_model(base_dir, taxonomy, trust=trust)
+    corpus = load_corpus(Path(labelled_dir), taxonomy)
+    labels = load_depth_labels(Path(labelled_dir) / DEPTH_FOLDER, set(corpus["id"]))
+    model = retrain_depth(base, corpus, labels, taxonomy, params,
+                          data_sha256=corpus_sha256(Path(labelled_dir)))
+    base_card = read_card(base_dir)
+    kept = ("training_data_sha256", "cv_metrics", "train_seconds", "taxonomy")
+    card = {**{k: base_card[k] for k in kept if k in base_card},  # type: ignore[literal-required]
+            "params": params.as_dict(),
+            "retrained": "depth heads only; classifier, thresholds and echo from "
+                         f"{base.version}"}
+    return model, save_model(model, Path(models_dir), card, make_current=make_current)
+
+
+def train_for_project(project: Project, *, data: Path | None = None, out_dir: Path | None = None,
+                      kind: str | None = None, make_current: bool = True,
+                      depth_only: bool = False) -> tuple[TrainResult | None, Path]:
+    """``forcecov train``: a full training run on the project's labelled data (or ``data``)
+    into its models folder (or ``out_dir``), or with ``depth_only`` a refit of models/current's
+    depth heads (:func:`retrain_depth_and_save`; no training figures, so None for them)."""
+    from .modelstore import resolve_model_dir
+
+    paths = project.paths
+    params = project.params.override("model", kind=kind) if kind else project.params
+    if depth_only:
+        _, folder = retrain_depth_and_save(data or paths.labelled, out_dir or paths.models,
+                                           resolve_model_dir(paths.models), project.taxonomy,
+                                           params, make_current=make_current)
+        return None, folder
+    # The field set is labelled against the packaged taxonomy: another one cannot use it.
+    return train_and_save(data or paths.labelled, out_dir or paths.models, project.taxonomy,
+                          params, make_current=make_current,
+                          field_dir=paths.field if project.packaged_taxonomy else None)

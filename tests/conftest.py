@@ -157,6 +157,40 @@ def small_corpus(per_voice: int = 45, seed: int = 0):
     return corpus.groupby("voice").sample(n=per_voice, random_state=seed).reset_index(drop=True)
 
 
+def depth_label(i, status="in_place", specificity="specific", **extra):
+    """One depth annotation of passage x<i>, as data/labelled/depth/*.jsonl holds it."""
+    return {"id": f"x{i}", "status": status, "specificity": specificity,
+            "annotator": "test", "created": "2026-11-30", **extra}
+
+
+def depth_corpus():
+    """Code-built passages whose status and sub-point show in their words, and their depth
+    annotations."""
+    import pandas as pd
+
+    from pipeline.taxonomy import load_taxonomy
+
+    categories = load_taxonomy().labels
+    rows, labels = [], []
+    things = ["a reception centre", "welfare packs", "a safe house", "interpreters",
+              "a leaflet on support", "an NRM referral checklist", "training on the signs",
+              "a duty to notify form", "an app", "a victim navigator", "a place of safety",
+              "a referral hub"]
+    for i in range(96):
+        thing = things[i % len(things)]
+        sub = ["2d", "2e", "2f", "2b"][i % 4]
+        status, text = [("in_place", f"We have {thing} in every district and it is used daily."),
+                        ("planned", f"We will introduce {thing} next year."),
+                        ("gap", f"We do not yet have {thing}; nothing has started."),
+                        ("in_place", f"Officers use {thing} at every custody suite.")][i % 4]
+        word = {"2d": "safety", "2e": "support", "2f": "referral", "2b": "identify"}[sub]
+        rows.append({"id": f"x{i}", "text": f"{text} It helps us {word} victims.",
+                     "labels": ["nrm"], "subpoints": [sub], "genre": f"g{i % 3}",
+                     **{c: int(c == "nrm") for c in categories}})
+        labels.append(depth_label(i, status, "specific" if i % 2 else "general"))
+    return pd.DataFrame(rows), pd.DataFrame(labels)
+
+
 def fast_params():
     """Real parameters, with the slow parts turned down for tests."""
     from pipeline.config import load_params

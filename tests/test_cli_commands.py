@@ -230,3 +230,26 @@ def test_promote_refuses_a_worse_candidate_unless_forced(project_root, monkeypat
     assert result.exit_code == 0, result.output
     assert "promoted vkeywords -> models/current (forced; recorded in the card)" in result.stdout
     assert (models / "current").read_text().strip() == "vkeywords"
+
+
+def test_a_depth_only_refit_is_gated_on_its_heads_and_promoted(project_root):
+    from pipeline.depthfit import load_depth_labels
+
+    # The shipped status annotations of the project's passages, as an analyst would add them.
+    ids = {json.loads(line)["id"] for line in
+           (project_root / "data" / "labelled" / "subset.jsonl").read_text().splitlines()}
+    shipped = load_depth_labels(REPO / "data" / "labelled" / "depth")
+    mine = shipped[shipped["id"].isin(ids)].drop(columns="file")
+    assert len(mine) >= 100
+    (project_root / "data" / "labelled" / "depth").mkdir()
+    mine.to_json(project_root / "data" / "labelled" / "depth" / "analysts.jsonl",
+                 orient="records", lines=True)
+    result = invoke("train", "--depth-only", "--no-current")
+    assert result.exit_code == 0, result.output
+    version = result.stdout.split("-> ")[-1].split("/")[-1].strip()
+    card = json.loads((project_root / "models" / version / "model.json").read_text())
+    assert card["retrained"].startswith("depth heads only") and card["classifier_from"] == "vtest"
+    result = invoke("promote", "--by", "tester")
+    assert result.exit_code == 0, result.output
+    assert "depth status, macro" in result.stdout
+    assert (project_root / "models" / "current").read_text().strip() == version

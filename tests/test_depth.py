@@ -14,7 +14,7 @@ from pipeline.depth import STATUSES, DepthModel, from_arrays, to_arrays
 from pipeline.depthfit import fit_depth, load_depth_labels
 from pipeline.errors import DataValidationError
 from pipeline.taxonomy import load_taxonomy
-from tests.conftest import REPO, small_corpus
+from tests.conftest import REPO, depth_corpus, depth_label, small_corpus
 from tests.test_cli import run_cli
 
 TAX = load_taxonomy()
@@ -22,15 +22,10 @@ DOCS = pd.DataFrame([{"doc_id": "d1", "force": "Kent", "status": "ok"}])
 NRM_SUBS = TAX.category("nrm").subpoints  # 2b, 2d, 2e, 2f
 
 
-def _label(i, status="in_place", specificity="specific", **extra):
-    return {"id": f"x{i}", "status": status, "specificity": specificity,
-            "annotator": "test", "created": "2026-11-30", **extra}
-
-
 def test_annotations_are_validated_naming_file_line_and_reason(tmp_path):
     folder = tmp_path / "depth"
     folder.mkdir()
-    lines = [_label(1), _label(2, status="done"), _label(1), _label(9),
+    lines = [depth_label(1), depth_label(2, status="done"), depth_label(1), depth_label(9),
              {"id": "x3", "status": "gap"}]
     (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     with pytest.raises(DataValidationError) as e:
@@ -63,30 +58,8 @@ def test_shipped_annotations_cover_their_data_and_hold_provenance():
     assert len(set(second["id"]) & set(field_labels["id"])) >= 0.15 * len(field_labels)
 
 
-def _tiny_corpus():
-    """Code-built passages whose status and sub-point show in their words."""
-    rows, labels = [], []
-    things = ["a reception centre", "welfare packs", "a safe house", "interpreters",
-              "a leaflet on support", "an NRM referral checklist", "training on the signs",
-              "a duty to notify form", "an app", "a victim navigator", "a place of safety",
-              "a referral hub"]
-    for i in range(96):
-        thing = things[i % len(things)]
-        sub = ["2d", "2e", "2f", "2b"][i % 4]
-        status, text = [("in_place", f"We have {thing} in every district and it is used daily."),
-                        ("planned", f"We will introduce {thing} next year."),
-                        ("gap", f"We do not yet have {thing}; nothing has started."),
-                        ("in_place", f"Officers use {thing} at every custody suite.")][i % 4]
-        word = {"2d": "safety", "2e": "support", "2f": "referral", "2b": "identify"}[sub]
-        rows.append({"id": f"x{i}", "text": f"{text} It helps us {word} victims.",
-                     "labels": ["nrm"], "subpoints": [sub], "genre": f"g{i % 3}",
-                     **{c: int(c == "nrm") for c in TAX.labels}})
-        labels.append(_label(i, status, "specific" if i % 2 else "general"))
-    return pd.DataFrame(rows), pd.DataFrame(labels)
-
-
 def test_heads_learn_and_survive_the_array_round_trip():
-    corpus, labels = _tiny_corpus()
+    corpus, labels = depth_corpus()
     params = DepthParams(min_positives=5, min_annotations=20)
     model = fit_depth(corpus, labels, TAX, params)
     assert model is not None and set(model.statuses) == {"in_place", "planned", "gap"}
@@ -106,7 +79,7 @@ def test_heads_learn_and_survive_the_array_round_trip():
 
 
 def test_a_passage_that_admits_a_gap_and_then_the_remedy_counts_for_the_remedy():
-    corpus, labels = _tiny_corpus()
+    corpus, labels = depth_corpus()
     model = fit_depth(corpus, labels, TAX, DepthParams(min_positives=5, min_annotations=20))
     gap_only = "We do not yet have a safe house; nothing has started."
     mixed = gap_only + " Officers use a reception centre at every custody suite."
@@ -199,7 +172,7 @@ def test_the_shipped_model_does_not_count_a_force_that_only_admits_a_gap(tmp_pat
 def test_depth_scores_report_every_head_on_held_out_genres_and_the_field_set():
     from pipeline.deptheval import depth_scores
 
-    corpus, labels = _tiny_corpus()
+    corpus, labels = depth_corpus()
     field = corpus.assign(part="test")
     params = load_params(REPO / "params.yaml")
     params = params.override("depth", min_positives=5, min_annotations=20).override(

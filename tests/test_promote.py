@@ -35,3 +35,30 @@ def test_gate_passes_an_equal_model_and_blocks_a_worse_one(project):
     assert any("f1_victim_support" in r for r in result.reasons)
     assert isinstance(result.table, pd.DataFrame)
     assert set(result.table.columns) >= {"metric", "current", "candidate"}
+
+
+def test_the_gate_compares_depth_heads_and_blocks_a_candidate_that_lost_them(project):
+    from dataclasses import replace
+
+    from pipeline.config import DepthParams
+    from pipeline.depthfit import fit_depth
+    from tests.conftest import depth_corpus
+
+    corpus, labels = depth_corpus()
+    plain = replace(load_model(project / "models" / "vtest", TAX), depth=None)
+    heads = fit_depth(corpus, labels, TAX, DepthParams(min_positives=5, min_annotations=20))
+    with_heads = replace(plain, depth=heads)
+    same = gate(with_heads, with_heads, corpus, TAX, PromoteParams(), labels)
+    depth_rows = same.table[same.table["metric"].str.startswith("depth ")]
+    assert same.passed and list(depth_rows["metric"]) == [
+        "depth status, macro", "depth specificity, macro", "depth sub-points, macro"]
+    assert (depth_rows["candidate"] > 0.5).all()
+    lost = gate(plain, with_heads, corpus, TAX, PromoteParams(), labels)
+    assert not lost.passed
+    assert any(r.startswith("depth status, macro fell by") for r in lost.reasons)
+    gained = gate(with_heads, plain, corpus, TAX, PromoteParams(), labels)
+    assert gained.passed
+    # Without annotations the gate compares the passage classifier alone, as before.
+    unannotated = gate(plain, with_heads, corpus, TAX, PromoteParams())
+    assert unannotated.passed
+    assert not unannotated.table["metric"].str.startswith("depth ").any()
