@@ -55,13 +55,17 @@ class TrainedModel:
     meta: dict[str, object] = field(default_factory=dict)  # into the model card
     depth: Any = None
 
-    def predict(self, passages: pd.DataFrame, *, review_margin: float = 0.15) -> pd.DataFrame:
+    def predict(self, passages: pd.DataFrame, *, review_margin: float = 0.15,
+                min_words: int = 0) -> pd.DataFrame:
         """Predictions for passages (columns text, and optionally heading, context).
 
         Returns ``p_<label>`` per label, ``labels`` (list), ``echo``, ``confidence`` and
-        ``needs_review``, aligned with the input rows. Echo passages get no labels. With depth
-        heads, passages that carry a label also get their columns (:mod:`pipeline.depth`):
-        empty or NaN on the others, which are not evidence.
+        ``needs_review``, aligned with the input rows. Echo passages get no labels, nor do
+        passages of fewer than ``min_words`` words (a table's row label, a status cell, a line
+        cut off at a page end): by the labelling guide they cannot evidence anything, and no
+        labelled passage is that short. With depth heads, passages that carry a label also
+        get their columns (:mod:`pipeline.depth`): empty or NaN on the others, which are not
+        evidence.
         """
         X = model_frame(passages["text"], passages.get("heading"), passages.get("context"))
         if len(X) == 0:
@@ -70,7 +74,8 @@ class TrainedModel:
             return pd.DataFrame(columns=cols)
         proba = self.classifier.predict_proba(X)
         echo = self.echo.predict(list(passages["text"]))
-        hits = (proba >= self.thresholds) & ~echo[:, None]
+        too_short = np.array([len(t.split()) < min_words for t in passages["text"]], dtype=bool)
+        hits = (proba >= self.thresholds) & ~(echo | too_short)[:, None]
         distance = np.abs(proba - self.thresholds)
         span = np.maximum(self.thresholds, 1 - self.thresholds)
         confidence = (distance / span).min(axis=1)
@@ -79,7 +84,7 @@ class TrainedModel:
                          for row in hits]
         out["echo"] = echo
         out["confidence"] = confidence.round(4)
-        out["needs_review"] = (distance.min(axis=1) < review_margin) & ~echo
+        out["needs_review"] = (distance.min(axis=1) < review_margin) & ~(echo | too_short)
         if self.depth is not None:
             out = out.join(self._depth(list(passages["text"]), hits.any(axis=1)))
         return out

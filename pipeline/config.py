@@ -191,6 +191,7 @@ class CoverageParams:
     addressed_min: float = 0.5
     top_evidence: int = 5
     review_margin: float = 0.15
+    min_evidence_words: int = 5
     planned_weight: float = 0.5
     not_stated_weight: float = 1.0
     general_weight: float = 0.5

@@ -28,17 +28,18 @@ def predict_passages(passages: pd.DataFrame, model: TrainedModel, params: Params
     With ``jobs`` > 1 and enough passages, the rows are split across worker processes:
     feature extraction is pure Python, so threads would not help.
     """
-    margin = params.coverage.review_margin
+    margin, min_words = params.coverage.review_margin, params.coverage.min_evidence_words
     if jobs > 1 and len(passages) >= 500 * jobs:
         from joblib import Parallel, delayed
 
         parts = [passages.iloc[i::jobs] for i in range(jobs)]
-        results = Parallel(n_jobs=jobs)(delayed(model.predict)(part, review_margin=margin)
+        results = Parallel(n_jobs=jobs)(delayed(model.predict)(part, review_margin=margin,
+                                                               min_words=min_words)
                                         for part in parts)
         preds = pd.concat([r.set_axis(part.index) for r, part in zip(results, parts, strict=True)])
         preds = preds.loc[passages.index]
     else:
-        preds = model.predict(passages, review_margin=margin)
+        preds = model.predict(passages, review_margin=margin, min_words=min_words)
     scored = pd.concat([passages.reset_index(drop=True), preds.reset_index(drop=True)], axis=1)
     # Text read from a page Tesseract was unsure of goes to an analyst, whatever the model says.
     ocr_conf = pd.to_numeric(scored.get("ocr_confidence", pd.Series(np.nan, index=scored.index)),

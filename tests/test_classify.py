@@ -108,3 +108,19 @@ def test_two_category_taxonomy_trains(tmp_path):
     proba = result.model.classifier.predict_proba(model_frame(["PIP2 detectives investigate"]))
     assert proba.shape == (1, 2)
     assert json.dumps(result.cv_metrics)  # metrics are plain data
+
+
+def test_passages_too_short_to_evidence_anything_get_no_labels(model):
+    import pandas as pd
+
+    passages = pd.DataFrame({
+        "text": ["NRM referrals and DtN",  # a tracker table's row label
+                 "Every NRM referral is checked by the modern slavery SPOC before it is sent."],
+        "heading": ["Recommendation 2(f)", "Recommendation 2(f)"]})
+    free = model.predict(passages)
+    assert "nrm" in free.loc[0, "labels"] and "nrm" in free.loc[1, "labels"]
+    floor = model.predict(passages, min_words=5)
+    assert floor.loc[0, "labels"] == [] and not floor.loc[0, "needs_review"]
+    assert floor.loc[1, "labels"] == free.loc[1, "labels"]
+    # Probabilities are still reported: only the decision changes.
+    assert floor.loc[0, "p_nrm"] == free.loc[0, "p_nrm"]
