@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from .config import SegmentParams
+from .ingest.cleanup import ends_sentence
 from .records import Block, Document, Passage
 
 if TYPE_CHECKING:
@@ -107,11 +108,26 @@ def _split_words(text: str, max_words: int) -> list[tuple[int, int]]:
     return out
 
 
+def _continues(lead: Block, b: Block) -> bool:
+    """Whether paragraph ``b`` carries on paragraph ``lead``, cut at a page end or by a gap
+    that layout analysis took for a paragraph break (a wrapped title, a scanned line set
+    apart): ``b`` starts in lower case, ``lead`` does not end a sentence, and no heading
+    stands between them."""
+    return (lead.kind == "paragraph" and b.kind == "paragraph"
+            and b.page - lead.page in (0, 1)
+            and b.text[:1].islower() and not ends_sentence(lead.text)
+            and b.heading == lead.heading)
+
+
 def _units(blocks: list[Block]) -> list[list[Block]]:
-    """Group blocks into passage units: bullets join their lead-in paragraph."""
+    """Group blocks into passage units: bullets join their lead-in paragraph, and a
+    paragraph cut in two joins its continuation."""
     units: list[list[Block]] = []
     for b in blocks:
         if b.kind == "heading":
+            continue
+        if units and _continues(units[-1][-1], b):
+            units[-1].append(b)
             continue
         if b.kind == "bullet" and units:
             last = units[-1]

@@ -92,3 +92,28 @@ def test_references_follow_the_taxonomy_not_a_fixed_alphabet():
     # A letter the taxonomy does not list still names its recommendation's part.
     assert find_rec_refs("Recommendation 3 (k)", valid=valid) == ("3k",)
     assert find_rec_refs("In reply to Recommendation 4 I have asked", valid=valid) == ()
+
+
+def test_a_paragraph_cut_at_a_page_end_joins_its_continuation():
+    blocks = [Block("Victims are told how to contact the officer in the case, by phone or",
+                    1, "paragraph", "Recommendation 4"),
+              Block("through the force switchboard.", 2, "paragraph", "Recommendation 4"),
+              # A sentence that ends, then a new paragraph: not joined.
+              Block("Interpreters are booked through the contract.", 2, "paragraph",
+                    "Recommendation 4"),
+              Block("leaflets are printed in twelve languages.", 2, "paragraph",
+                    "Recommendation 4"),
+              # A heading between them: not joined, whatever the case.
+              Block("Navigators are funded by the PCC and", 2, "paragraph", "Recommendation 4"),
+              Block("Governance", 3, "heading", "Governance"),
+              Block("reports go to the board each quarter.", 3, "paragraph", "Governance")]
+    passages = segment(_document(blocks))
+    assert [p.text for p in passages] == [
+        "Victims are told how to contact the officer in the case, by phone or\n"
+        "through the force switchboard.",
+        "Interpreters are booked through the contract.",
+        "leaflets are printed in twelve languages.",
+        "Navigators are funded by the PCC and",
+        "reports go to the board each quarter.",
+    ]
+    assert passages[0].page == 1 and passages[0].kind == "paragraph"
