@@ -73,3 +73,17 @@ def test_summary_sentences_carry_counts_and_examples(tmp_path):
     # A theme fewer forces share than min_forces is left out of the paragraph.
     assert not any(s["examples"] for s in
                    action_summaries(again, summary, TAX, min_forces=5)[0]["sentences"])
+
+
+def test_national_work_is_told_from_the_force_s_own_voice():
+    from dataclasses import replace
+
+    from pipeline.themes import is_national
+
+    tax = load_taxonomy()
+    assert is_national("The NPCC lead chairs a national programme board.", tax)
+    assert is_national("The College of Policing published new guidance.", tax)
+    assert not is_national("We adopted the College of Policing guidance in June.", tax)
+    assert not is_national("The force has adopted the Home Office guidance.", tax)
+    assert not is_national("Officers refer victims through the NRM.", tax)
+    assert not is_national("The NPCC lead chairs a board.", replace(tax, national_cues=()))
