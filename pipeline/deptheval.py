@@ -13,7 +13,7 @@ import pandas as pd
 from .classifiers.cv import folds_for
 from .corpus import load_corpus
 from .depth import STATUSES
-from .depthfit import DEPTH_FOLDER, fit_depth, load_depth_labels
+from .depthfit import depth_labels_for, fit_depth
 from .fieldset import load_field
 from .taxonomy import Taxonomy
 
@@ -104,11 +104,11 @@ def evaluate_depth(labelled_dir: Path, field_dir: Path | None, taxonomy: Taxonom
     """:func:`depth_scores` on the project's data: the corpus and its annotations, and the
     field set and its own (``<dir>/depth/``), each validated."""
     corpus = load_corpus(labelled_dir, taxonomy, near_duplicates=False)
-    labels = load_depth_labels(labelled_dir / DEPTH_FOLDER, set(corpus["id"]))
+    labels = depth_labels_for(labelled_dir, corpus)
     field = field_labels = None
     if field_dir is not None and any(Path(field_dir).glob("*.jsonl")):
         field = load_field(field_dir, taxonomy,
                            calibration_fraction=params.field.calibration_fraction,
                            seed=params.field.seed)
-        field_labels = load_depth_labels(Path(field_dir) / DEPTH_FOLDER, set(field["id"]))
+        field_labels = depth_labels_for(field_dir, field)
     return depth_scores(corpus, labels, field, field_labels, taxonomy, params)

@@ -60,6 +60,12 @@ def load_depth_labels(folder: Path, known_ids: set[str] | None = None) -> pd.Dat
     return pd.DataFrame(rows, columns=columns)
 
 
+def depth_labels_for(data_dir: Path, passages: pd.DataFrame) -> pd.DataFrame:
+    """The annotations of a labelled folder's passages: ``<data_dir>/depth/*.jsonl``, each
+    checked to name one of ``passages`` (:func:`load_depth_labels`)."""
+    return load_depth_labels(Path(data_dir) / DEPTH_FOLDER, set(passages["id"]))
+
+
 def _logistic(params: DepthParams) -> Any:
     from sklearn.linear_model import LogisticRegression
 

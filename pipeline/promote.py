@@ -130,7 +130,7 @@ def promote_candidate(project: Project, candidate: str | None = None, *, force: 
     models/current on the frozen split, and promote it if it passes (or ``force``)."""
     from .classifiers.cv import split_frozen
     from .corpus import load_corpus
-    from .depthfit import DEPTH_FOLDER, load_depth_labels
+    from .depthfit import depth_labels_for
     from .errors import ForcecovError
     from .modelstore import current_version, load_model
 
@@ -143,7 +143,7 @@ def promote_candidate(project: Project, candidate: str | None = None, *, force: 
     cur_model = load_model(models / current, project.taxonomy, trust=trust) if current else None
     corpus = load_corpus(project.paths.labelled, project.taxonomy)
     _, frozen = split_frozen(corpus, project.params)
-    depth_labels = load_depth_labels(project.paths.labelled / DEPTH_FOLDER, set(corpus["id"]))
+    depth_labels = depth_labels_for(project.paths.labelled, corpus)
     result = gate(cand_model, cur_model, frozen, project.taxonomy, project.params.promote,
                   depth_labels)
     promoted = promote(models, version, result, force=force, by=by)

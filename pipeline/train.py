@@ -27,7 +27,7 @@ from .classifiers.echo import make_echo_detector
 from .classifiers.registry import make_classifier
 from .classify import TrainedModel
 from .config import Params
-from .depthfit import DEPTH_FOLDER, fit_depth, load_depth_labels
+from .depthfit import depth_labels_for, fit_depth
 from .errors import ForcecovError
 from .metrics import Scores, summary
 from .taxonomy import Taxonomy
@@ -119,7 +119,7 @@ def train_and_save(labelled_dir: Any, models_dir: Any, taxonomy: Taxonomy, param
     from .modelstore import save_model
 
     corpus = load_corpus(Path(labelled_dir), taxonomy)
-    depth_labels = load_depth_labels(Path(labelled_dir) / DEPTH_FOLDER, set(corpus["id"]))
+    depth_labels = depth_labels_for(labelled_dir, corpus)
     result = train(corpus, taxonomy, params, data_sha256=corpus_sha256(Path(labelled_dir)),
                    calibration=field_calibration(field_dir, taxonomy, params),
                    depth_labels=depth_labels)
@@ -168,7 +168,7 @@ def retrain_depth_and_save(labelled_dir: Path, models_dir: Path, base_dir: Path,
 
     base = load_model(base_dir, taxonomy, trust=trust)
     corpus = load_corpus(Path(labelled_dir), taxonomy)
-    labels = load_depth_labels(Path(labelled_dir) / DEPTH_FOLDER, set(corpus["id"]))
+    labels = depth_labels_for(labelled_dir, corpus)
     model = retrain_depth(base, corpus, labels, taxonomy, params,
                           data_sha256=corpus_sha256(Path(labelled_dir)))
     base_card = read_card(base_dir)
