@@ -89,25 +89,39 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
     ``ingest.timeout_seconds`` and ``ingest.max_memory_mb``: a breach, or a crash of the
     reader, is an error row like any other, and the next file gets a fresh worker.
     """
+    return next(extract_in_order([path], ingest=ingest, seg=seg, taxonomy=taxonomy,
+                                 manifest=manifest))
+
+
+def extract_in_order(paths: list[Path], *, ingest: IngestParams, seg: SegmentParams,
+                     taxonomy: Taxonomy | None = None,
+                     manifest: dict[str, str] | None = None) -> Iterator[Extracted]:
+    """:func:`extract_one` for each path, in order. With ``ingest.isolate``, the next file is
+    already being read in the worker while the caller works on the one just yielded, so
+    reading and classifying overlap even with one job."""
     valid = None
     if taxonomy is not None:
         valid = set(taxonomy.subpoints) | {c.recommendation for c in taxonomy.categories}
-    if ingest.isolate:
-        _warm_up()
+    if not ingest.isolate:
+        for path in paths:
+            try:
+                yield _read_and_segment(path, ingest, seg, valid, manifest)
+            except MemoryError:
+                yield _error_row(path, "ran out of memory (no budget: ingest.isolate is false)")
+        return
+    _warm_up()
+    outcomes = budget.run_each(_read_and_segment,
+                               ((p, ingest, seg, valid, manifest) for p in paths),
+                               timeout=ingest.timeout_seconds, max_memory_mb=ingest.max_memory_mb)
+    for path, outcome in zip(paths, outcomes, strict=True):
         try:
-            return budget.run(_read_and_segment, path, ingest, seg, valid, manifest,
-                              timeout=ingest.timeout_seconds,
-                              max_memory_mb=ingest.max_memory_mb)
+            yield outcome.get()
         except BudgetExceeded as e:
-            return _error_row(path, e.reason)
+            yield _error_row(path, e.reason)
         except Exception as e:  # e.g. no worker could be forked (EAGAIN): still one row
-            log.exception("no worker for %s", path)
-            return _error_row(path, f"internal error ({type(e).__name__}: {str(e)[:100]}); "
-                                    "please report this file")
-    try:
-        return _read_and_segment(path, ingest, seg, valid, manifest)
-    except MemoryError:
-        return _error_row(path, "ran out of memory (no budget: ingest.isolate is false)")
+            log.error("no worker for %s: %s", path, e)
+            yield _error_row(path, f"internal error ({type(e).__name__}: {str(e)[:100]}); "
+                                   "please report this file")
 
 
 def _read_and_segment(path: Path, ingest: IngestParams, seg: SegmentParams,
@@ -237,8 +251,8 @@ def _extract_chunk(paths: list[Path], ingest: IngestParams, seg: SegmentParams,
     extracting the next ones.
     """
     if parallel is None or len(paths) <= 1:
-        return (extract_one(p, ingest=ingest, seg=seg, taxonomy=taxonomy, manifest=manifest)
-                for p in paths)
+        return extract_in_order(paths, ingest=ingest, seg=seg, taxonomy=taxonomy,
+                                manifest=manifest)
     from joblib import delayed
 
     return iter(parallel(

@@ -208,3 +208,40 @@ def test_a_job_may_ask_for_more_time_piece_by_piece_but_not_beyond_what_it_asked
         budget.run(_work_in_pieces, 3, 0.4, 0.1, timeout=0.5, max_memory_mb=100)
     with pytest.raises(budget.BudgetExceeded, match=r"longer than 0\.5 s \(ingest"):
         budget.run(_work_in_pieces, 3, 0.4, 0.0, timeout=0.5, max_memory_mb=100)
+
+
+def _started_at(value, seconds=0.0):
+    """Run in the worker: when the call began (wall clock, comparable across processes)."""
+    began = time.time()
+    time.sleep(seconds)
+    return value, began
+
+
+def test_run_each_answers_in_order_with_the_next_call_already_running():
+    """The next document is read while the caller works on the one just handed over."""
+    handed_over, answers = [], []
+    for outcome in budget.run_each(_started_at, [(i,) for i in range(4)], timeout=10,
+                                   max_memory_mb=100):
+        answers.append(outcome.get())
+        handed_over.append(time.time())
+        time.sleep(0.3)  # the caller's own work (classifying the passages)
+    assert [value for value, _ in answers] == [0, 1, 2, 3]
+    # Call k + 1 began before the caller finished with call k, not after it came back.
+    for k in range(3):
+        assert answers[k + 1][1] < handed_over[k] + 0.3
+
+
+def test_run_each_reports_a_breach_as_that_call_s_outcome_and_goes_on():
+    calls = [(0,), (1, 30.0), (2,)]
+    outcomes = list(budget.run_each(_started_at, calls, timeout=1, max_memory_mb=100))
+    assert outcomes[0].get()[0] == 0 and outcomes[2].get()[0] == 2
+    with pytest.raises(budget.BudgetExceeded, match="took longer than 1 s"):
+        outcomes[1].get()
+
+
+def test_a_caller_that_stops_early_does_not_leave_an_answer_for_the_next_call():
+    outcomes = budget.run_each(_started_at, [("first",), ("second", 0.5)], timeout=10,
+                               max_memory_mb=100)
+    assert next(outcomes).get()[0] == "first"
+    outcomes.close()  # "second" is still running in the worker: it must not answer below
+    assert budget.run(_started_at, "third", timeout=10, max_memory_mb=100)[0] == "third"

@@ -29,9 +29,10 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
-from typing import Any, NoReturn, TypeVar, cast
+from typing import Any, Generic, NoReturn, TypeVar, cast
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +113,25 @@ class _Worker:
 
     def call(self, fn: Callable[..., T], args: tuple[object, ...], kwargs: Mapping[str, object],
              timeout: float) -> T:
+        self.send(fn, args, kwargs)
+        return cast(T, self.receive(timeout, time.monotonic()))
+
+    def send(self, fn: Callable[..., Any], args: tuple[object, ...],
+             kwargs: Mapping[str, object]) -> None:
+        """Hand the worker a job; its answer is read by :meth:`receive`."""
         job = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            self.conn.send_bytes(job)
+        except OSError as e:  # BrokenPipeError: it died since it last answered
+            self.stop()
+            raise _WorkerGone from e
+
+    def receive(self, timeout: float, started: float) -> Any:
+        """The answer to the job sent at ``started`` (``time.monotonic()``), which has
+        ``timeout`` seconds from then; raises as :func:`run` does."""
         done = False
         try:
-            try:
-                self.conn.send_bytes(job)
-            except OSError as e:  # BrokenPipeError: it died since it last answered
-                raise _WorkerGone from e
-            deadline = time.monotonic() + timeout
+            deadline = started + timeout
             granted = 0.0
             while True:
                 if not self.conn.poll(max(deadline - time.monotonic(), 0.0)):
@@ -143,7 +155,7 @@ class _Worker:
             raise BudgetExceeded(memory_reason(self.max_memory_mb))
         if kind == "raise":
             raise value
-        return cast(T, value)
+        return value
 
     def stop(self, grace: float = 0.0) -> int | None:
         """End the worker and reap it; its exit code. ``grace``: seconds it may take to end on
@@ -374,6 +386,77 @@ def run(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float,
         except _WorkerGone:
             continue  # killed while idle (not by this job): try once more with a new one
     raise BudgetExceeded(crash_reason(None))
+
+
+@dataclass(frozen=True)
+class Outcome(Generic[T]):
+    """One call's result, or the exception it ended with (:func:`run_each`)."""
+
+    value: T | None = None
+    error: BaseException | None = None
+
+    def get(self) -> T:
+        """The value, or the call's exception raised here."""
+        if self.error is not None:
+            raise self.error
+        return cast(T, self.value)
+
+
+def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout: float,
+             max_memory_mb: float) -> Iterator[Outcome[T]]:
+    """``fn(*args)`` for each of ``calls``, in order, each as :func:`run` runs one, yielded as
+    an :class:`Outcome`. The next call is already running in the worker while the caller
+    works on the one just yielded (classifying one document while the next is read), so a
+    call's ``timeout`` counts from when it was sent, not from when its answer is asked for.
+    """
+    if _in_worker or not hasattr(os, "fork"):
+        if not _in_worker:
+            _warn_no_fork()
+        for args in calls:
+            try:
+                yield Outcome(fn(*args))
+            except Exception as e:  # noqa: BLE001 - handed to the caller, as run would raise it
+                yield Outcome(error=e)
+        return
+    pending = iter(calls)
+    running: tuple[_Worker, float] | Outcome[T] | None = _send_next(fn, pending, max_memory_mb)
+    try:
+        while running is not None:
+            if isinstance(running, Outcome):
+                out = running
+            else:
+                worker, started = running
+                try:
+                    out = Outcome(cast(T, worker.receive(timeout, started)))
+                except Exception as e:  # noqa: BLE001 - BudgetExceeded, or fn's own exception
+                    out = Outcome(error=e)
+            running = None
+            running = _send_next(fn, pending, max_memory_mb)
+            yield out
+    finally:
+        if isinstance(running, tuple):
+            # The caller stopped early: the job still running would answer the next call.
+            running[0].stop()
+
+
+def _send_next(fn: Callable[..., T], pending: Iterator[tuple[Any, ...]],
+               max_memory_mb: float) -> tuple[_Worker, float] | Outcome[T] | None:
+    """Send the next call to this thread's worker: (worker, when sent); an :class:`Outcome`
+    holding the error when no worker would take it; None when there are no calls left."""
+    args = next(pending, None)
+    if args is None:
+        return None
+    try:
+        for _ in range(2):
+            worker = _worker_for(max_memory_mb)
+            try:
+                worker.send(fn, args, {})
+                return worker, time.monotonic()
+            except _WorkerGone:
+                continue  # killed while idle (not by this job): try once more with a new one
+        raise BudgetExceeded(crash_reason(None))
+    except Exception as e:  # noqa: BLE001 - e.g. no worker could be forked (EAGAIN)
+        return Outcome(error=e)
 
 
 def extend(seconds: float) -> None:
