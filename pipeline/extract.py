@@ -72,6 +72,15 @@ def find_inputs(inputs: Iterable[str | Path]) -> list[Path]:
     return unique
 
 
+# Files the reading worker may run ahead of the caller: enough to keep it busy while the
+# caller classifies a batch (about 2,000 passages, some 30 documents), few enough that their
+# answers, spooled to temporary files, stay small.
+READ_AHEAD = 32
+# Files per chunk when extracting in order in one worker (no joblib pool): a chunk's cached
+# documents are loaded together, and the worker's read-ahead stops at a chunk's end.
+SEQUENTIAL_CHUNK = 512
+
+
 @dataclass(frozen=True)
 class Extracted:
     """One input's outcome: its documents.csv row and its passages (empty on error)."""
@@ -96,9 +105,9 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
 def extract_in_order(paths: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                      taxonomy: Taxonomy | None = None,
                      manifest: dict[str, str] | None = None) -> Iterator[Extracted]:
-    """:func:`extract_one` for each path, in order. With ``ingest.isolate``, the next file is
-    already being read in the worker while the caller works on the one just yielded, so
-    reading and classifying overlap even with one job."""
+    """:func:`extract_one` for each path, in order. With ``ingest.isolate``, the worker reads
+    up to :data:`READ_AHEAD` files beyond the one just yielded while the caller works on it,
+    so reading and classifying overlap even with one job."""
     valid = None
     if taxonomy is not None:
         valid = set(taxonomy.subpoints) | {c.recommendation for c in taxonomy.categories}
@@ -112,7 +121,8 @@ def extract_in_order(paths: list[Path], *, ingest: IngestParams, seg: SegmentPar
     _warm_up()
     outcomes = budget.run_each(_read_and_segment,
                                ((p, ingest, seg, valid, manifest) for p in paths),
-                               timeout=ingest.timeout_seconds, max_memory_mb=ingest.max_memory_mb)
+                               timeout=ingest.timeout_seconds, max_memory_mb=ingest.max_memory_mb,
+                               ahead=READ_AHEAD)
     for path, outcome in zip(paths, outcomes, strict=True):
         try:
             yield outcome.get()
@@ -276,7 +286,8 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
 
     if backend not in ("local", "dask"):
         raise ValueError(f"unknown backend {backend!r}: local or dask")
-    size = chunk_size or max(8 * max(jobs, 1), 32)
+    parallel_run = backend == "dask" or jobs > 1
+    size = chunk_size or (max(8 * max(jobs, 1), 32) if parallel_run else SEQUENTIAL_CHUNK)
     first_seen: dict[str, str] = {}  # sha256 -> path: the same file twice is scored once
     stack = contextlib.ExitStack()
     with stack:
@@ -289,7 +300,7 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
             stack.enter_context(parallel_config(backend="dask", wait_for_workers_timeout=60))
             log.info("dask cluster: %s", client.dashboard_link)
         parallel = None
-        if backend == "dask" or jobs > 1:
+        if parallel_run:
             import warnings
 
             from joblib import Parallel

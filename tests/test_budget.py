@@ -2,7 +2,9 @@
 is one error row for that file and the batch goes on (pipeline/ingest/budget.py)."""
 
 import os
+import re
 import signal
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -217,6 +219,13 @@ def _started_at(value, seconds=0.0):
     return value, began
 
 
+def _misbehaving(value, action=None):
+    """Run in the worker: ``action`` (sleep, hoard memory, die) or answer (value, pid)."""
+    if action is not None:
+        action(None)
+    return value, os.getpid()
+
+
 def test_run_each_answers_in_order_with_the_next_call_already_running():
     """The next document is read while the caller works on the one just handed over."""
     handed_over, answers = [], []
@@ -245,3 +254,47 @@ def test_a_caller_that_stops_early_does_not_leave_an_answer_for_the_next_call():
     assert next(outcomes).get()[0] == "first"
     outcomes.close()  # "second" is still running in the worker: it must not answer below
     assert budget.run(_started_at, "third", timeout=10, max_memory_mb=100)[0] == "third"
+
+
+def test_run_each_keeps_up_to_ahead_calls_queued_while_the_caller_is_busy():
+    outcomes = budget.run_each(_started_at, [(i, 0.05) for i in range(6)], timeout=10,
+                               max_memory_mb=100, ahead=3)
+    first = next(outcomes).get()
+    handed_over = time.time()
+    time.sleep(0.6)  # a long batch to classify: the worker reads the next three meanwhile
+    rest = [o.get() for o in outcomes]
+    assert [value for value, _ in [first, *rest]] == [0, 1, 2, 3, 4, 5]
+    assert all(began < handed_over + 0.6 for _, began in rest[:3])
+    assert not list(Path(tempfile.gettempdir()).glob("forcecov-read-ahead-*"))
+
+
+def test_a_queued_call_s_timeout_counts_from_when_the_worker_starts_it():
+    # Four calls of 0.6 s queued at once: the last starts after 1.8 s, within its own 1 s.
+    outcomes = list(budget.run_each(_started_at, [(i, 0.6) for i in range(4)], timeout=1,
+                                    max_memory_mb=100, ahead=3))
+    assert [o.get()[0] for o in outcomes] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize(("misbehave", "reason"), [
+    (_sleep, "took longer than 2 s"),
+    (_hoard, "needed more than 200 MB"),
+    (_die, "the reader crashed (signal 9, SIGKILL)"),
+], ids=["timeout", "memory", "signal"])
+def test_a_breach_in_a_queue_is_that_call_s_outcome_and_the_calls_behind_it_go_on(
+        misbehave, reason):
+    calls = [("a",), ("b", misbehave), ("c",), ("d",)]
+    outcomes = list(budget.run_each(_misbehaving, calls, timeout=2, max_memory_mb=200,
+                                    ahead=3))
+    with pytest.raises(budget.BudgetExceeded, match=re.escape(reason)):
+        outcomes[1].get()
+    (a, first_pid), (c, next_pid), (d, _) = (outcomes[i].get() for i in (0, 2, 3))
+    assert (a, c, d) == ("a", "c", "d")
+    assert next_pid != first_pid  # the queued calls were read again, by a fresh worker
+
+
+def test_a_caller_that_stops_early_with_calls_queued_leaves_no_answer_behind():
+    outcomes = budget.run_each(_started_at, [(i, 0.2) for i in range(5)], timeout=10,
+                               max_memory_mb=100, ahead=4)
+    assert next(outcomes).get()[0] == 0
+    outcomes.close()
+    assert budget.run(_started_at, "next", timeout=10, max_memory_mb=100)[0] == "next"

@@ -10,6 +10,10 @@ answer before it kills the worker.
 Each calling process and thread has one worker, started on first use and reused for every
 document (a round trip costs well under a millisecond); after a breach or a crash it is
 reaped and the next call starts another. Workers end with the process that started them.
+:func:`run_each` queues several documents in the worker at once, so that it reads on while
+the caller classifies; each answer then travels through a temporary file, because a worker
+blocked on a full pipe would stop reading. A thread runs one :func:`run` or
+:func:`run_each` at a time.
 
 Workers are forked, so they start with the caller's modules, and module state, as they were
 at the fork: a test that monkeypatches a reader calls :func:`stop_workers` first.
@@ -18,6 +22,7 @@ at the fork: a test that monkeypatches a reader calls :func:`stop_workers` first
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import functools
 import logging
@@ -117,9 +122,10 @@ class _Worker:
         return cast(T, self.receive(timeout, time.monotonic()))
 
     def send(self, fn: Callable[..., Any], args: tuple[object, ...],
-             kwargs: Mapping[str, object]) -> None:
-        """Hand the worker a job; its answer is read by :meth:`receive`."""
-        job = pickle.dumps((fn, args, kwargs), protocol=pickle.HIGHEST_PROTOCOL)
+             kwargs: Mapping[str, object], spool: str | None = None) -> None:
+        """Hand the worker a job; its answer is read by :meth:`receive` (or, with
+        ``spool``, by :class:`_ReadAhead`)."""
+        job = pickle.dumps((fn, args, kwargs, spool), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.conn.send_bytes(job)
         except OSError as e:  # BrokenPipeError: it died since it last answered
@@ -241,8 +247,16 @@ def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
         reply: tuple[str, Any]
         _job_conn = conn
         try:
-            fn, args, kwargs = pickle.loads(data)
+            fn, args, kwargs, spool = pickle.loads(data)
+            if spool is not None:  # queued behind others: say when it starts, for its deadline
+                conn.send_bytes(pickle.dumps(("start", time.monotonic(), False)))
             reply = ("ok", fn(*args, **kwargs))
+            if spool is not None:
+                # The answer goes to a file and the pipe carries its name: a caller busy with
+                # earlier answers must not leave this worker blocked on a full pipe.
+                with open(spool, "wb") as fh:
+                    pickle.dump(reply[1], fh, protocol=pickle.HIGHEST_PROTOCOL)
+                reply = ("spooled", spool)
         except MemoryError:
             reply = ("memory", None)
         except BaseException as e:  # the caller decides what an exception means
@@ -403,11 +417,15 @@ class Outcome(Generic[T]):
 
 
 def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout: float,
-             max_memory_mb: float) -> Iterator[Outcome[T]]:
+             max_memory_mb: float, ahead: int = 1) -> Iterator[Outcome[T]]:
     """``fn(*args)`` for each of ``calls``, in order, each as :func:`run` runs one, yielded as
-    an :class:`Outcome`. The next call is already running in the worker while the caller
-    works on the one just yielded (classifying one document while the next is read), so a
-    call's ``timeout`` counts from when it was sent, not from when its answer is asked for.
+    an :class:`Outcome`.
+
+    Up to ``ahead`` calls are queued in the worker beyond the one being answered, so it goes
+    on reading documents while the caller works on those already yielded (classifying a
+    batch). Each call's ``timeout`` counts from when the worker starts it. A call that
+    breaks its budget, or kills its worker, is that call's outcome; the calls queued behind
+    it go to the next worker.
     """
     if _in_worker or not hasattr(os, "fork"):
         if not _in_worker:
@@ -418,45 +436,124 @@ def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout:
             except Exception as e:  # noqa: BLE001 - handed to the caller, as run would raise it
                 yield Outcome(error=e)
         return
-    pending = iter(calls)
-    running: tuple[_Worker, float] | Outcome[T] | None = _send_next(fn, pending, max_memory_mb)
+    queue: _ReadAhead[T] = _ReadAhead(fn, calls, timeout, max_memory_mb, max(ahead, 1))
     try:
-        while running is not None:
-            if isinstance(running, Outcome):
-                out = running
-            else:
-                worker, started = running
-                try:
-                    out = Outcome(cast(T, worker.receive(timeout, started)))
-                except Exception as e:  # noqa: BLE001 - BudgetExceeded, or fn's own exception
-                    out = Outcome(error=e)
-            running = None
-            running = _send_next(fn, pending, max_memory_mb)
+        while (out := queue.next_outcome()) is not None:
             yield out
     finally:
-        if isinstance(running, tuple):
-            # The caller stopped early: the job still running would answer the next call.
-            running[0].stop()
+        queue.close()
 
 
-def _send_next(fn: Callable[..., T], pending: Iterator[tuple[Any, ...]],
-               max_memory_mb: float) -> tuple[_Worker, float] | Outcome[T] | None:
-    """Send the next call to this thread's worker: (worker, when sent); an :class:`Outcome`
-    holding the error when no worker would take it; None when there are no calls left."""
-    args = next(pending, None)
-    if args is None:
-        return None
-    try:
-        for _ in range(2):
-            worker = _worker_for(max_memory_mb)
+class _ReadAhead(Generic[T]):
+    """The calls of :func:`run_each`: those sent to this thread's worker and not yet
+    answered (``sent``, oldest first), and those still to send (``pending``)."""
+
+    def __init__(self, fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], timeout: float,
+                 max_memory_mb: float, ahead: int) -> None:
+        import tempfile
+
+        self.fn, self.timeout, self.max_memory_mb, self.ahead = fn, timeout, max_memory_mb, ahead
+        self.calls = iter(calls)
+        self.pending: collections.deque[tuple[Any, ...]] = collections.deque()
+        # Each entry: the call's args, its spool file, or the error that kept it from a worker.
+        self.sent: collections.deque[tuple[tuple[Any, ...], str, BaseException | None]] = \
+            collections.deque()
+        self.spool_dir = tempfile.mkdtemp(prefix="forcecov-read-ahead-")
+        self.n = 0
+        self.worker: _Worker | None = None
+
+    def next_outcome(self) -> Outcome[T] | None:
+        """The oldest call's outcome, or None when every call has been answered."""
+        self._fill()
+        if not self.sent:
+            return None
+        if self.sent[0][2] is not None:
+            return Outcome(error=self.sent.popleft()[2])
+        out = self._receive_oldest()
+        self._fill()  # the worker reads on while the caller works on this answer
+        return out
+
+    def _fill(self) -> None:
+        while len(self.sent) < self.ahead + 1:
+            args = self.pending.popleft() if self.pending else next(self.calls, None)
+            if args is None:
+                return
+            spool = os.path.join(self.spool_dir, f"{self.n}.pickle")
+            self.n += 1
+            for _ in range(2):
+                try:
+                    if self.worker is None or self.worker.reaped:
+                        self.worker = _worker_for(self.max_memory_mb)
+                    self.worker.send(self.fn, args, {}, spool)
+                    self.sent.append((args, spool, None))
+                    break
+                except _WorkerGone:
+                    if self.sent:  # it died with calls queued: receiving them will say how
+                        self.pending.appendleft(args)
+                        return
+                    self.worker = None
+                    continue  # killed while idle (not by a call): once more with a new one
+                except Exception as e:  # noqa: BLE001 - e.g. no worker could be forked (EAGAIN)
+                    self.sent.append((args, spool, e))
+                    return
+            else:
+                self.sent.append((args, spool, BudgetExceeded(crash_reason(None))))
+                return
+
+    def _receive_oldest(self) -> Outcome[T]:
+        worker = self.worker
+        assert worker is not None
+        _, spool, _ = self.sent[0]
+        deadline = None  # until the worker says the call has started
+        granted = 0.0
+        while True:
+            wait = self.timeout if deadline is None else max(deadline - time.monotonic(), 0.0)
             try:
-                worker.send(fn, args, {})
-                return worker, time.monotonic()
-            except _WorkerGone:
-                continue  # killed while idle (not by this job): try once more with a new one
-        raise BudgetExceeded(crash_reason(None))
-    except Exception as e:  # noqa: BLE001 - e.g. no worker could be forked (EAGAIN)
-        return Outcome(error=e)
+                if not worker.conn.poll(wait):
+                    worker.stop()
+                    return self._lost(BudgetExceeded(timeout_reason(self.timeout, granted)))
+                kind, value, retire = pickle.loads(worker.conn.recv_bytes())
+            except (EOFError, OSError):  # it died (or was stopped) with this call queued
+                return self._lost(BudgetExceeded(crash_reason(worker.stop(grace=1.0))))
+            if kind == "start":
+                deadline = value + self.timeout
+            elif kind == "extend":
+                deadline = (time.monotonic() if deadline is None else deadline) + value
+                granted += value
+            else:
+                break
+        self.sent.popleft()
+        if retire:  # it ends after this answer: the calls queued in it go to the next one
+            worker.stop(grace=1.0)
+            self._requeue()
+        if kind == "memory":
+            return Outcome(error=BudgetExceeded(memory_reason(self.max_memory_mb)))
+        if kind == "raise":
+            return Outcome(error=value)
+        with open(spool, "rb") as fh:
+            result = cast(T, pickle.load(fh))
+        os.unlink(spool)
+        return Outcome(result)
+
+    def _lost(self, error: BudgetExceeded) -> Outcome[T]:
+        """The oldest call broke its budget or its worker died: its outcome is ``error``."""
+        self.sent.popleft()
+        self._requeue()
+        return Outcome(error=error)
+
+    def _requeue(self) -> None:
+        self.pending.extendleft(reversed([args for args, _, _ in self.sent]))
+        self.sent.clear()
+        self.worker = None
+
+    def close(self) -> None:
+        """Stop a worker that still holds calls (their answers would reach the next caller),
+        and remove the spool files."""
+        import shutil
+
+        if self.worker is not None and any(e is None for _, _, e in self.sent):
+            self.worker.stop()
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
 
 
 def extend(seconds: float) -> None:
