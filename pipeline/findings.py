@@ -9,6 +9,7 @@ Both finish with :func:`write_findings`, so the two routes write the same files.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,10 @@ from .themes import themes
 
 if TYPE_CHECKING:
     from .compare import RunTables
+    from .ingest.budget import Pending
+    from .report import Figures
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -86,6 +91,29 @@ class EvidenceCollector:
                 else evidence_table(pd.DataFrame(), self.taxonomy))
 
 
+def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pending[Figures]:
+    """Start rendering the report's figures in the reading worker, idle once every document
+    is read, so that matplotlib (its import alone takes about a second) works while this
+    process finds practices and themes."""
+    from .ingest import budget
+    from .report import render_figures
+
+    if not params.ingest.isolate:  # no worker processes wanted: render here, now
+        return budget.Pending(done=budget.Outcome(render_figures(cov, taxonomy)))
+    return budget.submit(render_figures, cov, taxonomy, timeout=params.ingest.timeout_seconds,
+                         max_memory_mb=params.ingest.max_memory_mb)
+
+
+def figures_of(pending: Pending[Figures]) -> Figures | None:
+    """The figures :func:`start_figures` rendered, or None (rendered again in this process,
+    with a warning) when the worker could not."""
+    try:
+        return pending.result()
+    except Exception as e:  # noqa: BLE001 - the report still gets its figures
+        log.warning("figures could not be rendered in a worker (%s); rendering them here", e)
+        return None
+
+
 def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[DocumentResult],
                    *, model_version: str, run_id: str, params: Params, taxonomy: Taxonomy,
                    previous: RunTables | None = None,
@@ -101,6 +129,7 @@ def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[Do
     documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
         columns=["doc_id", "force", "status"])
     cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
+    figures = start_figures(cov, taxonomy, params)
     practices = practices_by_force(evidence, taxonomy)
     theme_table = themes(evidence, taxonomy, params.themes)
     summary = national_summary(cov, taxonomy, territorial_forces(),
@@ -131,7 +160,7 @@ def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[Do
     write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
                  documents=results, taxonomy=taxonomy, changes=changes, themes=theme_table,
                  theme_min_forces=params.themes.min_forces,
-                 previous_run=previous.name if previous else "")
+                 previous_run=previous.name if previous else "", figures=figures_of(figures))
     seconds["report"] = time.perf_counter() - t3
     n_pages = sum(r.pages for r in results)
     # Written last, with where the time went beside the figures it explains.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -281,21 +282,38 @@ def render_html(context: dict[str, object]) -> str:
     return env.get_template("report.html").render(**context)
 
 
+@dataclass(frozen=True)
+class Figures:
+    """The report's two figures as PNG bytes (:func:`render_figures`)."""
+
+    heatmap: bytes
+    score_distribution: bytes
+
+
+def render_figures(coverage: pd.DataFrame, taxonomy: Taxonomy) -> Figures:
+    """The heatmap (:func:`heatmap_png`) and the score distribution (:func:`distribution_png`)
+    of a coverage table."""
+    from .coverage import coverage_matrix
+
+    return Figures(heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy),
+                   distribution_png(coverage, taxonomy))
+
+
 def write_report(out_dir: Path, *, coverage: pd.DataFrame, evidence: pd.DataFrame,
                  practices: pd.DataFrame, summary: NationalSummary,
                  documents: list[DocumentResult], taxonomy: Taxonomy,
                  changes: pd.DataFrame | None = None, previous_run: str = "",
                  themes: pd.DataFrame | None = None,
-                 theme_min_forces: int = ThemeParams().min_forces) -> Path:
+                 theme_min_forces: int = ThemeParams().min_forces,
+                 figures: Figures | None = None) -> Path:
     """Write figures/heatmap.png, figures/score_distribution.png and report.html (with a
     section on ``changes`` since ``previous_run`` when given: see :mod:`pipeline.compare`;
-    and the themes of :func:`pipeline.themes.themes` with the summaries drafted from them)."""
-    from .coverage import coverage_matrix
-
-    heat = heatmap_png(coverage_matrix(coverage, taxonomy), taxonomy)
+    and the themes of :func:`pipeline.themes.themes` with the summaries drafted from them).
+    ``figures``: the coverage table's figures, rendered already (else here)."""
+    figures = figures or render_figures(coverage, taxonomy)
+    heat = figures.heatmap
     write_bytes(out_dir / "figures" / "heatmap.png", heat)
-    write_bytes(out_dir / "figures" / "score_distribution.png",
-                distribution_png(coverage, taxonomy))
+    write_bytes(out_dir / "figures" / "score_distribution.png", figures.score_distribution)
     html = render_html(build_context(coverage=coverage, evidence=evidence, practices=practices,
                                      summary=summary, documents=documents, taxonomy=taxonomy,
                                      heatmap_b64=base64.b64encode(heat).decode(),

@@ -4,6 +4,7 @@ is one error row for that file and the batch goes on (pipeline/ingest/budget.py)
 import os
 import re
 import signal
+import subprocess
 import tempfile
 import threading
 import time
@@ -256,7 +257,12 @@ def test_a_caller_that_stops_early_does_not_leave_an_answer_for_the_next_call():
     assert budget.run(_started_at, "third", timeout=10, max_memory_mb=100)[0] == "third"
 
 
+def _spool_dirs():
+    return set(Path(tempfile.gettempdir()).glob(f"forcecov-read-ahead-{os.getpid()}-*"))
+
+
 def test_run_each_keeps_up_to_ahead_calls_queued_while_the_caller_is_busy():
+    before = _spool_dirs()
     outcomes = budget.run_each(_started_at, [(i, 0.05) for i in range(6)], timeout=10,
                                max_memory_mb=100, ahead=3)
     first = next(outcomes).get()
@@ -265,7 +271,21 @@ def test_run_each_keeps_up_to_ahead_calls_queued_while_the_caller_is_busy():
     rest = [o.get() for o in outcomes]
     assert [value for value, _ in [first, *rest]] == [0, 1, 2, 3, 4, 5]
     assert all(began < handed_over + 0.6 for _, began in rest[:3])
-    assert not list(Path(tempfile.gettempdir()).glob("forcecov-read-ahead-*"))
+    assert _spool_dirs() == before  # its answers' folder is gone
+
+
+def test_spool_folders_of_killed_callers_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"forcecov-read-ahead-{dead.pid}-abc"
+    live = tmp_path / f"forcecov-read-ahead-{os.getpid()}-def"
+    for folder in (stale, live):
+        folder.mkdir()
+        (folder / "0.pickle").write_bytes(b"x")
+    budget._sweep_spool_dirs.cache_clear()
+    budget._sweep_spool_dirs()
+    assert not stale.exists() and live.exists()
 
 
 def test_a_queued_call_s_timeout_counts_from_when_the_worker_starts_it():
@@ -298,3 +318,17 @@ def test_a_caller_that_stops_early_with_calls_queued_leaves_no_answer_behind():
     assert next(outcomes).get()[0] == 0
     outcomes.close()
     assert budget.run(_started_at, "next", timeout=10, max_memory_mb=100)[0] == "next"
+
+
+def _ended_at(seconds):
+    time.sleep(seconds)
+    return time.time(), os.getpid()
+
+
+def test_submit_returns_while_the_call_runs_in_the_worker_and_result_waits_for_it():
+    pending = budget.submit(_ended_at, 0.5, timeout=10, max_memory_mb=100)
+    returned = time.time()
+    ended, pid = pending.result()
+    assert returned < ended and pid != os.getpid()
+    with pytest.raises(ValueError, match="invalid literal"):
+        budget.submit(int, "not a number", timeout=5, max_memory_mb=100).result()

@@ -72,3 +72,36 @@ def test_gaps_a_force_states_are_a_finding_of_their_own():
         ev, TAX), summary=summary, documents=docs, taxonomy=TAX, heatmap_b64=""))
     assert 'id="gaps"' in html and "1 force states a gap" in html
     assert "1 state a gap in their own words" in html and "kent.pdf, page 2" in html
+
+
+def _coverage_table():
+    passages = pd.DataFrame([{"passage_id": "p0", "doc_id": "d1", "force": "Kent", "page": 1,
+                              "text": "Our SPOC refers victims to the NRM.", "rec_refs": [],
+                              "labels": ["nrm"], "echo": False,
+                              **{f"p_{c}": (0.9 if c == "nrm" else 0.0) for c in TAX.labels}}])
+    docs = pd.DataFrame([{"doc_id": "d1", "force": "Kent", "status": "ok"}])
+    return coverage(passages, docs, TAX, CoverageParams())
+
+
+def test_figures_render_in_the_reading_worker_as_they_would_here():
+    from pipeline.config import Params
+    from pipeline.findings import figures_of, start_figures
+    from pipeline.report import render_figures
+
+    cov = _coverage_table()
+    figures = figures_of(start_figures(cov, TAX, Params()))
+    assert figures == render_figures(cov, TAX)
+    assert figures.heatmap.startswith(b"\x89PNG")
+
+
+def test_the_report_renders_its_figures_itself_when_the_worker_cannot(monkeypatch, caplog):
+    from pipeline.config import Params
+    from pipeline.findings import figures_of, start_figures
+    from pipeline.ingest import budget
+
+    def broken(*args, **kwargs):
+        return budget.Pending(done=budget.Outcome(error=budget.BudgetExceeded("it crashed")))
+
+    monkeypatch.setattr(budget, "submit", broken)
+    assert figures_of(start_figures(_coverage_table(), TAX, Params())) is None
+    assert "figures could not be rendered in a worker (it crashed)" in caplog.text

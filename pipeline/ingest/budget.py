@@ -37,6 +37,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
+from pathlib import Path
 from typing import Any, Generic, NoReturn, TypeVar, cast
 
 log = logging.getLogger(__name__)
@@ -444,6 +445,25 @@ def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout:
         queue.close()
 
 
+_SPOOL_PREFIX = "forcecov-read-ahead-"
+
+
+@functools.cache
+def _sweep_spool_dirs() -> None:
+    """Remove spool folders left by callers that were killed (SIGKILL leaves no chance to
+    clean up): those whose process id, in their name, no longer runs."""
+    import shutil
+    import tempfile
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{_SPOOL_PREFIX}*-*"):
+        try:
+            os.kill(int(folder.name[len(_SPOOL_PREFIX):].split("-")[0]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except (ValueError, PermissionError):  # not ours, or another user's live process
+            continue
+
+
 class _ReadAhead(Generic[T]):
     """The calls of :func:`run_each`: those sent to this thread's worker and not yet
     answered (``sent``, oldest first), and those still to send (``pending``)."""
@@ -458,22 +478,24 @@ class _ReadAhead(Generic[T]):
         # Each entry: the call's args, its spool file, or the error that kept it from a worker.
         self.sent: collections.deque[tuple[tuple[Any, ...], str, BaseException | None]] = \
             collections.deque()
-        self.spool_dir = tempfile.mkdtemp(prefix="forcecov-read-ahead-")
+        _sweep_spool_dirs()
+        self.spool_dir = tempfile.mkdtemp(prefix=f"{_SPOOL_PREFIX}{os.getpid()}-")
         self.n = 0
         self.worker: _Worker | None = None
 
     def next_outcome(self) -> Outcome[T] | None:
         """The oldest call's outcome, or None when every call has been answered."""
-        self._fill()
+        self.fill()
         if not self.sent:
             return None
         if self.sent[0][2] is not None:
             return Outcome(error=self.sent.popleft()[2])
         out = self._receive_oldest()
-        self._fill()  # the worker reads on while the caller works on this answer
+        self.fill()  # the worker reads on while the caller works on this answer
         return out
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
+        """Send calls until ``ahead`` are queued beyond the oldest unanswered one."""
         while len(self.sent) < self.ahead + 1:
             args = self.pending.popleft() if self.pending else next(self.calls, None)
             if args is None:
@@ -554,6 +576,38 @@ class _ReadAhead(Generic[T]):
         if self.worker is not None and any(e is None for _, _, e in self.sent):
             self.worker.stop()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+
+class Pending(Generic[T]):
+    """A call started by :func:`submit`; :meth:`result` waits for it."""
+
+    def __init__(self, queue: _ReadAhead[T] | None = None, done: Outcome[T] | None = None):
+        self._queue, self._done = queue, done
+
+    def result(self) -> T:
+        """The call's value, or its exception (or :class:`BudgetExceeded`) raised here."""
+        if self._done is None:
+            assert self._queue is not None
+            try:
+                self._done = self._queue.next_outcome()
+            finally:
+                self._queue.close()
+        assert self._done is not None
+        return self._done.get()
+
+
+def submit(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float) -> Pending[T]:
+    """Start ``fn(*args)`` in this thread's worker, as :func:`run` would, and return at once:
+    for work that can go on in another process while the caller does something else. Inside
+    a worker, or where there is no ``fork``, it runs in place before returning."""
+    if _in_worker or not hasattr(os, "fork"):
+        try:
+            return Pending(done=Outcome(fn(*args)))
+        except Exception as e:  # noqa: BLE001 - raised again by result(), as run would raise it
+            return Pending(done=Outcome(error=e))
+    queue: _ReadAhead[T] = _ReadAhead(fn, [args], timeout, max_memory_mb, ahead=0)
+    queue.fill()
+    return Pending(queue)
 
 
 def extend(seconds: float) -> None:
