@@ -6,6 +6,7 @@ status ok, warning or error and a one-line reason.
 
 from __future__ import annotations
 
+import collections
 import fnmatch
 import functools
 import logging
@@ -76,8 +77,8 @@ def find_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 # caller classifies a batch (about 2,000 passages, some 30 documents), few enough that their
 # answers, spooled to temporary files, stay small.
 READ_AHEAD = 32
-# Files per chunk when extracting in order in one worker (no joblib pool): a chunk's cached
-# documents are loaded together, and the worker's read-ahead stops at a chunk's end.
+# Files per chunk when reading workers of our own extract (no joblib pool): a chunk's cached
+# documents are loaded together, and the workers' read-ahead stops at a chunk's end.
 SEQUENTIAL_CHUNK = 512
 
 
@@ -102,12 +103,13 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
                                  manifest=manifest))
 
 
-def extract_in_order(paths: list[Path], *, ingest: IngestParams, seg: SegmentParams,
+def extract_in_order(paths: Iterable[Path], *, ingest: IngestParams, seg: SegmentParams,
                      taxonomy: Taxonomy | None = None,
                      manifest: dict[str, str] | None = None) -> Iterator[Extracted]:
     """:func:`extract_one` for each path, in order. With ``ingest.isolate``, the worker reads
     up to :data:`READ_AHEAD` files beyond the one just yielded while the caller works on it,
-    so reading and classifying overlap even with one job."""
+    so reading and classifying overlap even with one job. ``paths`` is read as the worker
+    has room, so it may be a generator that hands out work."""
     valid = None
     if taxonomy is not None:
         valid = set(taxonomy.subpoints) | {c.recommendation for c in taxonomy.categories}
@@ -119,11 +121,17 @@ def extract_in_order(paths: list[Path], *, ingest: IngestParams, seg: SegmentPar
                 yield _error_row(path, "ran out of memory (no budget: ingest.isolate is false)")
         return
     _warm_up()
-    outcomes = budget.run_each(_read_and_segment,
-                               ((p, ingest, seg, valid, manifest) for p in paths),
-                               timeout=ingest.timeout_seconds, max_memory_mb=ingest.max_memory_mb,
-                               ahead=READ_AHEAD)
-    for path, outcome in zip(paths, outcomes, strict=True):
+    sent: collections.deque[Path] = collections.deque()
+
+    def calls() -> Iterator[tuple[Any, ...]]:
+        for path in paths:
+            sent.append(path)
+            yield path, ingest, seg, valid, manifest
+
+    outcomes = budget.run_each(_read_and_segment, calls(), timeout=ingest.timeout_seconds,
+                               max_memory_mb=ingest.max_memory_mb, ahead=READ_AHEAD)
+    for outcome in outcomes:
+        path = sent.popleft()  # outcomes come back in the order the calls were taken
         try:
             yield outcome.get()
         except BudgetExceeded as e:
@@ -252,14 +260,87 @@ class ExtractCache:
                     "passages": [p.to_json() for p in extracted.passages]})
 
 
+def extract_on_threads(paths: list[Path], jobs: int, *, ingest: IngestParams,
+                       seg: SegmentParams, taxonomy: Taxonomy | None = None,
+                       manifest: dict[str, str] | None = None) -> Iterator[Extracted]:
+    """:func:`extract_in_order` with ``jobs`` reading workers at once, for ``--jobs``: one
+    thread per worker (each thread has its own), each taking the next file whenever its
+    worker has room, so work spreads by what it costs rather than by file count. The
+    threads only wait on their workers; outcomes come back here in file order."""
+    import threading
+
+    todo = iter(enumerate(paths))
+    done: dict[int, Extracted] = {}
+    failures: list[BaseException] = []
+    cond = threading.Condition()
+    wanted, stop = 0, False
+    limit = 2 * READ_AHEAD  # answers held for the caller, beyond the one it waits for
+
+    def take(taken: collections.deque[int]) -> Iterator[Path]:
+        while True:
+            with cond:
+                item = None if stop else next(todo, None)
+            if item is None:
+                return
+            taken.append(item[0])
+            yield item[1]
+
+    def read() -> None:
+        taken: collections.deque[int] = collections.deque()
+        try:
+            for out in extract_in_order(take(taken), ingest=ingest, seg=seg, taxonomy=taxonomy,
+                                        manifest=manifest):
+                i = taken.popleft()
+                with cond:
+                    # The answer the caller waits for always gets in: no thread can block it.
+                    while len(done) >= limit and i != wanted and not stop:
+                        cond.wait()
+                    if stop:
+                        return
+                    done[i] = out
+                    cond.notify_all()
+        except BaseException as e:  # handed to the caller, raised there
+            with cond:
+                failures.append(e)
+                cond.notify_all()
+
+    threads = [threading.Thread(target=read, name=f"forcecov-reader-{k}", daemon=True)
+               for k in range(min(jobs, len(paths)))]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(len(paths)):
+            with cond:
+                wanted = i
+                cond.notify_all()
+                while i not in done and not failures:
+                    cond.wait()
+                if i not in done:
+                    raise failures[0]
+                out = done.pop(i)
+                cond.notify_all()
+            yield out
+    finally:
+        with cond:
+            stop = True
+            cond.notify_all()
+        for t in threads:
+            t.join(timeout=1.0)  # a thread mid-document ends with it; its worker with us
+
+
 def _extract_chunk(paths: list[Path], ingest: IngestParams, seg: SegmentParams,
                    taxonomy: Taxonomy | None, manifest: dict[str, str] | None,
-                   parallel: Any) -> Iterator[Extracted]:
-    """Extract a chunk of files, in order, in this process or through a joblib Parallel.
+                   parallel: Any, jobs: int) -> Iterator[Extracted]:
+    """Extract a chunk of files, in order: in reading workers (``jobs`` of them, each on its
+    own thread when more than one), or through a joblib Parallel (the Dask backend, or
+    ``--jobs`` with ``ingest.isolate`` off).
 
     Results come back lazily: while the caller classifies one document, the workers go on
     extracting the next ones.
     """
+    if jobs > 1 and parallel is None and len(paths) > 1:
+        return extract_on_threads(paths, jobs, ingest=ingest, seg=seg, taxonomy=taxonomy,
+                                  manifest=manifest)
     if parallel is None or len(paths) <= 1:
         return extract_in_order(paths, ingest=ingest, seg=seg, taxonomy=taxonomy,
                                 manifest=manifest)
@@ -278,16 +359,20 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                  chunk_size: int | None = None) -> Iterator[Extracted]:
     """Extract files in order, yielding each outcome as soon as its chunk is done.
 
-    Work goes out in chunks (so only a chunk of documents is ever in memory), to joblib
-    processes (``jobs``) or to a dask.distributed cluster (``backend="dask"``, through
-    joblib's dask backend). Cached documents are not extracted again.
+    Work goes out in chunks to ``jobs`` reading workers (:func:`extract_in_order`,
+    :func:`extract_on_threads`), which read ahead of the caller, or to a dask.distributed
+    cluster (``backend="dask"``, through joblib's dask backend). Only a chunk's cached
+    documents and the workers' read-ahead are ever in memory. Cached documents are not
+    extracted again.
     """
     import contextlib
 
     if backend not in ("local", "dask"):
         raise ValueError(f"unknown backend {backend!r}: local or dask")
-    parallel_run = backend == "dask" or jobs > 1
-    size = chunk_size or (max(8 * max(jobs, 1), 32) if parallel_run else SEQUENTIAL_CHUNK)
+    # joblib for the Dask backend, and for --jobs when documents are read in this process's
+    # children without a budget (ingest.isolate off); otherwise reading workers of our own.
+    joblib_run = backend == "dask" or (jobs > 1 and not ingest.isolate)
+    size = chunk_size or (max(8 * max(jobs, 1), 32) if joblib_run else SEQUENTIAL_CHUNK)
     first_seen: dict[str, str] = {}  # sha256 -> path: the same file twice is scored once
     stack = contextlib.ExitStack()
     with stack:
@@ -300,7 +385,7 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
             stack.enter_context(parallel_config(backend="dask", wait_for_workers_timeout=60))
             log.info("dask cluster: %s", client.dashboard_link)
         parallel = None
-        if parallel_run:
+        if joblib_run:
             import warnings
 
             from joblib import Parallel
@@ -329,7 +414,7 @@ def extract_many(files: list[Path], *, ingest: IngestParams, seg: SegmentParams,
                 else:
                     todo.append(i)
             done = _extract_chunk([chunk[i] for i in todo], ingest, seg, taxonomy, manifest,
-                                  parallel)
+                                  parallel, jobs)
             for i in range(len(chunk)):
                 if i in ready:
                     out = ready.pop(i)

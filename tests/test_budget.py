@@ -332,3 +332,41 @@ def test_submit_returns_while_the_call_runs_in_the_worker_and_result_waits_for_i
     assert returned < ended and pid != os.getpid()
     with pytest.raises(ValueError, match="invalid literal"):
         budget.submit(int, "not a number", timeout=5, max_memory_mb=100).result()
+
+
+def test_jobs_read_on_threads_each_with_its_own_worker_and_answer_in_file_order(
+        monkeypatch, tmp_path):
+    """--jobs N: N reading workers share the files; a breach is one row, in its place."""
+    files = []
+    for i in range(80):
+        files.append(tmp_path / f"Kent {i:02d}.txt")
+        files[-1].write_text(f"Kent Police. Response {i}: we refer victims to the NRM.\n")
+    real = extract.read_document
+    readers = tmp_path / "readers"
+    readers.mkdir()
+
+    def reader(path, **kwargs):
+        (readers / Path(path).name).write_text(str(os.getpid()))
+        if Path(path).name == "Kent 07.txt":
+            time.sleep(60)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(extract, "read_document", reader)
+    rows = [out.result for out in extract.extract_on_threads(files, 2, ingest=TIGHT, seg=SEG)]
+    assert [Path(r.path).name for r in rows] == [f.name for f in files]
+    assert rows[7].status == "error" and rows[7].reason.startswith("took longer than 2 s")
+    assert all(r.status == "ok" for i, r in enumerate(rows) if i != 7)
+    pids = {p.read_text() for p in readers.iterdir()}
+    assert len(pids) >= 3  # two workers, and a fresh one after the breach
+    assert str(os.getpid()) not in pids
+
+
+def test_a_caller_that_stops_early_ends_the_reading_threads(tmp_path):
+    files = []
+    for i in range(40):
+        files.append(tmp_path / f"Kent {i}.txt")
+        files[-1].write_text(f"Kent Police. Response {i}.\n")
+    outcomes = extract.extract_on_threads(files, 2, ingest=TIGHT, seg=SEG)
+    assert next(outcomes).result.status == "ok"
+    outcomes.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("forcecov-reader-")]
