@@ -47,7 +47,8 @@ def _find_inputs_or_fail(inputs: list[Path]) -> list[Path]:
 
 
 Jobs = Annotated[
-    int | None, typer.Option("--jobs", "-j", help="Documents read at once, each in its own worker process")
+    int | None,
+    typer.Option("--jobs", "-j", help="Documents read at once, each in its own worker process")
 ]
 Backend = Annotated[str | None, typer.Option("--backend", help="local (joblib) or dask")]
 Scheduler = Annotated[

@@ -77,6 +77,10 @@ def find_inputs(inputs: Iterable[str | Path]) -> list[Path]:
 # caller classifies a batch (about 2,000 passages, some 30 documents), few enough that their
 # answers, spooled to temporary files, stay small.
 READ_AHEAD = 32
+# With several reading workers, each queues at most this many bytes of files, so that a
+# handful of big documents (scans: megabytes each, a minute of OCR) is shared out between
+# them instead of queued behind one.
+READ_AHEAD_BYTES_PER_WORKER = 2 * 1024 * 1024
 # Files per chunk when reading workers of our own extract (no joblib pool): a chunk's cached
 # documents are loaded together, and the workers' read-ahead stops at a chunk's end.
 SEQUENTIAL_CHUNK = 512
@@ -104,12 +108,13 @@ def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
 
 
 def extract_in_order(paths: Iterable[Path], *, ingest: IngestParams, seg: SegmentParams,
-                     taxonomy: Taxonomy | None = None,
-                     manifest: dict[str, str] | None = None) -> Iterator[Extracted]:
+                     taxonomy: Taxonomy | None = None, manifest: dict[str, str] | None = None,
+                     max_bytes: float = float("inf")) -> Iterator[Extracted]:
     """:func:`extract_one` for each path, in order. With ``ingest.isolate``, the worker reads
     up to :data:`READ_AHEAD` files beyond the one just yielded while the caller works on it,
     so reading and classifying overlap even with one job. ``paths`` is read as the worker
-    has room, so it may be a generator that hands out work."""
+    has room, so it may be a generator that hands out work; ``max_bytes`` caps the size of
+    the files queued at once (one is always queued)."""
     valid = None
     if taxonomy is not None:
         valid = set(taxonomy.subpoints) | {c.recommendation for c in taxonomy.categories}
@@ -129,7 +134,8 @@ def extract_in_order(paths: Iterable[Path], *, ingest: IngestParams, seg: Segmen
             yield path, ingest, seg, valid, manifest
 
     outcomes = budget.run_each(_read_and_segment, calls(), timeout=ingest.timeout_seconds,
-                               max_memory_mb=ingest.max_memory_mb, ahead=READ_AHEAD)
+                               max_memory_mb=ingest.max_memory_mb, ahead=READ_AHEAD,
+                               cost=_file_size, max_cost=max_bytes)
     for outcome in outcomes:
         path = sent.popleft()  # outcomes come back in the order the calls were taken
         try:
@@ -140,6 +146,14 @@ def extract_in_order(paths: Iterable[Path], *, ingest: IngestParams, seg: Segmen
             log.error("no worker for %s: %s", path, e)
             yield _error_row(path, f"internal error ({type(e).__name__}: {str(e)[:100]}); "
                                    "please report this file")
+
+
+def _file_size(args: tuple[Any, ...]) -> float:
+    """The size of a reading call's file (its first argument); 0 when it cannot be read."""
+    try:
+        return float(Path(args[0]).stat().st_size)
+    except OSError:
+        return 0.0
 
 
 def _read_and_segment(path: Path, ingest: IngestParams, seg: SegmentParams,
@@ -266,7 +280,8 @@ def extract_on_threads(paths: list[Path], jobs: int, *, ingest: IngestParams,
     """:func:`extract_in_order` with ``jobs`` reading workers at once, for ``--jobs``: one
     thread per worker (each thread has its own), each taking the next file whenever its
     worker has room, so work spreads by what it costs rather than by file count. The
-    threads only wait on their workers; outcomes come back here in file order."""
+    threads only wait on their workers; outcomes come back here in file order. Each worker
+    queues up to :data:`READ_AHEAD` files but at most :data:`READ_AHEAD_BYTES_PER_WORKER`."""
     import threading
 
     todo = iter(enumerate(paths))
@@ -289,7 +304,8 @@ def extract_on_threads(paths: list[Path], jobs: int, *, ingest: IngestParams,
         taken: collections.deque[int] = collections.deque()
         try:
             for out in extract_in_order(take(taken), ingest=ingest, seg=seg, taxonomy=taxonomy,
-                                        manifest=manifest):
+                                        manifest=manifest,
+                                        max_bytes=READ_AHEAD_BYTES_PER_WORKER):
                 i = taken.popleft()
                 with cond:
                     # The answer the caller waits for always gets in: no thread can block it.

@@ -370,3 +370,35 @@ def test_a_caller_that_stops_early_ends_the_reading_threads(tmp_path):
     assert next(outcomes).result.status == "ok"
     outcomes.close()
     assert not [t for t in threading.enumerate() if t.name.startswith("forcecov-reader-")]
+
+
+def test_run_each_queues_calls_only_while_their_cost_fits():
+    outcomes = budget.run_each(_started_at, [(i, 0.05) for i in range(4)], timeout=10,
+                               max_memory_mb=100, ahead=5, cost=lambda args: 1.5, max_cost=2)
+    handed_over, answers = [], []
+    for outcome in outcomes:
+        answers.append(outcome.get())
+        handed_over.append(time.time())
+        time.sleep(0.5)
+    assert [value for value, _ in answers] == [0, 1, 2, 3]
+    # One call at a time beyond the one answered: call k + 2 waited for the caller.
+    assert all(answers[k + 2][1] > handed_over[k] + 0.5 for k in range(2))
+
+
+def test_big_files_are_shared_out_between_reading_workers(monkeypatch, tmp_path):
+    files = []
+    for i in range(4):
+        files.append(tmp_path / f"Kent {i}.txt")
+        files[-1].write_text("Kent Police. We refer every potential victim to the NRM.\n" * 14)
+    monkeypatch.setattr(extract, "READ_AHEAD_BYTES_PER_WORKER", 1000)  # about one file each
+    real = extract.read_document
+
+    def reader(path, **kwargs):
+        Path(path).with_suffix(".pid").write_text(str(os.getpid()))
+        time.sleep(0.3)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(extract, "read_document", reader)
+    rows = [out.result for out in extract.extract_on_threads(files, 2, ingest=TIGHT, seg=SEG)]
+    assert all(r.status == "ok" for r in rows)
+    assert len({f.with_suffix(".pid").read_text() for f in files}) == 2

@@ -418,7 +418,9 @@ class Outcome(Generic[T]):
 
 
 def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout: float,
-             max_memory_mb: float, ahead: int = 1) -> Iterator[Outcome[T]]:
+             max_memory_mb: float, ahead: int = 1,
+             cost: Callable[[tuple[Any, ...]], float] | None = None,
+             max_cost: float = float("inf")) -> Iterator[Outcome[T]]:
     """``fn(*args)`` for each of ``calls``, in order, each as :func:`run` runs one, yielded as
     an :class:`Outcome`.
 
@@ -427,6 +429,10 @@ def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout:
     batch). Each call's ``timeout`` counts from when the worker starts it. A call that
     breaks its budget, or kills its worker, is that call's outcome; the calls queued behind
     it go to the next worker.
+
+    With ``cost`` (of a call's args; a document's size, say), calls are also queued only
+    while their total cost stays within ``max_cost`` (one is always queued): several callers
+    sharing one source of calls then share out the costly ones.
     """
     if _in_worker or not hasattr(os, "fork"):
         if not _in_worker:
@@ -437,7 +443,8 @@ def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout:
             except Exception as e:  # noqa: BLE001 - handed to the caller, as run would raise it
                 yield Outcome(error=e)
         return
-    queue: _ReadAhead[T] = _ReadAhead(fn, calls, timeout, max_memory_mb, max(ahead, 1))
+    queue: _ReadAhead[T] = _ReadAhead(fn, calls, timeout, max_memory_mb, max(ahead, 1),
+                                      cost, max_cost)
     try:
         while (out := queue.next_outcome()) is not None:
             yield out
@@ -469,15 +476,19 @@ class _ReadAhead(Generic[T]):
     answered (``sent``, oldest first), and those still to send (``pending``)."""
 
     def __init__(self, fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], timeout: float,
-                 max_memory_mb: float, ahead: int) -> None:
+                 max_memory_mb: float, ahead: int,
+                 cost: Callable[[tuple[Any, ...]], float] | None = None,
+                 max_cost: float = float("inf")) -> None:
         import tempfile
 
         self.fn, self.timeout, self.max_memory_mb, self.ahead = fn, timeout, max_memory_mb, ahead
+        self.cost, self.max_cost = cost, max_cost
         self.calls = iter(calls)
         self.pending: collections.deque[tuple[Any, ...]] = collections.deque()
-        # Each entry: the call's args, its spool file, or the error that kept it from a worker.
-        self.sent: collections.deque[tuple[tuple[Any, ...], str, BaseException | None]] = \
-            collections.deque()
+        # Each entry: the call's args, its spool file, the error that kept it from a worker
+        # (if one did), and its cost.
+        self.sent: collections.deque[
+            tuple[tuple[Any, ...], str, BaseException | None, float]] = collections.deque()
         _sweep_spool_dirs()
         self.spool_dir = tempfile.mkdtemp(prefix=f"{_SPOOL_PREFIX}{os.getpid()}-")
         self.n = 0
@@ -500,6 +511,10 @@ class _ReadAhead(Generic[T]):
             args = self.pending.popleft() if self.pending else next(self.calls, None)
             if args is None:
                 return
+            cost = self.cost(args) if self.cost is not None else 0.0
+            if self.sent and sum(entry[3] for entry in self.sent) + cost > self.max_cost:
+                self.pending.appendleft(args)  # sent once the calls before it are answered
+                return
             spool = os.path.join(self.spool_dir, f"{self.n}.pickle")
             self.n += 1
             for _ in range(2):
@@ -507,7 +522,7 @@ class _ReadAhead(Generic[T]):
                     if self.worker is None or self.worker.reaped:
                         self.worker = _worker_for(self.max_memory_mb)
                     self.worker.send(self.fn, args, {}, spool)
-                    self.sent.append((args, spool, None))
+                    self.sent.append((args, spool, None, cost))
                     break
                 except _WorkerGone:
                     if self.sent:  # it died with calls queued: receiving them will say how
@@ -516,16 +531,16 @@ class _ReadAhead(Generic[T]):
                     self.worker = None
                     continue  # killed while idle (not by a call): once more with a new one
                 except Exception as e:  # noqa: BLE001 - e.g. no worker could be forked (EAGAIN)
-                    self.sent.append((args, spool, e))
+                    self.sent.append((args, spool, e, cost))
                     return
             else:
-                self.sent.append((args, spool, BudgetExceeded(crash_reason(None))))
+                self.sent.append((args, spool, BudgetExceeded(crash_reason(None)), cost))
                 return
 
     def _receive_oldest(self) -> Outcome[T]:
         worker = self.worker
         assert worker is not None
-        _, spool, _ = self.sent[0]
+        spool = self.sent[0][1]
         deadline = None  # until the worker says the call has started
         granted = 0.0
         while True:
@@ -564,7 +579,7 @@ class _ReadAhead(Generic[T]):
         return Outcome(error=error)
 
     def _requeue(self) -> None:
-        self.pending.extendleft(reversed([args for args, _, _ in self.sent]))
+        self.pending.extendleft(reversed([entry[0] for entry in self.sent]))
         self.sent.clear()
         self.worker = None
 
@@ -573,7 +588,7 @@ class _ReadAhead(Generic[T]):
         and remove the spool files."""
         import shutil
 
-        if self.worker is not None and any(e is None for _, _, e in self.sent):
+        if self.worker is not None and any(entry[2] is None for entry in self.sent):
             self.worker.stop()
         shutil.rmtree(self.spool_dir, ignore_errors=True)
 
