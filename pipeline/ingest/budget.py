@@ -11,9 +11,9 @@ Each calling process and thread has one worker, started on first use and reused 
 document (a round trip costs well under a millisecond); after a breach or a crash it is
 reaped and the next call starts another. Workers end with the process that started them.
 :func:`run_each` queues several documents in the worker at once, so that it reads on while
-the caller classifies; each answer then travels through a temporary file, because a worker
-blocked on a full pipe would stop reading. A thread runs one :func:`run` or
-:func:`run_each` at a time.
+the caller classifies (:func:`run` and :func:`submit` are its one-call cases). Each answer
+travels through a temporary file, because a worker blocked on a full pipe would stop
+reading. A thread runs one :func:`run`, :func:`submit` or :func:`run_each` at a time.
 
 Workers are forked, so they start with the caller's modules, and module state, as they were
 at the fork: a test that monkeypatches a reader calls :func:`stop_workers` first.
@@ -117,52 +117,16 @@ class _Worker:
     def alive(self) -> bool:
         return not self.reaped and not self._reap(wait=0.0)
 
-    def call(self, fn: Callable[..., T], args: tuple[object, ...], kwargs: Mapping[str, object],
-             timeout: float) -> T:
-        self.send(fn, args, kwargs)
-        return cast(T, self.receive(timeout, time.monotonic()))
-
     def send(self, fn: Callable[..., Any], args: tuple[object, ...],
-             kwargs: Mapping[str, object], spool: str | None = None) -> None:
-        """Hand the worker a job; its answer is read by :meth:`receive` (or, with
-        ``spool``, by :class:`_ReadAhead`)."""
+             kwargs: Mapping[str, object], spool: str) -> None:
+        """Hand the worker a job; it writes the answer to ``spool`` and says so on the pipe
+        (read by :class:`_ReadAhead`)."""
         job = pickle.dumps((fn, args, kwargs, spool), protocol=pickle.HIGHEST_PROTOCOL)
         try:
             self.conn.send_bytes(job)
         except OSError as e:  # BrokenPipeError: it died since it last answered
             self.stop()
             raise _WorkerGone from e
-
-    def receive(self, timeout: float, started: float) -> Any:
-        """The answer to the job sent at ``started`` (``time.monotonic()``), which has
-        ``timeout`` seconds from then; raises as :func:`run` does."""
-        done = False
-        try:
-            deadline = started + timeout
-            granted = 0.0
-            while True:
-                if not self.conn.poll(max(deadline - time.monotonic(), 0.0)):
-                    self.stop()
-                    raise BudgetExceeded(timeout_reason(timeout, granted))
-                try:
-                    kind, value, retire = pickle.loads(self.conn.recv_bytes())
-                except (EOFError, OSError):
-                    raise BudgetExceeded(crash_reason(self.stop(grace=1.0))) from None
-                if kind != "extend":
-                    break
-                deadline += value
-                granted += value
-            done = True
-        finally:
-            if not done:  # a breach, a dead worker, or the caller interrupted (Ctrl-C) mid-call
-                self.stop()
-        if retire:
-            self.stop(grace=1.0)
-        if kind == "memory":
-            raise BudgetExceeded(memory_reason(self.max_memory_mb))
-        if kind == "raise":
-            raise value
-        return value
 
     def stop(self, grace: float = 0.0) -> int | None:
         """End the worker and reap it; its exit code. ``grace``: seconds it may take to end on
@@ -249,15 +213,15 @@ def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
         _job_conn = conn
         try:
             fn, args, kwargs, spool = pickle.loads(data)
-            if spool is not None:  # queued behind others: say when it starts, for its deadline
-                conn.send_bytes(pickle.dumps(("start", time.monotonic(), False)))
-            reply = ("ok", fn(*args, **kwargs))
-            if spool is not None:
-                # The answer goes to a file and the pipe carries its name: a caller busy with
-                # earlier answers must not leave this worker blocked on a full pipe.
-                with open(spool, "wb") as fh:
-                    pickle.dump(reply[1], fh, protocol=pickle.HIGHEST_PROTOCOL)
-                reply = ("spooled", spool)
+            # It may have been queued behind others: say when it starts, for its deadline.
+            conn.send_bytes(pickle.dumps(("start", time.monotonic(), False)))
+            value = fn(*args, **kwargs)
+            # The answer goes to a file and the pipe carries its name: a caller busy with
+            # earlier answers must not leave this worker blocked on a full pipe.
+            with open(spool, "wb") as fh:
+                pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            del value
+            reply = ("spooled", spool)
         except MemoryError:
             reply = ("memory", None)
         except BaseException as e:  # the caller decides what an exception means
@@ -390,17 +354,8 @@ def run(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float,
     arguments and its result must pickle. Inside a worker, or where there is no ``fork``, the
     call runs in place, without a budget.
     """
-    if _in_worker:
-        return fn(*args, **kwargs)
-    if not hasattr(os, "fork"):
-        _warn_no_fork()
-        return fn(*args, **kwargs)
-    for _ in range(2):
-        try:
-            return _worker_for(max_memory_mb).call(fn, args, kwargs, timeout)
-        except _WorkerGone:
-            continue  # killed while idle (not by this job): try once more with a new one
-    raise BudgetExceeded(crash_reason(None))
+    call = functools.partial(fn, **kwargs) if kwargs else fn
+    return submit(call, *args, timeout=timeout, max_memory_mb=max_memory_mb).result()
 
 
 @dataclass(frozen=True)
@@ -415,6 +370,25 @@ class Outcome(Generic[T]):
         if self.error is not None:
             raise self.error
         return cast(T, self.value)
+
+
+def _in_place() -> bool:
+    """Calls run in this process, without a budget: inside a worker (a nested call), or where
+    there is no ``fork`` (said once)."""
+    if _in_worker:
+        return True
+    if not hasattr(os, "fork"):
+        _warn_no_fork()
+        return True
+    return False
+
+
+def _outcome_here(fn: Callable[..., T], args: tuple[Any, ...]) -> Outcome[T]:
+    """``fn(*args)`` run in this process, as an :class:`Outcome`."""
+    try:
+        return Outcome(fn(*args))
+    except Exception as e:  # noqa: BLE001 - handed to the caller, raised by Outcome.get
+        return Outcome(error=e)
 
 
 def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout: float,
@@ -434,14 +408,9 @@ def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout:
     while their total cost stays within ``max_cost`` (one is always queued): several callers
     sharing one source of calls then share out the costly ones.
     """
-    if _in_worker or not hasattr(os, "fork"):
-        if not _in_worker:
-            _warn_no_fork()
+    if _in_place():
         for args in calls:
-            try:
-                yield Outcome(fn(*args))
-            except Exception as e:  # noqa: BLE001 - handed to the caller, as run would raise it
-                yield Outcome(error=e)
+            yield _outcome_here(fn, args)
         return
     queue: _ReadAhead[T] = _ReadAhead(fn, calls, timeout, max_memory_mb, max(ahead, 1),
                                       cost, max_cost)
@@ -511,7 +480,9 @@ class _ReadAhead(Generic[T]):
             args = self.pending.popleft() if self.pending else next(self.calls, None)
             if args is None:
                 return
-            cost = self.cost(args) if self.cost is not None else 0.0
+            # Costs matter only under a bound (a stat per file is not free on a hot path).
+            bounded = self.cost is not None and self.max_cost != float("inf")
+            cost = self.cost(args) if bounded and self.cost is not None else 0.0
             if self.sent and sum(entry[3] for entry in self.sent) + cost > self.max_cost:
                 self.pending.appendleft(args)  # sent once the calls before it are answered
                 return
@@ -615,11 +586,8 @@ def submit(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: floa
     """Start ``fn(*args)`` in this thread's worker, as :func:`run` would, and return at once:
     for work that can go on in another process while the caller does something else. Inside
     a worker, or where there is no ``fork``, it runs in place before returning."""
-    if _in_worker or not hasattr(os, "fork"):
-        try:
-            return Pending(done=Outcome(fn(*args)))
-        except Exception as e:  # noqa: BLE001 - raised again by result(), as run would raise it
-            return Pending(done=Outcome(error=e))
+    if _in_place():
+        return Pending(done=_outcome_here(fn, args))
     queue: _ReadAhead[T] = _ReadAhead(fn, [args], timeout, max_memory_mb, ahead=0)
     queue.fill()
     return Pending(queue)
