@@ -84,12 +84,19 @@ def _coverage_table():
 
 
 def test_figures_render_in_the_reading_worker_as_they_would_here():
+    import os
+
     from pipeline.config import Params
     from pipeline.findings import figures_of, start_figures
+    from pipeline.ingest import budget
     from pipeline.report import render_figures
 
     cov = _coverage_table()
-    figures = figures_of(start_figures(cov, TAX, Params()))
+    budget.stop_workers()
+    pending = start_figures(cov, TAX, Params())
+    assert [w for w in budget._workers if w.owner == os.getpid()]  # sent to a worker
+    figures = figures_of(pending)
+    budget.stop_workers()
     assert figures == render_figures(cov, TAX)
     assert figures.heatmap.startswith(b"\x89PNG")
 
