@@ -35,11 +35,10 @@ def model_frame(texts: Any, headings: Any = None, contexts: Any = None) -> pd.Da
     texts = list(texts)
     headings = list(headings) if headings is not None else [""] * len(texts)
     contexts = list(contexts) if contexts is not None else [""] * len(texts)
-    return pd.DataFrame({
-        "text": [prepare_text(t) for t in texts],
-        "context": [prepare_text(f"{h or ''} {c or ''}")
-                    for h, c in zip(headings, contexts, strict=True)],
-    })
+    joined = [f"{h or ''} {c or ''}" for h, c in zip(headings, contexts, strict=True)]
+    prepared = {c: prepare_text(c) for c in set(joined)}  # passages share their heading
+    return pd.DataFrame({"text": [prepare_text(t) for t in texts],
+                         "context": [prepared[c] for c in joined]})
 
 
 @dataclass
@@ -73,7 +72,8 @@ class TrainedModel:
                                                           "needs_review"]
             return pd.DataFrame(columns=cols)
         proba = self.classifier.predict_proba(X)
-        echo = self.echo.predict(list(passages["text"]))
+        prepared = X["text"].tolist()
+        echo = self.echo.predict(list(passages["text"]), prepared)
         too_short = np.array([len(t.split()) < min_words for t in passages["text"]], dtype=bool)
         hits = (proba >= self.thresholds) & ~(echo | too_short)[:, None]
         distance = np.abs(proba - self.thresholds)
@@ -86,17 +86,18 @@ class TrainedModel:
         out["confidence"] = confidence.round(4)
         out["needs_review"] = (distance.min(axis=1) < review_margin) & ~(echo | too_short)
         if self.depth is not None:
-            out = out.join(self._depth(list(passages["text"]), hits.any(axis=1)))
+            out = out.join(self._depth(list(passages["text"]), prepared, hits.any(axis=1)))
         return out
 
-    def _depth(self, texts: list[str], evidence: np.ndarray) -> pd.DataFrame:
+    def _depth(self, texts: list[str], prepared: list[str], evidence: np.ndarray) -> pd.DataFrame:
         """Depth columns for every row, predicted only where the row is evidence."""
         from .depth import with_depth_columns
 
         rows = np.flatnonzero(evidence)
         frame = with_depth_columns(pd.DataFrame(index=range(len(texts))),
                                    self.depth.all_subpoints)
-        frame.loc[rows] = self.depth.predict([texts[i] for i in rows]).set_axis(rows)
+        frame.loc[rows] = self.depth.predict([texts[i] for i in rows],
+                                             [prepared[i] for i in rows]).set_axis(rows)
         return frame
 
 

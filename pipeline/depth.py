@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -84,6 +84,13 @@ class DepthModel:
     status_cues: list[str] = field(default_factory=lambda: list(STATUS_CUES))
     sentence_min: float = 0.6
 
+    @cached_property
+    def tfidf(self) -> Any:
+        """The vectorizer's transform, a batch at a time (:mod:`.classifiers.batchtfidf`)."""
+        from .classifiers.batchtfidf import BatchTfidf
+
+        return BatchTfidf(self.vectorizer)
+
     def _status_proba(self, texts: list[str], X: Any) -> npt.NDArray[np.float64]:
         from scipy.special import softmax
 
@@ -112,7 +119,7 @@ class DepthModel:
                 owner += [i] * len(parts)
         if not sentences:
             return probs
-        sent_probs = self._status_proba(sentences, self.vectorizer.transform(sentences))
+        sent_probs = self._status_proba(sentences, self.tfidf.transform(sentences))
         best = probs.copy()
         for row, sp in zip(owner, sent_probs, strict=True):
             # Only a sentence that itself reads, surely enough, as in place or in progress
@@ -123,8 +130,9 @@ class DepthModel:
                 best[row] = sp
         return best
 
-    def predict(self, texts: list[str]) -> pd.DataFrame:
-        """Depth columns for each text, aligned with the input."""
+    def predict(self, texts: list[str], prepared: list[str] | None = None) -> pd.DataFrame:
+        """Depth columns for each text, aligned with the input. ``prepared``: the texts as
+        :func:`pipeline.classify.prepare_text` gives them, when the caller has them."""
         from scipy.special import expit
 
         from .classify import prepare_text
@@ -133,8 +141,9 @@ class DepthModel:
         out = pd.DataFrame(index=range(n))
         if not n:
             return with_depth_columns(out, self.all_subpoints)
-        prepared = [prepare_text(t) for t in texts]
-        X = self.vectorizer.transform(prepared)
+        if prepared is None:
+            prepared = [prepare_text(t) for t in texts]
+        X = self.tfidf.transform(prepared)
         if self.statuses:
             probs = self._status_proba(prepared, X)
             out["status"] = [self.statuses[i] for i in probs.argmax(axis=1)]

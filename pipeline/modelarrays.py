@@ -241,9 +241,11 @@ class ArrayClassifier:
                        if k in ("coef", "intercept", "cal_a", "cal_b") or k.startswith("iso_")
                        or k in {f"{b['name']}.{part}" for b in layout["blocks"]
                                 for part in ("terms", "idf")}}
+        from .classifiers.batchtfidf import BatchTfidf
+
         self.blocks = [(b["name"], b["column"], b["weight"],
-                        _rebuild_vectorizer(b["tfidf"], arrays[f"{b['name']}.terms"],
-                                            arrays[f"{b['name']}.idf"]))
+                        BatchTfidf(_rebuild_vectorizer(b["tfidf"], arrays[f"{b['name']}.terms"],
+                                                       arrays[f"{b['name']}.idf"])))
                        for b in layout["blocks"]]
         self.method = layout["method"]
         self.coef = arrays["coef"]
@@ -255,7 +257,8 @@ class ArrayClassifier:
     def transform(self, X: pd.DataFrame) -> Any:
         from scipy import sparse
 
-        parts = [vec.transform(X[column]) * weight for _, column, weight, vec in self.blocks]
+        parts = [tfidf.transform(X[column].tolist()) * weight
+                 for _, column, weight, tfidf in self.blocks]
         return sparse.hstack(parts).tocsr()
 
     def predict_proba(self, X: pd.DataFrame) -> npt.NDArray[np.float64]:

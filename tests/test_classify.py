@@ -63,24 +63,6 @@ def test_echo_detector_flags_restated_recommendations_not_answers():
     assert list(flagged) == [True, False]
 
 
-def test_echo_scores_per_distinct_word_equal_the_vectorizer_exactly():
-    """The fast path sums each distinct word's n-grams; it must match scikit-learn's own
-    transform on awkward text (tabs, runs of spaces, accents, capitals, empty, one letter)."""
-    from pipeline.classify import prepare_text
-
-    tax = load_taxonomy()
-    echo = make_echo_detector(tax, load_params(REPO / "params.yaml").echo).fit(
-        ["We refer victims to the NRM.", "Our team investigates."])
-    texts = [prepare_text(t) for t in (
-        "Recommendation 2(f): understand the NRM and the duty to notify.",
-        "  Officers\tREFER  victims — naïve café, à la carte  ", "", "x", "NRM NRM NRM nrm")]
-    fast = echo._char_tfidf(texts)
-    slow = echo.vectorizer_.transform(texts)
-    assert fast.shape == slow.shape
-    assert abs(fast - slow).max() < 1e-12
-    assert slow.nnz > 0  # the texts do share n-grams with the fitted vocabulary
-
-
 def test_prepare_text_strips_bullets():
     assert prepare_text("Lead in:\n• one\n- two") == "Lead in: one two"
 

@@ -1,9 +1,13 @@
 """Named practices: the taxonomy's practice terms, found as whole words in any case."""
 
+import json
+import re
+
 import pandas as pd
 
-from pipeline.practices import PRACTICE_COLUMNS, find_practices, practices_by_force
-from pipeline.taxonomy import load_taxonomy
+from pipeline.practices import FOLDS_TO_ASCII, PRACTICE_COLUMNS, find_practices, practices_by_force
+from pipeline.taxonomy import load_taxonomy, term_pattern
+from tests.conftest import REPO
 
 TAX = load_taxonomy()
 
@@ -19,6 +23,28 @@ def test_terms_match_whole_words_in_any_case_and_across_punctuation():
 def test_a_term_inside_a_longer_word_is_not_a_match():
     # "app" in "approach", "nca" in "financial", "soc" in "social": no practice named.
     assert find_practices("Our approach to financial and social matters.", TAX) == set()
+
+
+def test_the_characters_that_fold_to_ascii_letters_are_all_known():
+    """The substring test before each pattern is exact only if these are all of them."""
+    letter = re.compile("[a-z]", re.I)
+    folding = {chr(i) for i in range(128, 0x110000)
+               if not 0xD800 <= i < 0xE000 and letter.fullmatch(chr(i))}
+    assert folding == set(FOLDS_TO_ASCII)
+
+
+def test_the_substring_test_finds_what_the_patterns_alone_find():
+    def by_patterns(text):
+        return {(cat, practice) for cat, practices in TAX.practice_terms.items()
+                for practice, terms in practices.items() if term_pattern(terms).search(text)}
+
+    texts = [json.loads(line)["text"]
+             for line in (REPO / "data" / "field" / "field_a.jsonl").read_text().splitlines()]
+    texts += ["The \u017fPOC network", "Our \u212aENT-wide SPOC", "Intranet\u0130 page", "spoc"]
+    assert sum(bool(by_patterns(t)) for t in texts) > 20  # the texts do name practices
+    for text in texts:
+        assert find_practices(text, TAX) == by_patterns(text), text
+    assert ("nrm", "SPOC") in find_practices("The \u017fPOC network", TAX)  # long s, any case
 
 
 def test_only_the_asked_categorys_practices_are_looked_for():

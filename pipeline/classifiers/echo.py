@@ -4,7 +4,6 @@ answer it. Based on the wording held in the taxonomy, not on the classifier."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -52,79 +51,55 @@ class EchoDetector(BaseEstimator):  # type: ignore[misc]
         return self
 
     def compile_cues(self) -> None:
-        """Compile the echo and own-voice cue patterns (after fitting or loading)."""
+        """Get ready to predict, after fitting or loading: compile the echo and own-voice cue
+        patterns, and index the vocabulary for batch transforms."""
+        from .batchtfidf import BatchTfidf
+
         self.cue_re_ = [re.compile(p, re.I | re.M) for p in self.cues]
         self.own_re_ = [re.compile(p, re.I) for p in self.own_voice]
+        self.tfidf_ = BatchTfidf(self.vectorizer_)
 
-    def score(self, texts: list[str]) -> np.ndarray:
-        """Cosine to the nearest taxonomy text, for each passage."""
+    def score(self, texts: list[str], prepared: list[str] | None = None) -> np.ndarray:
+        """Cosine to the nearest taxonomy text, for each passage. ``prepared``: the texts as
+        :func:`pipeline.classify.prepare_text` gives them, when the caller has them."""
         check_is_fitted(self, "reference_")
         if not len(texts):
             return np.zeros(0)
-        m = self._char_tfidf([prepare_text(t) for t in texts])
+        if not hasattr(self, "tfidf_"):  # pickled by an older version
+            self.compile_cues()
+        if prepared is None:
+            prepared = [prepare_text(t) for t in texts]
+        m = self.tfidf_.transform(prepared)
         return np.asarray((m @ self.reference_.T).max(axis=1).toarray()).ravel()
 
-    def _char_tfidf(self, texts: list[str]) -> Any:
-        """Exactly ``self.vectorizer_.transform(texts)``, several times faster on a batch.
-
-        ``char_wb`` n-grams never cross a word boundary, so a passage's n-gram counts are the
-        sum of its words' counts. scikit-learn's pure-Python analyzer then runs once per
-        distinct word in the batch instead of once per word of every passage; a sparse
-        product adds them up, and the TF-IDF weighting (sublinear tf, idf, l2) follows.
-        """
-        from scipy import sparse
-        from sklearn.preprocessing import normalize
-
-        vec = self.vectorizer_
-        index: dict[str, int] = {}
-        rows: list[int] = []
-        cols: list[int] = []
-        for i, text in enumerate(texts):
-            for word in (text.lower() if vec.lowercase else text).split():
-                rows.append(i)
-                cols.append(index.setdefault(word, len(index)))
-        doc_words = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)),
-                                      shape=(len(texts), len(index)))
-        # The fitted vectorizer's own analyzer and vocabulary give each word's n-gram counts.
-        word_ngrams = self._word_counts(list(index))
-        counts = (doc_words @ word_ngrams).tocsr()
-        if vec.sublinear_tf:
-            np.log(counts.data, counts.data)
-            counts.data += 1
-        counts = counts @ sparse.diags(vec.idf_)
-        return normalize(counts, norm=vec.norm, copy=False) if vec.norm else counts
-
-    def _word_counts(self, words: list[str]) -> Any:
-        """Raw n-gram counts of each word, over the fitted vocabulary: (n words, n features)."""
-        from scipy import sparse
-
-        analyze = self.vectorizer_.build_analyzer()
-        vocabulary = self.vectorizer_.vocabulary_
-        rows, cols = [], []
-        for i, word in enumerate(words):
-            for gram in analyze(word):
-                j = vocabulary.get(gram)
-                if j is not None:
-                    rows.append(i)
-                    cols.append(j)
-        return sparse.csr_matrix((np.ones(len(rows)), (rows, cols)),
-                                 shape=(len(words), len(vocabulary)))
-
-    def predict(self, texts: list[str]) -> np.ndarray:
-        """Whether each passage is an echo (see the class docstring)."""
-        check_is_fitted(self, ("reference_", "cue_re_"))
+    def predict(self, texts: list[str], prepared: list[str] | None = None) -> np.ndarray:
+        """Whether each passage is an echo (see the class docstring). ``prepared`` as for
+        :meth:`score`."""
+        check_is_fitted(self, "reference_")
+        if not hasattr(self, "tfidf_"):  # pickled by an older version
+            self.compile_cues()
         texts = [str(t) for t in texts]
         words = np.array([len(t.split()) for t in texts], dtype=int)
         # A passage over max_words is never an echo, so only the short ones are compared.
         short = np.flatnonzero(words <= self.max_words)
         sims = np.zeros(len(texts))
-        sims[short] = self.score([texts[i] for i in short])
-        own = np.array([any(r.search(t) for r in self.own_re_) for t in texts], dtype=bool)
-        cued = np.array([any(r.search(t) for r in self.cue_re_) for t in texts], dtype=bool) & ~own
+        sims[short] = self.score([texts[i] for i in short],
+                                 None if prepared is None else [prepared[i] for i in short])
+        # The cues can only matter for a short passage with some similarity: read only those.
+        bar = min(self.similarity, self.own_voice_similarity, self.cue_similarity)
+        own, cued = np.zeros(len(texts), dtype=bool), np.zeros(len(texts), dtype=bool)
+        candidates = short[sims[short] >= bar]
+        own[candidates] = [_found(self.own_re_, texts[i]) for i in candidates]
+        candidates = candidates[~own[candidates]]
+        cued[candidates] = [_found(self.cue_re_, texts[i]) for i in candidates]
         close = sims >= np.where(own, self.own_voice_similarity, self.similarity)
         echo: npt.NDArray[np.bool_] = (
             (close | (cued & (sims >= self.cue_similarity))) & (words <= self.max_words))
         return echo
+
+
+def _found(patterns: list[re.Pattern[str]], text: str) -> bool:
+    return any(p.search(text) for p in patterns)
 
 
 def make_echo_detector(taxonomy: Taxonomy, params: EchoParams) -> EchoDetector:
