@@ -28,11 +28,11 @@ from .coverage import (
 )
 from .forces import territorial_forces
 from .passagefile import MODEL_VERSION_KEY, copy_passage_file, passage_file_metadata
-from .practices import practices_by_force
+from .practices import practices_by_force, practices_by_row
 from .records import DocumentResult, read_documents_csv, write_documents_csv
 from .runfolder import load_previous_run, staging_folder
 from .taxonomy import Taxonomy
-from .themes import themes
+from .themes import national_rows, themes
 
 if TYPE_CHECKING:
     from .compare import RunTables
@@ -73,15 +73,22 @@ def stage_timings(seconds: dict[str, float], *, n_pages: int,
 
 class EvidenceCollector:
     """Reduces scored passages, batch by batch, to what coverage and the report need: the
-    evidence table (:func:`pipeline.coverage.evidence_table`) and three counts."""
+    evidence table (:func:`pipeline.coverage.evidence_table`), three counts, and each
+    evidence row's named practices and national-work flag (found here, batch by batch,
+    while the next documents are read, rather than all at the end)."""
 
     def __init__(self, taxonomy: Taxonomy):
         self.taxonomy = taxonomy
         self.parts: list[pd.DataFrame] = []
+        self.practices: list[set[tuple[str, str]]] = []  # per evidence row, in order
+        self.national: list[bool] = []  # per evidence row, in order
         self.n_passages = self.n_echo = self.n_needs_review = 0
 
     def add(self, scored: pd.DataFrame) -> None:
-        self.parts.append(evidence_table(scored, self.taxonomy))
+        part = evidence_table(scored, self.taxonomy)
+        self.parts.append(part)
+        self.practices += practices_by_row(part, self.taxonomy)
+        self.national += national_rows(part, self.taxonomy).tolist()
         self.n_passages += len(scored)
         self.n_echo += int(scored["echo"].sum())
         self.n_needs_review += int(scored["needs_review"].sum())
@@ -130,8 +137,9 @@ def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[Do
         columns=["doc_id", "force", "status"])
     cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
     figures = start_figures(cov, taxonomy, params)
-    practices = practices_by_force(evidence, taxonomy)
-    theme_table = themes(evidence, taxonomy, params.themes)
+    practices = practices_by_force(evidence, taxonomy, collected.practices)
+    theme_table = themes(evidence, taxonomy, params.themes,
+                         pd.Series(collected.national, index=evidence.index, dtype=bool))
     summary = national_summary(cov, taxonomy, territorial_forces(),
                                stated_gaps(evidence, taxonomy))
     summary.update({

@@ -45,17 +45,27 @@ def find_practices(text: str, taxonomy: Taxonomy,
     return found
 
 
-def practices_by_force(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
+def practices_by_row(evidence: pd.DataFrame, taxonomy: Taxonomy) -> list[set[tuple[str, str]]]:
+    """For each evidence row, the (category, practice) pairs it names in its category."""
+    return [find_practices(str(text), taxonomy, str(cat))
+            for text, cat in zip(evidence["text"], evidence["category"], strict=True)]
+
+
+def practices_by_force(evidence: pd.DataFrame, taxonomy: Taxonomy,
+                       found: list[set[tuple[str, str]]] | None = None) -> pd.DataFrame:
     """For each category, each practice named in that category's evidence, counted by force.
 
-    ``evidence`` is :func:`pipeline.coverage.evidence_table`'s frame.
+    ``evidence`` is :func:`pipeline.coverage.evidence_table`'s frame; ``found``, when given,
+    is :func:`practices_by_row` of it (worked out batch by batch while documents are read).
     """
+    if found is None:
+        found = practices_by_row(evidence, taxonomy)
     seen: dict[tuple[str, str], set[str]] = {}
-    for rec in evidence.itertuples(index=False):
-        if rec.force == "unknown":
+    for force, named in zip(evidence["force"], found, strict=True):
+        if force == "unknown":
             continue
-        for key in find_practices(rec.text, taxonomy, rec.category):
-            seen.setdefault(key, set()).add(rec.force)
+        for key in named:
+            seen.setdefault(key, set()).add(force)
     rows = [{"category": c, "practice": p, "n_forces": len(f), "forces": "; ".join(sorted(f))}
             for (c, p), f in seen.items()]
     order = {c: i for i, c in enumerate(taxonomy.labels)}

@@ -171,14 +171,24 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
     return rows
 
 
-def themes(evidence: pd.DataFrame, taxonomy: Taxonomy, params: ThemeParams) -> pd.DataFrame:
-    """Themes of every category's evidence across forces (columns: module docstring)."""
+def national_rows(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.Series:
+    """Whether each evidence row is about national work (:func:`is_national`)."""
+    return pd.Series([is_national(str(t), taxonomy) for t in evidence["text"]],
+                     index=evidence.index, dtype=bool)
+
+
+def themes(evidence: pd.DataFrame, taxonomy: Taxonomy, params: ThemeParams,
+           national: pd.Series | None = None) -> pd.DataFrame:
+    """Themes of every category's evidence across forces (columns: module docstring).
+    ``national``, when given, is :func:`national_rows` of ``evidence`` (worked out batch by
+    batch while documents are read)."""
     rows: list[ThemeRow] = []
     if evidence.empty:
         return pd.DataFrame(columns=THEME_COLUMNS)
     own = evidence[(evidence["force"] != "unknown")
                    & (evidence.get("status", pd.Series("", index=evidence.index)) != "gap")]
-    national = own["text"].map(lambda t: is_national(str(t), taxonomy))
+    national = (national_rows(own, taxonomy) if national is None
+                else national.loc[own.index])
     stop = stop_words(taxonomy)
     for cat in taxonomy.labels:
         ev = own[(own["category"] == cat) & ~national].drop_duplicates("passage_id")

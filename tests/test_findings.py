@@ -1,0 +1,46 @@
+"""The coverage and report stages' collector: evidence reduced batch by batch."""
+
+import pandas as pd
+
+from pipeline.config import ThemeParams
+from pipeline.findings import EvidenceCollector
+from pipeline.practices import practices_by_force, practices_by_row
+from pipeline.taxonomy import load_taxonomy
+from pipeline.themes import national_rows, themes
+
+TAX = load_taxonomy()
+TEXTS = [
+    ("Kent", ["nrm"], "Our SPOC checks every NRM referral before it goes to the Single Competent "
+                      "Authority."),
+    ("Essex", ["nrm", "victim_support"], "The College of Policing has published guidance for "
+                                         "first responders on the NRM."),
+    ("Kent", ["investigation"], "Cases go to PIP2 detectives in the exploitation team."),
+    ("unknown", ["force_systems"], "Guidance sits on the intranet page and in the app."),
+    ("Surrey", ["force_systems"], "We rewrote the intranet page and added a pocket guide."),
+    ("Surrey", [], "The weather was fine."),
+]
+
+
+def _scored(rows):
+    return pd.DataFrame([{"passage_id": f"p{i}", "doc_id": f"d-{force}", "force": force,
+                          "page": 1, "text": text, "labels": labels, "rec_refs": [], "echo": False,
+                          "needs_review": False,
+                          **{f"p_{c}": (0.9 if c in labels else 0.1) for c in TAX.labels}}
+                         for i, (force, labels, text) in rows])
+
+
+def test_rows_found_batch_by_batch_match_those_found_on_the_whole_evidence():
+    collected = EvidenceCollector(TAX)
+    rows = list(enumerate(TEXTS))
+    collected.add(_scored(rows[:3]))
+    collected.add(_scored(rows[3:]))
+    evidence = collected.evidence()
+    assert len(evidence) == 6 and collected.n_passages == 6
+    assert collected.practices == practices_by_row(evidence, TAX)
+    assert collected.national == national_rows(evidence, TAX).tolist()
+    assert any(collected.practices) and any(collected.national)  # both have something found
+    by_batch = practices_by_force(evidence, TAX, collected.practices)
+    pd.testing.assert_frame_equal(by_batch, practices_by_force(evidence, TAX))
+    national = pd.Series(collected.national, index=evidence.index, dtype=bool)
+    pd.testing.assert_frame_equal(themes(evidence, TAX, ThemeParams(), national),
+                                  themes(evidence, TAX, ThemeParams()))
