@@ -47,6 +47,18 @@ def _mode(vec: Any) -> str:
     return "sklearn"
 
 
+def _number_tokens(per_text: list[list[str]]) -> tuple[npt.NDArray[np.intp], Any,
+                                                       npt.NDArray[np.intp]]:
+    """A batch's tokens (a list per text) numbered once: each token's number, the distinct
+    tokens in order of first appearance (``pandas.factorize``), and the text each came from."""
+    import pandas as pd
+
+    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
+    owner = np.repeat(np.arange(len(per_text)), lengths)
+    codes, distinct = pd.factorize(np.array(list(chain.from_iterable(per_text)), dtype=object))
+    return codes, distinct, owner
+
+
 class BatchTfidf:
     """Exactly ``vectorizer.transform(texts)`` for a fitted ``TfidfVectorizer`` (see the
     module docstring). The vectorizer is read, never changed."""
@@ -109,22 +121,17 @@ class BatchTfidf:
         return [t.lower() for t in texts] if self.vectorizer.lowercase else texts
 
     def _word_counts(self, texts: list[str]) -> Any:
-        import pandas as pd
         from scipy import sparse
 
         findall = self._pattern.findall
-        per_text = [findall(t) for t in self._lowered(texts)]
-        lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-        tokens = list(chain.from_iterable(per_text))
+        codes, distinct, owner = _number_tokens([findall(t) for t in self._lowered(texts)])
         shape = (len(texts), self.n_features)
-        if not tokens:
+        if not len(codes):
             return sparse.csr_matrix(shape, dtype=np.float64)
-        codes, distinct = pd.factorize(np.array(tokens, dtype=object))
         number = self._words.get_indexer(distinct)[codes]  # -1: in no vocabulary term
-        owner = np.repeat(np.arange(len(texts)), lengths)
         rows, cols = [], []
         for n, (keys, columns) in self._keys.items():
-            m = len(tokens) - n + 1
+            m = len(codes) - n + 1
             if m <= 0 or not len(keys):
                 continue
             # texts are contiguous, so an n-gram stays inside one when its ends do
@@ -144,17 +151,12 @@ class BatchTfidf:
         return counts
 
     def _char_wb_counts(self, texts: list[str]) -> Any:
-        import pandas as pd
         from scipy import sparse
 
-        per_text = [t.split() for t in self._lowered(texts)]
-        lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-        words = list(chain.from_iterable(per_text))
+        codes, distinct, owner = _number_tokens([t.split() for t in self._lowered(texts)])
         shape = (len(texts), self.n_features)
-        if not words:
+        if not len(codes):
             return sparse.csr_matrix(shape, dtype=np.float64)
-        codes, distinct = pd.factorize(np.array(words, dtype=object))
-        owner = np.repeat(np.arange(len(texts)), lengths)
         text_words = sparse.csr_matrix((np.ones(len(codes)), (owner, codes)),
                                        shape=(len(texts), len(distinct)))
         grams = [self._grams_of(str(w)) for w in distinct]
@@ -227,11 +229,8 @@ def fit_counts(counter: Any, texts: list[str]) -> tuple[Any, npt.NDArray[np.obje
         fitted = clone(counter)
         return fitted.fit_transform(texts), fitted.get_feature_names_out()
     pattern = re.compile(counter.token_pattern)
-    per_text = [pattern.findall(t.lower() if counter.lowercase else t) for t in texts]
-    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-    owner = np.repeat(np.arange(len(texts)), lengths)
-    tokens = np.array(list(chain.from_iterable(per_text)), dtype=object)
-    codes, distinct = pd.factorize(tokens)
+    codes, distinct, owner = _number_tokens(
+        [pattern.findall(t.lower() if counter.lowercase else t) for t in texts])
     stop = counter.get_stop_words()
     if stop and len(codes):
         is_stop = np.fromiter((w in stop for w in distinct), dtype=bool, count=len(distinct))
