@@ -80,7 +80,7 @@ class EvidenceCollector:
     def __init__(self, taxonomy: Taxonomy):
         self.taxonomy = taxonomy
         self.parts: list[pd.DataFrame] = []
-        self.practices: list[set[tuple[str, str]]] = []  # per evidence row, in order
+        self.practices: list[frozenset[tuple[str, str]]] = []  # per evidence row, in order
         self.national: list[bool] = []  # per evidence row, in order
         self.n_passages = self.n_echo = self.n_needs_review = 0
 

@@ -45,14 +45,19 @@ def find_practices(text: str, taxonomy: Taxonomy,
     return found
 
 
-def practices_by_row(evidence: pd.DataFrame, taxonomy: Taxonomy) -> list[set[tuple[str, str]]]:
-    """For each evidence row, the (category, practice) pairs it names in its category."""
-    return [find_practices(str(text), taxonomy, str(cat))
-            for text, cat in zip(evidence["text"], evidence["category"], strict=True)]
+def practices_by_row(evidence: pd.DataFrame,
+                     taxonomy: Taxonomy) -> list[frozenset[tuple[str, str]]]:
+    """For each evidence row, the (category, practice) pairs it names in its category. Rows
+    naming the same pairs share one set: a run keeps one per evidence row."""
+    shared: dict[frozenset[tuple[str, str]], frozenset[tuple[str, str]]] = {}
+    return [shared.setdefault(named, named)
+            for named in (frozenset(find_practices(str(text), taxonomy, str(cat)))
+                          for text, cat in zip(evidence["text"], evidence["category"],
+                                               strict=True))]
 
 
 def practices_by_force(evidence: pd.DataFrame, taxonomy: Taxonomy,
-                       found: list[set[tuple[str, str]]] | None = None) -> pd.DataFrame:
+                       found: list[frozenset[tuple[str, str]]] | None = None) -> pd.DataFrame:
     """For each category, each practice named in that category's evidence, counted by force.
 
     ``evidence`` is :func:`pipeline.coverage.evidence_table`'s frame; ``found``, when given,

@@ -145,11 +145,17 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
     # Passages the themes quote must be in the evidence section, for their links to land.
     quoted = {(r.category, pid) for r in themes.itertuples(index=False)
               for pid in str(r.passage_ids).split(";") if pid}
-    # Each force's evidence per category, found once, read from plain lists (a mask and a
-    # frame per cell cost half a second a run).
+    # Each force's evidence per category, found with one groupby (a mask and a frame per
+    # cell cost half a second a run); only the rows shown are read out of the frame.
     cells_of = (evidence.groupby(["force", "category"], sort=False).indices
                 if len(evidence) else {})
-    column = {name: evidence[name].tolist()
+    passage_ids = evidence["passage_id"].tolist()
+    shown_of = {(force, c): [i for k, i in enumerate(rows)
+                             if k < EVIDENCE_PER_CATEGORY or (c, passage_ids[i]) in quoted]
+                for (force, c), rows in cells_of.items()}
+    shown_rows = sorted({i for rows in shown_of.values() for i in rows})
+    picked = evidence.iloc[shown_rows]
+    column = {name: dict(zip(shown_rows, picked[name].tolist(), strict=True))
               for name in ("passage_id", "doc_id", "page", "p", "text", "status", "p_specific")}
     heat_rows, force_sections = [], []
     for force in sorted(forces_cov["force"].unique()):
@@ -162,14 +168,12 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
             cells.append({"score": float(r["score"]), "addressed": bool(r["addressed"]),
                           "shade": _shade(float(r["score"]))})
             subs += [{"id": s, "covered": s in covered} for s in taxonomy.category(c).subpoints]
-            shown = [i for k, i in enumerate(cells_of.get((force, c), []))
-                     if k < EVIDENCE_PER_CATEGORY or (c, column["passage_id"][i]) in quoted]
             quotes = [{"anchor": evidence_anchor(c, column["passage_id"][i]),
                        "text": _quote(column["text"][i]), "page": int(column["page"][i]),
                        "p": float(column["p"][i]), "passage_id": column["passage_id"][i],
                        "file": path_of.get(column["doc_id"][i], ""),
                        "depth": _depth_note(column["status"][i], column["p_specific"][i])}
-                      for i in shown]
+                      for i in shown_of.get((force, c), [])]
             sections.append({"category": taxonomy.category(c).display, "score": float(r["score"]),
                              "strength": float(r["strength"]),
                              "addressed": bool(r["addressed"]), "n_evidence": int(r["n_evidence"]),

@@ -139,20 +139,18 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
     from sklearn.cluster import KMeans
     from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
 
-    from .classifiers.batchtfidf import fit_counts
-
     # Terms in at least two passages: a theme is named by what passages share.
     counter = CountVectorizer(ngram_range=(1, 2), stop_words=stop, min_df=2,
                               token_pattern=r"(?u)\b[A-Za-z][A-Za-z0-9-]+\b")
     try:
-        counts, terms = fit_counts(counter, ev["text"].tolist())
+        counts = counter.fit_transform(ev["text"])
     except ValueError:  # nothing but stop words
         return []
     X = TfidfTransformer(sublinear_tf=True).fit_transform(counts)
     k = int(min(params.max_themes, max(1, len(ev) // params.passages_per_theme)))
     clusters = (KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit_predict(X)
                 if k > 1 else np.zeros(len(ev), dtype=int))
-    labels = _labels(counts, terms, clusters, k, params.label_terms)
+    labels = _labels(counts, counter.get_feature_names_out(), clusters, k, params.label_terms)
     rows: list[ThemeRow] = []
     for c in range(k):
         members = ev[clusters == c]

@@ -87,33 +87,3 @@ def test_empty_batches_and_batches_without_tokens_have_the_right_shape():
     assert blank.shape == (3, len(vec.vocabulary_)) and blank.nnz == 0
     assert np.array_equal(blank.toarray(), vec.transform(["", "a", "  "]).toarray())
 
-
-@pytest.mark.parametrize("settings", [
-    {"ngram_range": (1, 2), "min_df": 2, "stop_words": "english",
-     "token_pattern": r"(?u)\b[A-Za-z][A-Za-z0-9-]+\b"},
-    {"ngram_range": (1, 3), "min_df": 1, "max_df": 0.5},
-    {"ngram_range": (2, 2), "min_df": 0.02, "binary": True, "lowercase": False},
-])
-def test_fitted_counts_equal_scikit_learn_exactly(settings):
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    from pipeline.classifiers.batchtfidf import fit_counts
-
-    texts = FIT + TRANSFORM + _random_texts(300)
-    counter = CountVectorizer(**settings)
-    counts, terms = fit_counts(counter, texts)
-    expected = counter.fit_transform(texts)
-    assert list(terms) == list(counter.get_feature_names_out())
-    assert counts.dtype == expected.dtype and counts.shape == expected.shape
-    assert (counts != expected).nnz == 0 and expected.nnz > 100
-
-
-def test_fitted_counts_raise_where_scikit_learn_does():
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    from pipeline.classifiers.batchtfidf import fit_counts
-
-    with pytest.raises(ValueError, match="empty vocabulary"):
-        fit_counts(CountVectorizer(stop_words=["the"]), ["the the", "a"])
-    with pytest.raises(ValueError, match="no terms remain"):
-        fit_counts(CountVectorizer(min_df=2), ["one two", "three four"])

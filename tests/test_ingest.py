@@ -403,3 +403,46 @@ def test_a_huge_paragraph_is_cut_into_blocks_the_sentence_splitter_can_take(tmp_
     blocks = _doc(path).blocks
     assert len(blocks) > 1 and all(len(b.text) <= MAX_BLOCK_CHARS for b in blocks)
     assert " ".join(b.text for b in blocks) == words
+
+
+def test_the_start_of_each_run_is_found_as_pdfium_finds_it_mostly_without_its_scan():
+    """pdfium's own lookup scans every character of the page; the guess from the previous
+    run's end must give the same character, and spare the scan for most runs."""
+    import ctypes
+
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    from pipeline.ingest.pdf import _first_char_at
+    from tests.conftest import REPO
+
+    class Counted:  # pdfium's functions, counting the scans
+        scans = 0
+
+        def __getattr__(self, name):
+            if name == "FPDFText_GetCharIndexAtPos":
+                Counted.scans += 1
+            return getattr(pdfium_c, name)
+
+    runs = 0
+    for path in sorted((REPO / "data" / "raw").glob("*.pdf"))[:6]:
+        pdf = pdfium.PdfDocument(str(path))
+        for page_index in range(len(pdf)):
+            textpage = pdf[page_index].get_textpage()
+            n_chars, next_char = textpage.count_chars(), 0
+            box = [ctypes.c_double() for _ in range(4)]
+            for r in range(textpage.count_rects()):
+                pdfium_c.FPDFText_GetRect(textpage.raw, r, *box)
+                left, top, right, bottom = (b.value for b in box)
+                text = textpage.get_text_bounded(left, bottom, right, top)
+                if not text.strip():
+                    continue
+                x, y = left + 0.5, (top + bottom) / 2
+                expected = pdfium_c.FPDFText_GetCharIndexAtPos(textpage.raw, x, y, 2, 2)
+                found = _first_char_at(textpage.raw, Counted(), next_char, n_chars, x, y)
+                assert found == expected, (path.name, page_index, r)
+                runs += 1
+                next_char = (expected if expected >= 0 else next_char) + len(text)
+            textpage.close()
+        pdf.close()
+    assert runs > 100 and Counted.scans < 0.1 * runs

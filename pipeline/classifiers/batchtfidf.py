@@ -22,6 +22,7 @@ scikit-learn's own ``transform``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from itertools import chain
 from typing import Any
 
@@ -29,8 +30,9 @@ import numpy as np
 import numpy.typing as npt
 
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
-# Distinct words whose character n-grams are kept between batches (each a short array).
-WORD_CACHE_MAX = 200_000
+# Distinct words whose character n-grams are kept between batches (each a short array,
+# some 300 bytes with its key: at most 15 MB; the cache starts again when full).
+WORD_CACHE_MAX = 50_000
 
 
 def _mode(vec: Any) -> str:
@@ -47,16 +49,26 @@ def _mode(vec: Any) -> str:
     return "sklearn"
 
 
-def _number_tokens(per_text: list[list[str]]) -> tuple[npt.NDArray[np.intp], Any,
-                                                       npt.NDArray[np.intp]]:
-    """A batch's tokens (a list per text) numbered once: each token's number, the distinct
-    tokens in order of first appearance (``pandas.factorize``), and the text each came from."""
+def _number_tokens(texts: list[str], tokenize: Callable[[str], list[str]],
+                   chunk: int = 4096) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.object_],
+                                               npt.NDArray[np.int64]]:
+    """A batch's tokens numbered once: each token's number, the distinct tokens in order of
+    first appearance, and the text each token came from. Texts are tokenised ``chunk`` at a
+    time, so that only the numbers, never every token string of a large batch, are held."""
     import pandas as pd
 
-    lengths = np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text))
-    owner = np.repeat(np.arange(len(per_text)), lengths)
-    codes, distinct = pd.factorize(np.array(list(chain.from_iterable(per_text)), dtype=object))
-    return codes, distinct, owner
+    number: dict[str, int] = {}
+    codes, lengths = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
+    for start in range(0, len(texts), chunk):
+        per_text = [tokenize(t) for t in texts[start:start + chunk]]
+        lengths.append(np.fromiter(map(len, per_text), dtype=np.int64, count=len(per_text)))
+        local, distinct = pd.factorize(np.array(list(chain.from_iterable(per_text)),
+                                                dtype=object))
+        numbers = np.fromiter((number.setdefault(w, len(number)) for w in distinct),
+                              dtype=np.int64, count=len(distinct))
+        codes.append(numbers[local])
+    owner = np.repeat(np.arange(len(texts)), np.concatenate(lengths))
+    return np.concatenate(codes), np.array(list(number), dtype=object), owner
 
 
 class BatchTfidf:
@@ -123,8 +135,7 @@ class BatchTfidf:
     def _word_counts(self, texts: list[str]) -> Any:
         from scipy import sparse
 
-        findall = self._pattern.findall
-        codes, distinct, owner = _number_tokens([findall(t) for t in self._lowered(texts)])
+        codes, distinct, owner = _number_tokens(self._lowered(texts), self._pattern.findall)
         shape = (len(texts), self.n_features)
         if not len(codes):
             return sparse.csr_matrix(shape, dtype=np.float64)
@@ -153,7 +164,7 @@ class BatchTfidf:
     def _char_wb_counts(self, texts: list[str]) -> Any:
         from scipy import sparse
 
-        codes, distinct, owner = _number_tokens([t.split() for t in self._lowered(texts)])
+        codes, distinct, owner = _number_tokens(self._lowered(texts), str.split)
         shape = (len(texts), self.n_features)
         if not len(codes):
             return sparse.csr_matrix(shape, dtype=np.float64)
@@ -204,86 +215,3 @@ class BatchTfidf:
             counts = normalize(counts, norm=vec.norm, copy=False)
         return counts
 
-
-def fit_counts(counter: Any, texts: list[str]) -> tuple[Any, npt.NDArray[np.object_]]:
-    """``counter.fit_transform(texts)`` and ``counter.get_feature_names_out()`` for an
-    unfitted word ``CountVectorizer``, without its per-n-gram Python loop (tested equal).
-
-    The batch's tokens are numbered once; each n-gram is an integer of its tokens' numbers,
-    document frequencies come from ``numpy.unique`` over (text, n-gram) pairs, and only the
-    n-grams kept by ``min_df`` and ``max_df`` are ever joined into strings, to be sorted as
-    scikit-learn sorts its vocabulary. The counter is left unfitted. Other settings
-    (a character analyzer, a tokenizer, ``max_features``, a fixed vocabulary) go to
-    scikit-learn. Raises ``ValueError`` where scikit-learn does: no terms at all, or none
-    left after pruning.
-    """
-    import pandas as pd
-    from scipy import sparse
-    from sklearn.base import clone
-
-    plain = (counter.analyzer == "word" and counter.tokenizer is None
-             and counter.preprocessor is None and counter.strip_accents is None
-             and counter.vocabulary is None and counter.max_features is None
-             and getattr(counter, "input", "content") == "content")
-    if not plain:
-        fitted = clone(counter)
-        return fitted.fit_transform(texts), fitted.get_feature_names_out()
-    pattern = re.compile(counter.token_pattern)
-    codes, distinct, owner = _number_tokens(
-        [pattern.findall(t.lower() if counter.lowercase else t) for t in texts])
-    stop = counter.get_stop_words()
-    if stop and len(codes):
-        is_stop = np.fromiter((w in stop for w in distinct), dtype=bool, count=len(distinct))
-        kept = ~is_stop[codes]
-        codes, owner = codes[kept], owner[kept]
-    base = len(distinct) + 1
-    min_n, max_n = counter.ngram_range
-    if base ** max_n >= 2 ** 62:  # n-gram numbers would overflow: leave it to scikit-learn
-        fitted = clone(counter)
-        return fitted.fit_transform(texts), fitted.get_feature_names_out()
-    doc_parts, gram_parts, first_parts = [], [], []
-    offset = 0
-    for n in range(min_n, max_n + 1):
-        m = len(codes) - n + 1
-        if m <= 0:
-            continue
-        valid = np.flatnonzero(owner[:m] == owner[n - 1:])
-        key = np.zeros(len(valid), dtype=np.int64)
-        for k in range(n):
-            key = key * base + codes[valid + k]
-        ids = pd.factorize(key)[0]
-        first = valid[np.unique(ids, return_index=True)[1]]  # each n-gram's first position
-        n_grams = len(first)
-        doc_parts.append(owner[valid])
-        gram_parts.append(ids + offset)
-        first_parts.append(np.stack([first, np.full(n_grams, n)], axis=1))
-        offset += n_grams
-    if not offset:
-        raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
-    docs, grams = np.concatenate(doc_parts), np.concatenate(gram_parts)
-    starts = np.concatenate(first_parts)
-    pairs, counts = np.unique(docs * offset + grams, return_counts=True)
-    pair_docs, pair_grams = pairs // offset, pairs % offset
-    df = np.bincount(pair_grams, minlength=offset)
-    n_docs = len(texts)
-    low = counter.min_df if isinstance(counter.min_df, int) else counter.min_df * n_docs
-    high = counter.max_df if isinstance(counter.max_df, int) else counter.max_df * n_docs
-    if high < low:
-        raise ValueError("max_df corresponds to < documents than min_df")
-    keep = np.flatnonzero((df >= low) & (df <= high))
-    if not len(keep):
-        raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher max_df.")
-    words = [str(w) for w in distinct]
-    terms = [" ".join(words[c] for c in codes[s:s + n]) for s, n in starts[keep].tolist()]
-    order = sorted(range(len(keep)), key=terms.__getitem__)
-    column = np.full(offset, -1, dtype=np.int64)
-    column[keep[order]] = np.arange(len(keep))
-    cols = column[pair_grams]
-    inside = cols >= 0
-    matrix = sparse.csr_matrix((counts[inside].astype(np.int64),
-                                (pair_docs[inside], cols[inside])),
-                               shape=(n_docs, len(keep)))
-    matrix.sort_indices()
-    if counter.binary:
-        matrix.data[:] = 1
-    return matrix, np.array([terms[i] for i in order], dtype=object)
