@@ -87,3 +87,13 @@ def test_empty_batches_and_batches_without_tokens_have_the_right_shape():
     assert blank.shape == (3, len(vec.vocabulary_)) and blank.nnz == 0
     assert np.array_equal(blank.toarray(), vec.transform(["", "a", "  "]).toarray())
 
+
+
+def test_a_batch_too_short_for_every_n_gram_length_gives_empty_rows():
+    vec = TfidfVectorizer(ngram_range=(2, 3), min_df=1).fit(FIT)
+    batch = BatchTfidf(vec)
+    assert batch.mode == "word"
+    for texts in (["Officers"], ["refer", "", "x"]):
+        fast = batch.transform(texts)
+        assert fast.shape == (len(texts), len(vec.vocabulary_)) and fast.nnz == 0
+        assert np.array_equal(fast.toarray(), vec.transform(texts).toarray())

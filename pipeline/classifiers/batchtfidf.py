@@ -81,35 +81,33 @@ class BatchTfidf:
         self.n_features = len(vectorizer.vocabulary_)
         if self.mode == "word":
             self._index_word_vocabulary()
+        # char_wb: scikit-learn's analyzer, run once per distinct word, kept between batches
+        self._analyze = vectorizer.build_analyzer() if self.mode == "char_wb" else None
         self._word_grams: dict[str, npt.NDArray[np.int64]] = {}
 
     def _index_word_vocabulary(self) -> None:
         import pandas as pd
 
         min_n, max_n = self.vectorizer.ngram_range
-        split = [(term.split(" "), col) for term, col in self.vectorizer.vocabulary_.items()]
-        words = sorted({w for parts, _ in split for w in parts})
-        base = max(len(words), 1) + 1
-        if any(not (min_n <= len(parts) <= max_n) for parts, _ in split) \
-                or base ** max_n >= 2 ** 62:
+        split = [term.split(" ") for term in self.vectorizer.vocabulary_]
+        columns = np.fromiter(self.vectorizer.vocabulary_.values(), dtype=np.int64,
+                              count=len(split))
+        sizes = np.fromiter(map(len, split), dtype=np.int64, count=len(split))
+        self._words = pd.Index(sorted({w for parts in split for w in parts}))
+        self._base = len(self._words) + 1
+        if ((sizes < min_n) | (sizes > max_n)).any() or self._base ** max_n >= 2 ** 62:
             self.mode = "sklearn"  # a term with a space inside a token, or keys too wide
             return
-        self._words = pd.Index(words)
-        self._base = base
-        number = {w: i for i, w in enumerate(words)}
+        numbers = self._words.get_indexer(list(chain.from_iterable(split)))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
         self._keys: dict[int, tuple[Any, npt.NDArray[np.int64]]] = {}
         for n in range(min_n, max_n + 1):
-            terms = [(parts, col) for parts, col in split if len(parts) == n]
-            keys = [self._key([number[w] for w in parts]) for parts, _ in terms]
-            self._keys[n] = (pd.Index(np.array(keys, dtype=np.int64)),
-                             np.array([col for _, col in terms], dtype=np.int64))
+            of_size = np.flatnonzero(sizes == n)
+            keys = np.zeros(len(of_size), dtype=np.int64)
+            for k in range(n):
+                keys = keys * self._base + numbers[starts[of_size] + k]
+            self._keys[n] = (pd.Index(keys), columns[of_size])
         self._pattern = re.compile(self.vectorizer.token_pattern)
-
-    def _key(self, numbers: list[int]) -> int:
-        key = 0
-        for i in numbers:
-            key = key * self._base + i
-        return key
 
     def transform(self, texts: list[str]) -> Any:
         """The TF-IDF matrix of ``texts`` (CSR, one row per text)."""
@@ -140,7 +138,8 @@ class BatchTfidf:
         if not len(codes):
             return sparse.csr_matrix(shape, dtype=np.float64)
         number = self._words.get_indexer(distinct)[codes]  # -1: in no vocabulary term
-        rows, cols = [], []
+        # (empty first parts: a batch may be too short for every n-gram length)
+        rows, cols = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)]
         for n, (keys, columns) in self._keys.items():
             m = len(codes) - n + 1
             if m <= 0 or not len(keys):
@@ -183,6 +182,7 @@ class BatchTfidf:
         """The vocabulary columns of one word's character n-grams (with repeats)."""
         cols = self._word_grams.get(word)
         if cols is None:
+            assert self._analyze is not None
             vocabulary = self.vectorizer.vocabulary_
             found = [vocabulary.get(g) for g in self._analyze(word)]
             cols = np.array([c for c in found if c is not None], dtype=np.int64)
@@ -190,13 +190,6 @@ class BatchTfidf:
                 self._word_grams.clear()
             self._word_grams[word] = cols
         return cols
-
-    def _analyze(self, word: str) -> list[str]:
-        analyze = getattr(self, "_analyzer", None)
-        if analyze is None:
-            analyze = self._analyzer = self.vectorizer.build_analyzer()
-        grams: list[str] = analyze(word)
-        return grams
 
     def _weight(self, counts: Any) -> Any:
         """scikit-learn's TF-IDF weighting of raw counts: binary or sublinear tf, idf, norm."""
