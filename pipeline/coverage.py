@@ -46,7 +46,7 @@ import pandas as pd
 
 from .config import CoverageParams
 from .depth import STATUSES
-from .taxonomy import Taxonomy, term_pattern
+from .taxonomy import Taxonomy, names_any, searchable
 
 COVERAGE_COLUMNS = ["level", "force", "doc_id", "category", "score", "addressed", "strength",
                     "n_evidence", "n_gap", "top_evidence_ids", "pages", "subpoints"]
@@ -117,12 +117,9 @@ def passage_subpoints(text: str, rec_refs: list[str] | tuple[str, ...], category
     subs = taxonomy.category(category).subpoints
     if len(subs) == 1:
         return set(subs)
-    found = {r for r in rec_refs if r in subs}
-    for s in subs:
-        pat = term_pattern(taxonomy.subpoint_terms.get(s, ()))
-        if pat is not None and pat.search(text):
-            found.add(s)
-    return found
+    lowered = searchable(text)
+    return {r for r in rec_refs if r in subs} | {
+        s for s in subs if names_any(taxonomy.subpoint_terms.get(s, ()), text, lowered)}
 
 
 def _subpoint_strengths(rec: Any, category: str,

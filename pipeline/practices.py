@@ -7,42 +7,21 @@ where thinc pulls in PyTorch) and a tokenisation of every evidence row, for the 
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import pandas as pd
 
-from .taxonomy import Taxonomy, term_pattern
+from .taxonomy import Taxonomy, names_any, searchable
 
 PRACTICE_COLUMNS = ["category", "practice", "n_forces", "forces"]
-# The only characters outside ASCII that a case-blind pattern matches to an ASCII letter
-# (tests/test_practices.py checks every code point). A text without them can hold a match of
-# an ASCII term only where its lower case holds the lower-cased term, so a substring test
-# rules most practices out before their pattern runs (the patterns cost 0.5 s a 1,000-page run).
-FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
-
-
-@lru_cache(maxsize=256)
-def _lower_terms(terms: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The terms in lower case, or None if one is not ASCII (no substring test then)."""
-    return tuple(t.lower() for t in terms) if all(t.isascii() for t in terms) else None
 
 
 def find_practices(text: str, taxonomy: Taxonomy,
                    category: str | None = None) -> set[tuple[str, str]]:
     """(category, practice) pairs named in a text; only ``category``'s practices if given."""
     categories = [category] if category is not None else list(taxonomy.practice_terms)
-    lowered = None if any(c in text for c in FOLDS_TO_ASCII) else text.lower()
-    found = set()
-    for cat in categories:
-        for practice, terms in taxonomy.practice_terms.get(cat, {}).items():
-            lower_terms = _lower_terms(terms)
-            if lowered is not None and lower_terms is not None \
-                    and not any(t in lowered for t in lower_terms):
-                continue
-            pattern = term_pattern(terms)
-            if pattern is not None and pattern.search(text):
-                found.add((cat, practice))
-    return found
+    lowered = searchable(text)
+    return {(cat, practice) for cat in categories
+            for practice, terms in taxonomy.practice_terms.get(cat, {}).items()
+            if names_any(terms, text, lowered)}
 
 
 def practices_by_row(evidence: pd.DataFrame,

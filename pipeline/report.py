@@ -156,7 +156,7 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
     shown_rows = sorted({i for rows in shown_of.values() for i in rows})
     picked = evidence.iloc[shown_rows]
     column = {name: dict(zip(shown_rows, picked[name].tolist(), strict=True))
-              for name in ("passage_id", "doc_id", "page", "p", "text", "status", "p_specific")}
+              for name in ("doc_id", "page", "p", "text", "status", "p_specific")}
     heat_rows, force_sections = [], []
     for force in sorted(forces_cov["force"].unique()):
         rows = forces_cov[forces_cov["force"] == force].set_index("category")
@@ -168,9 +168,9 @@ def build_context(*, coverage: pd.DataFrame, evidence: pd.DataFrame,
             cells.append({"score": float(r["score"]), "addressed": bool(r["addressed"]),
                           "shade": _shade(float(r["score"]))})
             subs += [{"id": s, "covered": s in covered} for s in taxonomy.category(c).subpoints]
-            quotes = [{"anchor": evidence_anchor(c, column["passage_id"][i]),
+            quotes = [{"anchor": evidence_anchor(c, passage_ids[i]),
                        "text": _quote(column["text"][i]), "page": int(column["page"][i]),
-                       "p": float(column["p"][i]), "passage_id": column["passage_id"][i],
+                       "p": float(column["p"][i]), "passage_id": passage_ids[i],
                        "file": path_of.get(column["doc_id"][i], ""),
                        "depth": _depth_note(column["status"][i], column["p_specific"][i])}
                       for i in shown_of.get((force, c), [])]

@@ -172,6 +172,37 @@ def _load_taxonomy_file(path: Path) -> Taxonomy:
         raise TaxonomyError(f"{path}: {e}") from e
 
 
+# The only characters outside ASCII that a case-blind pattern matches to an ASCII letter
+# (tests/test_taxonomy.py checks every code point). A text without them can hold a match of
+# an ASCII term only where its lower case holds the lower-cased term, so :func:`names_any`
+# rules most term lists out with a substring test before their pattern runs.
+FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u017f", "\u212a")
+
+
+def searchable(text: str) -> str | None:
+    """``text`` in lower case, for :func:`names_any`'s substring test; None when the text
+    holds one of :data:`FOLDS_TO_ASCII` (then only the pattern can tell)."""
+    return None if any(c in text for c in FOLDS_TO_ASCII) else text.lower()
+
+
+@lru_cache(maxsize=512)
+def _lower_terms(terms: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The terms in lower case, or None if one is not ASCII (no substring test then)."""
+    return tuple(t.lower() for t in terms) if all(t.isascii() for t in terms) else None
+
+
+def names_any(terms: tuple[str, ...], text: str, lowered: str | None) -> bool:
+    """Whether ``text`` names any of ``terms`` as a whole word (:func:`term_pattern`).
+    ``lowered`` is :func:`searchable` of ``text``, worked out once for all the term lists a
+    text is tested against; no term a substring of it, the pattern need not run."""
+    lower_terms = _lower_terms(terms)
+    if lowered is not None and lower_terms is not None \
+            and not any(t in lowered for t in lower_terms):
+        return False
+    pattern = term_pattern(terms)
+    return pattern is not None and pattern.search(text) is not None
+
+
 @lru_cache(maxsize=512)
 def term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     """One compiled, case-insensitive pattern that finds any of ``terms`` as whole words

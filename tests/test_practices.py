@@ -1,11 +1,10 @@
 """Named practices: the taxonomy's practice terms, found as whole words in any case."""
 
 import json
-import re
 
 import pandas as pd
 
-from pipeline.practices import FOLDS_TO_ASCII, PRACTICE_COLUMNS, find_practices, practices_by_force
+from pipeline.practices import PRACTICE_COLUMNS, find_practices, practices_by_force
 from pipeline.taxonomy import load_taxonomy, term_pattern
 from tests.conftest import REPO
 
@@ -23,14 +22,6 @@ def test_terms_match_whole_words_in_any_case_and_across_punctuation():
 def test_a_term_inside_a_longer_word_is_not_a_match():
     # "app" in "approach", "nca" in "financial", "soc" in "social": no practice named.
     assert find_practices("Our approach to financial and social matters.", TAX) == set()
-
-
-def test_the_characters_that_fold_to_ascii_letters_are_all_known():
-    """The substring test before each pattern is exact only if these are all of them."""
-    letter = re.compile("[a-z]", re.I)
-    folding = {chr(i) for i in range(128, 0x110000)
-               if not 0xD800 <= i < 0xE000 and letter.fullmatch(chr(i))}
-    assert folding == set(FOLDS_TO_ASCII)
 
 
 def test_the_substring_test_finds_what_the_patterns_alone_find():

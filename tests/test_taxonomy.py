@@ -10,9 +10,13 @@ import yaml
 
 from pipeline.taxonomy import (
     DEFAULT_TAXONOMY,
+    FOLDS_TO_ASCII,
     TaxonomyError,
     load_taxonomy,
+    names_any,
     parse_taxonomy,
+    searchable,
+    term_pattern,
 )
 
 RAW = yaml.safe_load(DEFAULT_TAXONOMY.read_text(encoding="utf-8"))
@@ -104,3 +108,21 @@ def test_another_report_is_just_another_taxonomy_file(project, tmp_path):
     broken.write_text("categories: [{id: only_one}]\n")
     proc = run_in_project(project, "--taxonomy", broken, "score", example / "responses")
     assert proc.returncode == 2 and "at least two categories" in proc.stderr
+
+
+def test_the_characters_that_fold_to_ascii_letters_are_all_known():
+    """The substring test before each pattern is exact only if these are all of them."""
+    letter = re.compile("[a-z]", re.I)
+    folding = {chr(i) for i in range(128, 0x110000)
+               if not 0xD800 <= i < 0xE000 and letter.fullmatch(chr(i))}
+    assert folding == set(FOLDS_TO_ASCII)
+
+
+def test_names_any_matches_the_pattern_with_or_without_the_substring_test():
+    terms = ("SPOC", "single point of contact")
+    for text in ("Our SPOC refers", "a spoc's list", "\u017fPOC network", "SPOCs", "no one",
+                 "Single  point of contact", "single point of contact."):
+        expected = term_pattern(terms).search(text) is not None
+        assert names_any(terms, text, searchable(text)) == expected, text
+        assert names_any(terms, text, None) == expected, text
+    assert searchable("\u017fPOC") is None and searchable("SPOC") == "spoc"

@@ -75,9 +75,7 @@ class EchoDetector(BaseEstimator):  # type: ignore[misc]
     def predict(self, texts: list[str], prepared: list[str] | None = None) -> np.ndarray:
         """Whether each passage is an echo (see the class docstring). ``prepared`` as for
         :meth:`score`."""
-        check_is_fitted(self, "reference_")
-        if not hasattr(self, "tfidf_"):  # pickled by an older version
-            self.compile_cues()
+        check_is_fitted(self, ("reference_", "cue_re_"))
         texts = [str(t) for t in texts]
         words = np.array([len(t.split()) for t in texts], dtype=int)
         # A passage over max_words is never an echo, so only the short ones are compared.

@@ -451,7 +451,9 @@ class _ReadAhead(Generic[T]):
         import tempfile
 
         self.fn, self.timeout, self.max_memory_mb, self.ahead = fn, timeout, max_memory_mb, ahead
-        self.cost, self.max_cost = cost, max_cost
+        # Costs are worked out only under a bound (a stat per file is not free on a hot path).
+        self.cost = cost if max_cost != float("inf") else None
+        self.max_cost = max_cost
         self.calls = iter(calls)
         self.pending: collections.deque[tuple[Any, ...]] = collections.deque()
         # Each entry: the call's args, its spool file, the error that kept it from a worker
@@ -480,9 +482,7 @@ class _ReadAhead(Generic[T]):
             args = self.pending.popleft() if self.pending else next(self.calls, None)
             if args is None:
                 return
-            # Costs matter only under a bound (a stat per file is not free on a hot path).
-            bounded = self.cost is not None and self.max_cost != float("inf")
-            cost = self.cost(args) if bounded and self.cost is not None else 0.0
+            cost = self.cost(args) if self.cost is not None else 0.0
             if self.sent and sum(entry[3] for entry in self.sent) + cost > self.max_cost:
                 self.pending.appendleft(args)  # sent once the calls before it are answered
                 return
