@@ -38,7 +38,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 
 def _find_inputs_or_fail(inputs: list[Path]) -> list[Path]:
     """The files to read (folders searched once, here); a usage error when there are none."""
-    from .extract import find_inputs
+    from .inputfiles import find_inputs
 
     files = find_inputs(inputs)
     if not files:

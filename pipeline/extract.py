@@ -7,7 +7,6 @@ status ok, warning or error and a one-line reason.
 from __future__ import annotations
 
 import collections
-import fnmatch
 import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,61 +16,16 @@ from typing import Any
 
 from .config import IngestParams, SegmentParams
 from .errors import IngestError
+from .extractcache import ExtractCache
 from .hashing import sha256_file
 from .ingest import budget, read_document
 from .ingest.budget import BudgetExceeded
-from .records import DocumentResult, Passage, write_documents_csv
+from .inputfiles import find_inputs
+from .records import DocumentResult, Extracted, write_documents_csv
 from .segment import segment, sentencizer
 from .taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-
-IGNORE_FILE = ".forcecovignore"
-
-
-def _ignored(path: Path, root: Path, patterns: list[str]) -> bool:
-    rel = path.relative_to(root).as_posix()
-    for pat in patterns:
-        pat = pat.strip()
-        if not pat or pat.startswith("#"):
-            continue
-        if pat.endswith("/"):
-            if rel.startswith(pat) or f"/{pat}" in f"/{rel}":
-                return True
-        elif fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(path.name, pat):
-            return True
-    return False
-
-
-def find_inputs(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files named, plus every file under folders named (recursive, sorted).
-
-    Hidden files are skipped, and so is whatever a folder's ``.forcecovignore`` lists
-    (glob patterns, one a line; ``name/`` for a folder).
-    """
-    found: list[Path] = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            ignore_file = p / IGNORE_FILE
-            patterns = (ignore_file.read_text(encoding="utf-8").splitlines()
-                        if ignore_file.exists() else [])
-            for f in sorted(p.rglob("*")):
-                rel_parts = f.relative_to(p).parts
-                if f.is_file() and not any(part.startswith(".") for part in rel_parts) \
-                        and not _ignored(f, p, patterns):
-                    found.append(f)
-        else:
-            found.append(p)
-    seen: set[Path] = set()
-    unique = []
-    for f in found:
-        key = f.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append(f)
-    return unique
-
 
 # Files the reading worker may run ahead of the caller: enough to keep it busy while the
 # caller classifies a batch (about 2,000 passages, some 30 documents), few enough that their
@@ -84,14 +38,6 @@ READ_AHEAD_BYTES_PER_WORKER = 2 * 1024 * 1024
 # Files per chunk when reading workers of our own extract (no joblib pool): a chunk's cached
 # documents are loaded together, and the workers' read-ahead stops at a chunk's end.
 SEQUENTIAL_CHUNK = 512
-
-
-@dataclass(frozen=True)
-class Extracted:
-    """One input's outcome: its documents.csv row and its passages (empty on error)."""
-
-    result: DocumentResult
-    passages: list[Passage]
 
 
 def extract_one(path: Path, *, ingest: IngestParams, seg: SegmentParams,
@@ -205,73 +151,6 @@ def _warm_up() -> None:
         import pypdfium2  # noqa: F401
     except Exception:  # a reader that cannot load fails, and is reported, per document
         log.debug("warm-up failed", exc_info=True)
-
-
-@functools.cache
-def code_digest() -> str:
-    """sha256 of the package's own source and data files: a cache entry written by other
-    code is never read back (an edited reader, or a checkout of another commit, with the
-    same ``PIPELINE_VERSION``)."""
-    import hashlib
-
-    package = Path(__file__).resolve().parent
-    digest = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*") if p.suffix in (".py", ".yaml")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-class ExtractCache:
-    """Per-document cache of extraction results, keyed by content sha256, the code that
-    extracts (:func:`code_digest`) and everything else that changes what extraction produces
-    (params, taxonomy refs, the manifest's force for the file). Entries are JSON, written
-    atomically."""
-
-    def __init__(self, folder: Path, *, ingest: IngestParams, seg: SegmentParams,
-                 taxonomy: Taxonomy | None, manifest: dict[str, str] | None):
-        import hashlib
-        import json
-
-        from . import PIPELINE_VERSION
-
-        self.folder = Path(folder)
-        refs = sorted(taxonomy.subpoints) if taxonomy else []
-        settings = json.dumps([PIPELINE_VERSION, code_digest(), ingest.__dict__, seg.__dict__,
-                               refs],
-                              sort_keys=True, default=str)
-        self._salt = hashlib.sha256(settings.encode()).hexdigest()[:16]
-        self.manifest = manifest or {}
-        self.hits = 0
-
-    def _file(self, path: Path, sha: str) -> Path:
-        force = self.manifest.get(str(path)) or self.manifest.get(path.name) or ""
-        return self.folder / sha[:2] / f"{sha}-{self._salt}-{force.replace('/', '_')}.json"
-
-    def get(self, path: Path, sha: str) -> Extracted | None:
-        import json
-
-        entry = self._file(path, sha)
-        if not entry.is_file():
-            return None
-        try:
-            data = json.loads(entry.read_text(encoding="utf-8"))
-            result = DocumentResult(**{**data["result"], "path": str(path)})
-            passages = [Passage(**{**p, "rec_refs": tuple(p["rec_refs"]), "source_path": str(path)})
-                        for p in data["passages"]]
-        except (ValueError, KeyError, TypeError):
-            return None  # a damaged entry is simply recomputed
-        self.hits += 1
-        return Extracted(result, passages)
-
-    def put(self, path: Path, extracted: Extracted) -> None:
-        from .atomic import write_json
-
-        if extracted.result.status == "error" or not extracted.result.sha256:
-            return  # errors are cheap to find again and may be fixed by a new version
-        write_json(self._file(path, extracted.result.sha256),
-                   {"result": extracted.result.__dict__,
-                    "passages": [p.to_json() for p in extracted.passages]})
 
 
 def extract_on_threads(paths: list[Path], jobs: int, *, ingest: IngestParams,

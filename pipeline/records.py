@@ -173,3 +173,11 @@ def read_documents_csv(path: Path) -> list[DocumentResult]:
             reason=text["reason"], ocr_pages=int(text["ocr_pages"] or 0),
             ocr_confidence=float(text["ocr_confidence"]) if text["ocr_confidence"] else None))
     return results
+
+
+@dataclass(frozen=True)
+class Extracted:
+    """One input's outcome: its documents.csv row and its passages (empty on error)."""
+
+    result: DocumentResult
+    passages: list[Passage]

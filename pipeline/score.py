@@ -19,11 +19,12 @@ import pandas as pd
 from .classify import TrainedModel
 from .config import Params
 from .depth import multi_subpoints
-from .extract import Extracted, extract_many, find_inputs
+from .extract import extract_many
 from .findings import EvidenceCollector, ScoreSummary, write_findings
+from .inputfiles import find_inputs
 from .passagefile import PassageWriter
 from .predict import predict_passages
-from .records import PASSAGE_COLUMNS
+from .records import PASSAGE_COLUMNS, Extracted
 from .runfolder import load_previous_run, staging_folder
 from .taxonomy import Taxonomy
 
@@ -105,7 +106,7 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     """Every output of a run, written into ``out_dir`` (the staging folder)."""
     import time
 
-    from .extract import ExtractCache
+    from .extractcache import ExtractCache
 
     files = find_inputs(inputs)
     cache = ExtractCache(cache_dir, ingest=params.ingest, seg=params.segment, taxonomy=taxonomy,

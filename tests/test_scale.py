@@ -142,18 +142,18 @@ def test_only_temporary_files_of_our_own_outputs_are_cleared(tmp_path):
 
 
 def test_a_cache_entry_written_by_other_code_is_never_read(tmp_path, monkeypatch):
-    from pipeline import extract
+    from pipeline import extractcache
     from pipeline.config import IngestParams, SegmentParams
 
     def entry_for(cache):
         return cache._file(tmp_path / "response.pdf", "ab" * 32)
 
-    now = extract.ExtractCache(tmp_path, ingest=IngestParams(), seg=SegmentParams(),
-                               taxonomy=None, manifest=None)
-    assert entry_for(now) == entry_for(extract.ExtractCache(
+    now = extractcache.ExtractCache(tmp_path, ingest=IngestParams(), seg=SegmentParams(),
+                                    taxonomy=None, manifest=None)
+    assert entry_for(now) == entry_for(extractcache.ExtractCache(
         tmp_path, ingest=IngestParams(), seg=SegmentParams(), taxonomy=None, manifest=None))
     # Same version and parameters, edited extraction code: another entry.
-    monkeypatch.setattr(extract, "code_digest", lambda: "edited reader")
-    edited = extract.ExtractCache(tmp_path, ingest=IngestParams(), seg=SegmentParams(),
-                                  taxonomy=None, manifest=None)
+    monkeypatch.setattr(extractcache, "code_digest", lambda: "edited reader")
+    edited = extractcache.ExtractCache(tmp_path, ingest=IngestParams(), seg=SegmentParams(),
+                                       taxonomy=None, manifest=None)
     assert entry_for(edited) != entry_for(now)
