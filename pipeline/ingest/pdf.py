@@ -6,6 +6,7 @@ measured at 1.3 GB peak on a 200-page file, 47 MB with it.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import time
 from collections.abc import Iterator
@@ -22,6 +23,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENGINES = ("pdfium", "plumber")
+
+# Four C doubles that pdfium writes a box into, made once per page and reused.
+Box = tuple[ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_double]
+
+
+def _new_box() -> Box:
+    return (ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double())
 
 
 def _deadline_check(path: Path, start: float, timeout: float, page_no: int) -> None:
@@ -75,42 +83,56 @@ def _pdfium_page(pdf: pdfium.PdfDocument, i: int, pdfium_c: ModuleType) -> PageT
 
     pdfium's C functions are called directly: the helpers' wrappers asked for each run's
     text twice (once for its length) and built an object per page object, which was most
-    of the reading time on a plain page."""
-    import ctypes
+    of the reading time on a plain page. A run's text is cut from the page's text, read in
+    one call (:func:`_run_text`), where ``FPDFText_GetBoundedText`` would scan the page's
+    every character for each run."""
 
     page = pdf[i]
     try:
         width, height = page.get_size()
         textpage = page.get_textpage()
         try:
+            raw = textpage.raw
             n_chars = textpage.count_chars()
             # A run's text is at most the page's text; room for pdfium's generated characters.
             size_limit = 2 * n_chars + 64
             buffer = (ctypes.c_ushort * size_limit)()
-            segments = []
-            left_, bottom_, right_, top_ = (ctypes.c_double() for _ in range(4))
-            next_char = 0  # where the next run's text should start in pdfium's character list
+            n = pdfium_c.FPDFText_GetText(raw, 0, n_chars, buffer) if n_chars else 0
+            page_text = ctypes.string_at(buffer, 2 * max(n - 1, 0)).decode("utf-16-le",
+                                                                           errors="ignore")
+            if len(page_text) != n_chars:  # a character pdfium could not encode: no slicing
+                page_text = ""
+            box = _new_box()
+            left_, top_, right_, bottom_ = box
+            rects = []
             for r in range(textpage.count_rects()):
-                pdfium_c.FPDFText_GetRect(textpage.raw, r, left_, top_, right_, bottom_)
-                left, bottom, right, top = left_.value, bottom_.value, right_.value, top_.value
-                n = pdfium_c.FPDFText_GetBoundedText(textpage.raw, left, top, right, bottom,
-                                                     buffer, size_limit)
-                if n >= size_limit:  # cannot happen on a sane page; the slow, exact way
-                    text = textpage.get_text_bounded(left, bottom, right, top)
-                else:
-                    text = ctypes.string_at(buffer, 2 * max(n, 0)).decode("utf-16-le",
-                                                                          errors="ignore")
-                    text = text[:-1] if text.endswith("\x00") else text  # the count has the NUL
+                pdfium_c.FPDFText_GetRect(raw, r, left_, top_, right_, bottom_)
+                rects.append((left_.value, top_.value, right_.value, bottom_.value))
+            # Every rectangle is read before any run's text: finding a run's characters
+            # recounts pdfium's rectangles over a range, which replaces the page's.
+            segments = []
+            next_char = 0  # where the next run's text should start in pdfium's character list
+            for left, top, right, bottom in rects:
+                idx = _first_char_at(raw, pdfium_c, next_char, n_chars, left + 0.5,
+                                     (top + bottom) / 2, box)
+                text = _run_text(raw, pdfium_c, page_text, idx, (left, top, right, bottom), box)
+                if text is None:  # not cut from the page's text: the slow, exact way
+                    n = pdfium_c.FPDFText_GetBoundedText(raw, left, top, right, bottom,
+                                                         buffer, size_limit)
+                    if n >= size_limit:  # cannot happen on a sane page
+                        text = textpage.get_text_bounded(left, bottom, right, top)
+                    else:
+                        text = ctypes.string_at(buffer, 2 * max(n, 0)).decode(
+                            "utf-16-le", errors="ignore")
+                        text = text[:-1] if text.endswith("\x00") else text  # the count has the NUL
                 run_length = len(text)
                 text = text.replace("\r", " ").replace("\n", " ")
                 if text.strip():
-                    idx = _first_char_at(textpage.raw, pdfium_c, next_char, n_chars,
-                                         left + 0.5, (top + bottom) / 2)
                     next_char = (idx if idx >= 0 else next_char) + run_length
                     size, bold = 0.0, False
                     if idx >= 0:
-                        size = pdfium_c.FPDFText_GetFontSize(textpage.raw, idx)
-                        bold = pdfium_c.FPDFText_GetFontWeight(textpage.raw, idx) >= 600
+                        size = pdfium_c.FPDFText_GetFontSize(raw, idx)
+                        bold = pdfium_c.FPDFText_GetFontWeight(raw, idx) >= 600
                     segments.append(Segment(text, left, right, height - top, height - bottom,
                                             size, bold))
         finally:
@@ -121,8 +143,59 @@ def _pdfium_page(pdf: pdfium.PdfDocument, i: int, pdfium_c: ModuleType) -> PageT
     return PageText(i + 1, width, height, segments, n_chars, n_images)
 
 
+def _run_text(raw_textpage: object, pdfium_c: ModuleType, page_text: str, start: int,
+              rect: tuple[float, float, float, float], box: Box | None = None) -> str | None:
+    """The text of the run whose rectangle is ``rect`` and whose first character is
+    ``start``, as ``FPDFText_GetBoundedText`` gives it, cut from the page's text; None when
+    it cannot be told this way.
+
+    pdfium makes its rectangles from consecutive characters of one text object, so a run is
+    a range of the page's characters: the longest from ``start`` that pdfium counts as one
+    rectangle (the generated characters after it included), less its trailing generated
+    line ends. The range's rectangle must be ``rect`` exactly. A handful of calls, each over
+    the run's characters only, instead of a scan of the page's every character; the text is
+    the same on every PDF of data/raw, the examples, the tests and the benchmark."""
+    n_chars = len(page_text)
+    if start < 0 or start >= n_chars:
+        return None
+
+    def one_rect(k: int) -> bool:
+        return int(pdfium_c.FPDFText_CountRects(raw_textpage, start, k)) <= 1
+
+    # First guess: to the start of the next line, where most runs end.
+    line_end = page_text.find("\n", start)
+    guess = (line_end + 1 if line_end >= 0 else n_chars) - start
+    if one_rect(guess):  # then gallop on: one rectangle up to lo, two or more at hi
+        lo, step = guess, 1
+        while lo + step <= n_chars - start and one_rect(lo + step):
+            lo, step = lo + step, 2 * step
+        hi = min(lo + step, n_chars - start + 1)
+    else:
+        lo, hi = 0, guess
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if one_rect(mid):
+            lo = mid
+        else:
+            hi = mid
+    if lo < 1 or pdfium_c.FPDFText_CountRects(raw_textpage, start, lo) != 1:
+        return None
+    left, top, right, bottom = box or _new_box()
+    pdfium_c.FPDFText_GetRect(raw_textpage, 0, left, top, right, bottom)
+    if (left.value, top.value, right.value, bottom.value) != rect:
+        return None
+    end = start + lo
+    while (end > start and page_text[end - 1] in "\r\n"
+           and pdfium_c.FPDFText_IsGenerated(raw_textpage, end - 1) == 1):
+        end -= 1
+    text = page_text[start:end]
+    # A hyphen that ends a line is U+FFFE in the page's text and \x02 in a rectangle's,
+    # which is what hyphenation repair reads: such a run is read the slow way.
+    return None if "\ufffe" in text else text
+
+
 def _first_char_at(raw_textpage: object, pdfium_c: ModuleType, guess: int, n_chars: int,
-                   x: float, y: float) -> int:
+                   x: float, y: float, box: Box | None = None) -> int:
     """The character at the start of a run, as ``FPDFText_GetCharIndexAtPos(x, y, 2, 2)``
     finds it (the first character whose box holds the point, else the nearest within 2
     points; -1 if none), asking first about the character where the run should start
@@ -132,14 +205,12 @@ def _first_char_at(raw_textpage: object, pdfium_c: ModuleType, guess: int, n_cha
     only where an earlier character's box holds the same point (glyphs drawn over each
     other); every PDF of data/raw, the fixtures, the examples and the benchmark reads the
     same either way."""
-    import ctypes
-
     i = guess
     while i < n_chars and (pdfium_c.FPDFText_IsGenerated(raw_textpage, i) == 1
                            or pdfium_c.FPDFText_GetUnicode(raw_textpage, i) in (10, 13, 32)):
         i += 1
     if i < n_chars:
-        left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+        left, right, bottom, top = box or _new_box()
         if pdfium_c.FPDFText_GetCharBox(raw_textpage, i, left, right, bottom, top):
             x0, x1 = sorted((left.value, right.value))
             y0, y1 = sorted((bottom.value, top.value))
