@@ -95,20 +95,21 @@ def _char_width(seg: Segment) -> float:
 def build_lines(segments: list[Segment]) -> list[Line]:
     """Group segments into lines by vertical overlap; split a line into cells at wide gaps."""
     rows: list[list[Segment]] = []
+    bounds: list[list[float]] = []  # each row's top and bottom, kept as segments join it
     for seg in sorted(segments, key=lambda s: (round(s.top, 1), s.x0)):
         seg = Segment(normalise_chars(seg.text), seg.x0, seg.x1, seg.top, seg.bottom, seg.size,
                       seg.bold)
         if not seg.text.strip():
             continue
         centre = (seg.top + seg.bottom) / 2
-        for row in rows[-3:]:
-            top = min(s.top for s in row)
-            bottom = max(s.bottom for s in row)
-            if top - 0.5 <= centre <= bottom + 0.5:
+        for row, bound in zip(rows[-3:], bounds[-3:], strict=True):
+            if bound[0] - 0.5 <= centre <= bound[1] + 0.5:
                 row.append(seg)
+                bound[0], bound[1] = min(bound[0], seg.top), max(bound[1], seg.bottom)
                 break
         else:
             rows.append([seg])
+            bounds.append([seg.top, seg.bottom])
     lines = []
     for row in rows:
         row.sort(key=lambda s: s.x0)
