@@ -92,6 +92,7 @@ class IngestParams:
     furniture_min_fraction: float = 0.5
     furniture_edge_lines: int = 3
     paragraph_gap: float = 0.6
+    worker_nice: int = 10
 
     def __post_init__(self) -> None:
         if self.pdf_engine not in ("pdfium", "plumber"):
@@ -99,6 +100,8 @@ class IngestParams:
                 f"ingest.pdf_engine must be pdfium or plumber, not {self.pdf_engine!r}")
         if self.timeout_seconds <= 0 or self.max_memory_mb <= 0:
             raise ValueError("ingest.timeout_seconds and ingest.max_memory_mb must be positive")
+        if not 0 <= self.worker_nice <= 19:
+            raise ValueError(f"ingest.worker_nice must be 0 to 19, not {self.worker_nice}")
 
 
 @dataclass(frozen=True)

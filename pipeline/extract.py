@@ -81,7 +81,7 @@ def extract_in_order(paths: Iterable[Path], *, ingest: IngestParams, seg: Segmen
 
     outcomes = budget.run_each(_read_and_segment, calls(), timeout=ingest.timeout_seconds,
                                max_memory_mb=ingest.max_memory_mb, ahead=READ_AHEAD,
-                               cost=_file_size, max_cost=max_bytes)
+                               cost=_file_size, max_cost=max_bytes, nice=ingest.worker_nice)
     for outcome in outcomes:
         path = sent.popleft()  # outcomes come back in the order the calls were taken
         try:

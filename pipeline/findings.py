@@ -108,7 +108,8 @@ def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pend
     if not params.ingest.isolate:  # no worker processes wanted: render here, now
         return budget.Pending(done=budget.Outcome(render_figures(cov, taxonomy)))
     return budget.submit(render_figures, cov, taxonomy, timeout=params.ingest.timeout_seconds,
-                         max_memory_mb=params.ingest.max_memory_mb)
+                         max_memory_mb=params.ingest.max_memory_mb,
+                         nice=params.ingest.worker_nice)
 
 
 def figures_of(pending: Pending[Figures]) -> Figures | None:

@@ -402,3 +402,17 @@ def test_big_files_are_shared_out_between_reading_workers(monkeypatch, tmp_path)
     rows = [out.result for out in extract.extract_on_threads(files, 2, ingest=TIGHT, seg=SEG)]
     assert all(r.status == "ok" for r in rows)
     assert len({f.with_suffix(".pid").read_text() for f in files}) == 2
+
+
+def test_reading_workers_run_below_the_caller_s_priority_and_are_replaced_for_another():
+    # os.nice(0) returns the process's niceness without changing it.
+    mine = os.nice(0)
+    assert budget.submit(os.nice, 0, timeout=10, max_memory_mb=100, nice=5).result() == mine + 5
+    assert next(budget.run_each(os.nice, [(0,)], timeout=10, max_memory_mb=100,
+                                nice=0)).get() == mine
+    assert IngestParams().worker_nice > 0
+
+
+def test_worker_nice_out_of_range_is_refused():
+    with pytest.raises(ValueError, match="worker_nice"):
+        IngestParams(worker_nice=25)

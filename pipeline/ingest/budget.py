@@ -106,7 +106,7 @@ def _outcome_here(fn: Callable[..., T], args: tuple[Any, ...]) -> Outcome[T]:
 def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout: float,
              max_memory_mb: float, ahead: int = 1,
              cost: Callable[[tuple[Any, ...]], float] | None = None,
-             max_cost: float = float("inf")) -> Iterator[Outcome[T]]:
+             max_cost: float = float("inf"), nice: int = 0) -> Iterator[Outcome[T]]:
     """``fn(*args)`` for each of ``calls``, in order, each as :func:`run` runs one, yielded as
     an :class:`Outcome`.
 
@@ -119,13 +119,16 @@ def run_each(fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], *, timeout:
     With ``cost`` (of a call's args; a document's size, say), calls are also queued only
     while their total cost stays within ``max_cost`` (one is always queued): several callers
     sharing one source of calls then share out the costly ones.
+
+    ``nice``: the worker runs at this much lower CPU priority than the caller, so that
+    while both have work the caller (classifying what was read) keeps its core.
     """
     if _in_place():
         for args in calls:
             yield _outcome_here(fn, args)
         return
     queue: _ReadAhead[T] = _ReadAhead(fn, calls, timeout, max_memory_mb, max(ahead, 1),
-                                      cost, max_cost)
+                                      cost, max_cost, nice)
     try:
         while (out := queue.next_outcome()) is not None:
             yield out
@@ -159,10 +162,11 @@ class _ReadAhead(Generic[T]):
     def __init__(self, fn: Callable[..., T], calls: Iterable[tuple[Any, ...]], timeout: float,
                  max_memory_mb: float, ahead: int,
                  cost: Callable[[tuple[Any, ...]], float] | None = None,
-                 max_cost: float = float("inf")) -> None:
+                 max_cost: float = float("inf"), nice: int = 0) -> None:
         import tempfile
 
         self.fn, self.timeout, self.max_memory_mb, self.ahead = fn, timeout, max_memory_mb, ahead
+        self.nice = nice
         # Costs are worked out only under a bound (a stat per file is not free on a hot path).
         self.cost = cost if max_cost != float("inf") else None
         self.max_cost = max_cost
@@ -203,7 +207,7 @@ class _ReadAhead(Generic[T]):
             for _ in range(2):
                 try:
                     if self.worker is None or self.worker.reaped:
-                        self.worker = _worker_for(self.max_memory_mb)
+                        self.worker = _worker_for(self.max_memory_mb, self.nice)
                     self.worker.send(self.fn, args, {}, spool)
                     self.sent.append((args, spool, None, cost))
                     break
@@ -294,12 +298,13 @@ class Pending(Generic[T]):
         return self._done.get()
 
 
-def submit(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float) -> Pending[T]:
+def submit(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float,
+           nice: int = 0) -> Pending[T]:
     """Start ``fn(*args)`` in this thread's worker, as :func:`run` would, and return at once:
     for work that can go on in another process while the caller does something else. Inside
     a worker, or where there is no ``fork``, it runs in place before returning."""
     if _in_place():
         return Pending(done=_outcome_here(fn, args))
-    queue: _ReadAhead[T] = _ReadAhead(fn, [args], timeout, max_memory_mb, ahead=0)
+    queue: _ReadAhead[T] = _ReadAhead(fn, [args], timeout, max_memory_mb, ahead=0, nice=nice)
     queue.fill()
     return Pending(queue)

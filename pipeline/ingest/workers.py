@@ -83,8 +83,9 @@ _limit: int | None = None  # in a worker: the cap on its address space (RLIMIT_A
 class _Worker:
     """One forked worker process and the caller's end of its pipe."""
 
-    def __init__(self, max_memory_mb: float) -> None:
+    def __init__(self, max_memory_mb: float, nice: int = 0) -> None:
         self.max_memory_mb = max_memory_mb
+        self.nice = nice
         self.owner = os.getpid()
         self.thread = weakref.ref(threading.current_thread())
         self.code: int | None = None  # exit code once reaped (negative: killed by a signal)
@@ -95,7 +96,7 @@ class _Worker:
             conn, child_conn = Pipe()
             pid = os.fork()
             if pid == 0:  # the worker
-                _worker_main(child_conn, conn, max_memory_mb, self.owner)
+                _worker_main(child_conn, conn, max_memory_mb, self.owner, nice)
             child_conn.close()
             self.pid = pid
             self.conn: Connection = conn
@@ -160,7 +161,7 @@ def _children(pid: int) -> list[int]:
 
 
 def _worker_main(conn: Connection, caller_conn: Connection, max_memory_mb: float,
-                 parent: int) -> NoReturn:
+                 parent: int, nice: int = 0) -> NoReturn:
     """The worker's whole life: never returns into the caller's code, never runs its atexit
     handlers (``os._exit``)."""
     global _in_worker
@@ -171,7 +172,7 @@ def _worker_main(conn: Connection, caller_conn: Connection, max_memory_mb: float
         for other in _workers:  # other workers' pipes: each must see EOF when its caller goes
             with contextlib.suppress(OSError):
                 other.conn.close()
-        _serve(conn, max_memory_mb, parent)
+        _serve(conn, max_memory_mb, parent, nice)
     except BaseException:  # nothing may escape a forked child
         code = 70
     finally:
@@ -179,11 +180,15 @@ def _worker_main(conn: Connection, caller_conn: Connection, max_memory_mb: float
         os._exit(code)
 
 
-def _serve(conn: Connection, max_memory_mb: float, parent: int) -> None:
-    """Answer jobs until the pipe closes or a job leaves this process too big to reuse."""
+def _serve(conn: Connection, max_memory_mb: float, parent: int, nice: int = 0) -> None:
+    """Answer jobs until the pipe closes or a job leaves this process too big to reuse.
+    ``nice``: how much lower than the caller's this process's CPU priority is."""
     global _base, _limit, _job_conn
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the caller's, which then ends us
     _die_with(parent)
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.nice(nice)
     _base = _vm_size()
     headroom = int(max_memory_mb * _MB)
     if _base is not None:
@@ -308,11 +313,12 @@ def _running(thread: threading.Thread | None) -> bool:
     return thread is not None and thread.is_alive()
 
 
-def _worker_for(max_memory_mb: float) -> _Worker:
+def _worker_for(max_memory_mb: float, nice: int = 0) -> _Worker:
     """This thread's worker, started (or replaced) as needed."""
     worker: _Worker | None = getattr(_local, "worker", None)
     if worker is not None and (worker.owner != os.getpid()  # inherited through a fork
-                               or worker.max_memory_mb != max_memory_mb or not worker.alive()):
+                               or worker.max_memory_mb != max_memory_mb or worker.nice != nice
+                               or not worker.alive()):
         if worker.owner == os.getpid():
             worker.stop()
         worker = None
@@ -321,7 +327,7 @@ def _worker_for(max_memory_mb: float) -> _Worker:
             orphans = [w for w in _workers if w.owner == os.getpid() and not _running(w.thread())]
         for w in orphans:
             w.stop(grace=1.0)
-        worker = _local.worker = _Worker(max_memory_mb)
+        worker = _local.worker = _Worker(max_memory_mb, nice)
     return worker
 
 
