@@ -32,6 +32,13 @@ def _new_box() -> Box:
     return (ctypes.c_double(), ctypes.c_double(), ctypes.c_double(), ctypes.c_double())
 
 
+def _utf16(buffer: ctypes.Array[ctypes.c_ushort], n_units: int) -> str:
+    """The first ``n_units`` UTF-16 units pdfium wrote into ``buffer``, as text (pdfium's
+    counts include the terminating NUL)."""
+    text = ctypes.string_at(buffer, 2 * max(n_units, 0)).decode("utf-16-le", errors="ignore")
+    return text[:-1] if text.endswith("\x00") else text
+
+
 def _deadline_check(path: Path, start: float, timeout: float, page_no: int) -> None:
     if time.monotonic() - start > timeout:
         raise IngestError(path, f"took longer than {timeout:g} s (ingest.timeout_seconds); "
@@ -97,9 +104,8 @@ def _pdfium_page(pdf: pdfium.PdfDocument, i: int, pdfium_c: ModuleType) -> PageT
             # A run's text is at most the page's text; room for pdfium's generated characters.
             size_limit = 2 * n_chars + 64
             buffer = (ctypes.c_ushort * size_limit)()
-            n = pdfium_c.FPDFText_GetText(raw, 0, n_chars, buffer) if n_chars else 0
-            page_text = ctypes.string_at(buffer, 2 * max(n - 1, 0)).decode("utf-16-le",
-                                                                           errors="ignore")
+            page_text = _utf16(buffer, pdfium_c.FPDFText_GetText(raw, 0, n_chars, buffer)
+                               if n_chars else 0)
             if len(page_text) != n_chars:  # a character pdfium could not encode: no slicing
                 page_text = ""
             box = _new_box()
@@ -119,12 +125,9 @@ def _pdfium_page(pdf: pdfium.PdfDocument, i: int, pdfium_c: ModuleType) -> PageT
                 if text is None:  # not cut from the page's text: the slow, exact way
                     n = pdfium_c.FPDFText_GetBoundedText(raw, left, top, right, bottom,
                                                          buffer, size_limit)
-                    if n >= size_limit:  # cannot happen on a sane page
-                        text = textpage.get_text_bounded(left, bottom, right, top)
-                    else:
-                        text = ctypes.string_at(buffer, 2 * max(n, 0)).decode(
-                            "utf-16-le", errors="ignore")
-                        text = text[:-1] if text.endswith("\x00") else text  # the count has the NUL
+                    text = (textpage.get_text_bounded(left, bottom, right, top)
+                            if n >= size_limit  # cannot happen on a sane page
+                            else _utf16(buffer, n))
                 run_length = len(text)
                 text = text.replace("\r", " ").replace("\n", " ")
                 if text.strip():
