@@ -210,6 +210,11 @@ class ThemeParams:
     quotes: int = 2
     min_forces: int = 2
     seed: int = 0
+    fit_passages: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.fit_passages < self.passages_per_theme:
+            raise ValueError("themes.fit_passages must be at least themes.passages_per_theme")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,11 @@ theme:
 
 1. word counts (one and two words, English stop words left out, so themes are named by
    what they are about) are weighted by TF-IDF and clustered with k-means (a fixed seed),
-   k growing with the evidence up to ``themes.max_themes``;
+   k growing with the evidence up to ``themes.max_themes``. A category with more evidence
+   than ``themes.fit_passages`` has its vocabulary, weights and clusters fitted on a seeded
+   draw of that many passages, and every passage is then put in its nearest cluster: six
+   themes are found as well from 2,000 passages as from 40,000, and the cost of a large
+   batch (the vocabulary of every word pair, k-means ten times over) stays bounded;
 2. a theme is named by its most distinctive terms, by class-based TF-IDF (term frequency in
    the theme against its frequency over all themes, as BERTopic does);
 3. its representative quotes are the passages nearest its centre, one per force.
@@ -134,6 +138,15 @@ def stop_words(taxonomy: Taxonomy) -> list[str]:
     return sorted(set(ENGLISH_STOP_WORDS) | set(taxonomy.theme_stop_words) | names)
 
 
+def fit_rows(n: int, params: ThemeParams) -> np.ndarray:
+    """The rows a category's themes are fitted on: all ``n``, or, past
+    ``params.fit_passages``, a draw of that many (seeded by ``params.seed``, in row order)."""
+    if n <= params.fit_passages:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(params.seed).choice(n, params.fit_passages,
+                                                             replace=False))
+
+
 def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
                      stop: list[str]) -> list[ThemeRow]:
     from sklearn.cluster import KMeans
@@ -142,14 +155,21 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
     # Terms in at least two passages: a theme is named by what passages share.
     counter = CountVectorizer(ngram_range=(1, 2), stop_words=stop, min_df=2,
                               token_pattern=r"(?u)\b[A-Za-z][A-Za-z0-9-]+\b")
+    texts = ev["text"].tolist()
+    fit = fit_rows(len(texts), params)
     try:
-        counts = counter.fit_transform(ev["text"])
+        fit_counts = counter.fit_transform([texts[i] for i in fit])
     except ValueError:  # nothing but stop words
         return []
-    X = TfidfTransformer(sublinear_tf=True).fit_transform(counts)
-    k = int(min(params.max_themes, max(1, len(ev) // params.passages_per_theme)))
-    clusters = (KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit_predict(X)
-                if k > 1 else np.zeros(len(ev), dtype=int))
+    weigh = TfidfTransformer(sublinear_tf=True).fit(fit_counts)
+    counts = fit_counts if len(fit) == len(texts) else counter.transform(texts)
+    X = weigh.transform(counts)
+    k = int(min(params.max_themes, max(1, len(fit) // params.passages_per_theme)))
+    if k > 1:
+        kmeans = KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit(X[fit])
+        clusters = kmeans.labels_ if len(fit) == len(texts) else kmeans.predict(X)
+    else:
+        clusters = np.zeros(len(texts), dtype=int)
     labels = _labels(counts, counter.get_feature_names_out(), clusters, k, params.label_terms)
     rows: list[ThemeRow] = []
     for c in range(k):

@@ -87,3 +87,28 @@ def test_national_work_is_told_from_the_force_s_own_voice():
     assert not is_national("The force has adopted the Home Office guidance.", tax)
     assert not is_national("Officers refer victims through the NRM.", tax)
     assert not is_national("The NPCC lead chairs a board.", replace(tax, national_cues=()))
+
+
+def test_a_large_category_is_fitted_on_a_draw_and_every_passage_joins_a_theme():
+    import numpy as np
+    import pytest
+
+    from pipeline.themes import fit_rows
+
+    forces = ["Kent", "Essex", "Surrey", "Dorset", "Devon and Cornwall"]
+    rows = [{"passage_id": f"{kind}{i}", "force": forces[i % 5], "page": i + 1,
+             "text": texts[i % 4], "status": "in_place"}
+            for i in range(30) for kind, texts in (("i", INTRANET), ("s", SAFETY))]
+    evidence = pd.DataFrame(rows).assign(category="nrm", doc_id="d", p=0.9)
+    params = ThemeParams(passages_per_theme=4, max_themes=2, fit_passages=12)
+    drawn = fit_rows(60, params)
+    assert len(drawn) == 12 and len(set(drawn)) == 12 and list(drawn) == sorted(drawn)
+    assert np.array_equal(drawn, fit_rows(60, params))  # seeded: the same draw every run
+    assert np.array_equal(fit_rows(12, params), np.arange(12))  # all rows when few enough
+    table = themes(evidence, TAX, params)
+    assert len(table) == 2 and table["n_passages"].sum() == 60  # the 48 not drawn too
+    for r in table.itertuples():
+        assert len({p[0] for p in r.passage_ids.split(";")}) == 1  # quotes of one kind
+        assert r.n_forces == 5 and r.n_passages == 30
+    with pytest.raises(ValueError, match="fit_passages"):
+        ThemeParams(fit_passages=3)
