@@ -98,13 +98,34 @@ class EvidenceCollector:
                 else evidence_table(pd.DataFrame(), self.taxonomy))
 
 
-def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pending[Figures]:
+def warm_figures(params: Params) -> Pending[None] | None:
+    """Import the plotting library in the reading worker as soon as the last document is
+    read, while this process classifies the last batch, so that :func:`start_figures` later
+    waits on drawing alone. None where figures are drawn in this process."""
+    from .ingest import budget
+    from .report import import_plotting
+
+    if not params.ingest.isolate:
+        return None
+    return budget.submit(import_plotting, timeout=params.ingest.timeout_seconds,
+                         max_memory_mb=params.ingest.max_memory_mb,
+                         nice=params.ingest.worker_nice)
+
+
+def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params,
+                  warmed: Pending[None] | None = None) -> Pending[Figures]:
     """Start rendering the report's figures in the reading worker, idle once every document
     is read, so that matplotlib (its import alone takes about a second) works while this
-    process finds practices and themes."""
+    process finds practices and themes. ``warmed``: :func:`warm_figures`'s call, answered
+    first (the worker takes one call at a time)."""
     from .ingest import budget
     from .report import render_figures
 
+    if warmed is not None:
+        try:
+            warmed.result()
+        except Exception as e:  # noqa: BLE001 - a failed warm-up only costs time
+            log.debug("plotting could not be imported ahead in a worker: %s", e)
     if not params.ingest.isolate:  # no worker processes wanted: render here, now
         return budget.Pending(done=budget.Outcome(render_figures(cov, taxonomy)))
     return budget.submit(render_figures, cov, taxonomy, timeout=params.ingest.timeout_seconds,
@@ -125,10 +146,12 @@ def figures_of(pending: Pending[Figures]) -> Figures | None:
 def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[DocumentResult],
                    *, model_version: str, run_id: str, params: Params, taxonomy: Taxonomy,
                    previous: RunTables | None = None,
-                   seconds: dict[str, float] | None = None) -> ScoreSummary:
+                   seconds: dict[str, float] | None = None,
+                   warmed: Pending[None] | None = None) -> ScoreSummary:
     """The coverage and report stages: from the collected evidence and the documents'
     outcomes, write coverage.csv, coverage_matrix.csv, practices.csv, themes.csv,
-    documents.csv, changes.csv (with ``previous``), report.html and, last, summary.json."""
+    documents.csv, changes.csv (with ``previous``), report.html and, last, summary.json.
+    ``warmed``: :func:`warm_figures`'s call, when the caller started one."""
     import time
 
     seconds = {**(seconds or {}), "coverage": 0.0, "report": 0.0}
@@ -136,8 +159,13 @@ def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[Do
     evidence = collected.evidence()
     documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
         columns=["doc_id", "force", "status"])
-    cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
-    figures = start_figures(cov, taxonomy, params)
+    try:
+        cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
+    except BaseException:
+        if warmed is not None:  # its answer must not reach the worker's next caller
+            warmed.abandon()
+        raise
+    figures = start_figures(cov, taxonomy, params, warmed)
     practices = practices_by_force(evidence, taxonomy, collected.practices)
     theme_table = themes(evidence, taxonomy, params.themes,
                          pd.Series(collected.national, index=evidence.index, dtype=bool))

@@ -67,6 +67,15 @@ class ChangesView(TypedDict):
     kinds: tuple[str, ...]
 
 
+def import_plotting() -> None:
+    """Import matplotlib's pyplot on the Agg backend (about a third of a second): what
+    :func:`render_figures` needs before it can draw."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot  # noqa: F401
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")

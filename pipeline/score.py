@@ -20,7 +20,7 @@ from .classify import TrainedModel
 from .config import Params
 from .depth import multi_subpoints
 from .extract import extract_many
-from .findings import EvidenceCollector, ScoreSummary, write_findings
+from .findings import EvidenceCollector, ScoreSummary, warm_figures, write_findings
 from .inputfiles import find_inputs
 from .passagefile import PassageWriter
 from .predict import predict_passages
@@ -116,6 +116,7 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
     collected = EvidenceCollector(taxonomy)
     writer = PassageWriter(out_dir / "passages.parquet", model.labels,
                            multi_subpoints(taxonomy), run_id, model.version)
+    warmed = None
     try:
         t0 = time.perf_counter()
         batch: list[dict[str, object]] = []
@@ -142,15 +143,18 @@ def _score_into(out_dir: Path, inputs: Sequence[str | Path], *, model: TrainedMo
             batch += [p.to_json() for p in extracted.passages]
             if len(batch) >= 2000:  # classify as we go, while workers extract the next files
                 flush()
+        warmed = warm_figures(params)  # every document is read: the worker is free
         flush()
         seconds["extract"] = time.perf_counter() - t0 - seconds["classify"]
         writer.close()
     except BaseException:
         writer.abort()
+        if warmed is not None:
+            warmed.abandon()
         raise
     summary_out = write_findings(out_dir, collected, results, model_version=model.version,
                                  run_id=run_id, params=params, taxonomy=taxonomy,
-                                 previous=previous, seconds=seconds)
+                                 previous=previous, seconds=seconds, warmed=warmed)
     return replace(summary_out, n_files=len(files), n_cached=cache.hits if cache else 0)
 
 

@@ -334,6 +334,15 @@ def test_submit_returns_while_the_call_runs_in_the_worker_and_result_waits_for_i
         budget.submit(int, "not a number", timeout=5, max_memory_mb=100).result()
 
 
+def test_an_abandoned_call_s_answer_never_reaches_the_next_caller():
+    pending = budget.submit(_ended_at, 0.5, timeout=10, max_memory_mb=100)
+    pending.abandon()
+    with pytest.raises(budget.BudgetExceeded, match="abandoned"):
+        pending.result()
+    # Had the worker been kept, this call would have received the abandoned call's answer.
+    assert budget.run(_started_at, "next", timeout=10, max_memory_mb=100)[0] == "next"
+
+
 def test_jobs_read_on_threads_each_with_its_own_worker_and_answer_in_file_order(
         monkeypatch, tmp_path):
     """--jobs N: N reading workers share the files; a breach is one row, in its place."""

@@ -44,3 +44,29 @@ def test_rows_found_batch_by_batch_match_those_found_on_the_whole_evidence():
     national = pd.Series(collected.national, index=evidence.index, dtype=bool)
     pd.testing.assert_frame_equal(themes(evidence, TAX, ThemeParams(), national),
                                   themes(evidence, TAX, ThemeParams()))
+
+
+def test_plotting_warmed_in_the_worker_then_the_figures_drawn_there(tmp_path):
+    import sys
+
+    from pipeline.config import load_params
+    from pipeline.coverage import coverage_from_evidence
+    from pipeline.findings import figures_of, start_figures, warm_figures
+
+    params = load_params()
+    collected = EvidenceCollector(TAX)
+    collected.add(_scored(enumerate(TEXTS)))
+    documents = pd.DataFrame({"doc_id": [f"d-{f}" for f in ("Kent", "Essex", "Surrey")],
+                              "force": ["Kent", "Essex", "Surrey"], "status": "ok"})
+    cov = coverage_from_evidence(collected.evidence(), documents, TAX, params.coverage)
+    warmed = warm_figures(params)
+    assert warmed is not None
+    figures = figures_of(start_figures(cov, TAX, params, warmed))
+    assert figures is not None and figures.heatmap.startswith(b"\x89PNG")
+    assert warmed.result() is None
+    # With no worker processes wanted, nothing is warmed and the figures are drawn here.
+    from dataclasses import replace
+    here = replace(params, ingest=replace(params.ingest, isolate=False))
+    assert warm_figures(here) is None
+    assert figures_of(start_figures(cov, TAX, here)).heatmap.startswith(b"\x89PNG")
+    assert "matplotlib.pyplot" in sys.modules

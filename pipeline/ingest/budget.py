@@ -297,6 +297,13 @@ class Pending(Generic[T]):
         assert self._done is not None
         return self._done.get()
 
+    def abandon(self) -> None:
+        """Give up on the call: its worker is stopped if it has not answered, so that the
+        answer never reaches a later call in this thread."""
+        if self._done is None and self._queue is not None:
+            self._queue.close()
+            self._done = Outcome(error=BudgetExceeded("abandoned by its caller"))
+
 
 def submit(fn: Callable[..., T], *args: Any, timeout: float, max_memory_mb: float,
            nice: int = 0) -> Pending[T]:
