@@ -8,11 +8,13 @@ Both finish with :func:`write_findings`, so the two routes write the same files.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -112,20 +114,15 @@ def warm_figures(params: Params) -> Pending[None] | None:
                          nice=params.ingest.worker_nice)
 
 
-def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params,
-                  warmed: Pending[None] | None = None) -> Pending[Figures]:
+def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pending[Figures]:
     """Start rendering the report's figures in the reading worker, idle once every document
     is read, so that matplotlib (its import alone takes about a second) works while this
-    process finds practices and themes. ``warmed``: :func:`warm_figures`'s call, answered
-    first (the worker takes one call at a time)."""
+    process finds practices and themes. The call queues behind ``warmed``
+    (:func:`warm_figures`'s, if any) in the same worker; :func:`figures_of` takes the two
+    answers in that order."""
     from .ingest import budget
     from .report import render_figures
 
-    if warmed is not None:
-        try:
-            warmed.result()
-        except Exception as e:  # noqa: BLE001 - a failed warm-up only costs time
-            log.debug("plotting could not be imported ahead in a worker: %s", e)
     if not params.ingest.isolate:  # no worker processes wanted: render here, now
         return budget.Pending(done=budget.Outcome(render_figures(cov, taxonomy)))
     return budget.submit(render_figures, cov, taxonomy, timeout=params.ingest.timeout_seconds,
@@ -133,14 +130,33 @@ def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params,
                          nice=params.ingest.worker_nice)
 
 
-def figures_of(pending: Pending[Figures]) -> Figures | None:
+def figures_of(pending: Pending[Figures], warmed: Pending[None] | None = None
+               ) -> Figures | None:
     """The figures :func:`start_figures` rendered, or None (rendered again in this process,
-    with a warning) when the worker could not."""
+    with a warning) when the worker could not. ``warmed``, the call queued before them in
+    that worker, is answered first."""
+    if warmed is not None:
+        try:
+            warmed.result()
+        except Exception as e:  # noqa: BLE001 - a failed warm-up only costs time
+            log.debug("plotting could not be imported ahead in a worker: %s", e)
     try:
         return pending.result()
     except Exception as e:  # noqa: BLE001 - the report still gets its figures
         log.warning("figures could not be rendered in a worker (%s); rendering them here", e)
         return None
+
+
+@contextlib.contextmanager
+def _abandoned_on_error(calls: list[Pending[Any]]) -> Iterator[None]:
+    """Abandon ``calls`` (those still unanswered) if the block fails: their answers must not
+    reach the worker's next caller."""
+    try:
+        yield
+    except BaseException:
+        for call in calls:
+            call.abandon()
+        raise
 
 
 def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[DocumentResult],
@@ -159,45 +175,44 @@ def write_findings(out_dir: Path, collected: EvidenceCollector, results: list[Do
     evidence = collected.evidence()
     documents = pd.DataFrame([r.__dict__ for r in results]) if results else pd.DataFrame(
         columns=["doc_id", "force", "status"])
-    try:
+    calls: list[Pending[Any]] = [warmed] if warmed is not None else []
+    with _abandoned_on_error(calls):
         cov = coverage_from_evidence(evidence, documents, taxonomy, params.coverage)
-    except BaseException:
-        if warmed is not None:  # its answer must not reach the worker's next caller
-            warmed.abandon()
-        raise
-    figures = start_figures(cov, taxonomy, params, warmed)
-    practices = practices_by_force(evidence, taxonomy, collected.practices)
-    theme_table = themes(evidence, taxonomy, params.themes,
-                         pd.Series(collected.national, index=evidence.index, dtype=bool))
-    summary = national_summary(cov, taxonomy, territorial_forces(),
-                               stated_gaps(evidence, taxonomy))
-    summary.update({
-        "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "run_id": run_id, "model_version": model_version, "n_documents": len(results),
-        "n_documents_error": sum(r.status == "error" for r in results),
-        "n_passages": collected.n_passages, "n_echo": collected.n_echo,
-        "n_needs_review": collected.n_needs_review,
-    })
-    write_frame_csv(out_dir / "coverage.csv", cov)
-    write_frame_csv(out_dir / "coverage_matrix.csv", coverage_matrix(cov, taxonomy))
-    write_frame_csv(out_dir / "practices.csv", practices)
-    write_frame_csv(out_dir / "themes.csv", theme_table)
-    write_documents_csv(out_dir / "documents.csv", results)
-    changes = None
-    if previous is not None:
-        from .compare import RunTables, compare_runs
+        figures = start_figures(cov, taxonomy, params)
+        calls.append(figures)
+        practices = practices_by_force(evidence, taxonomy, collected.practices)
+        theme_table = themes(evidence, taxonomy, params.themes,
+                             pd.Series(collected.national, index=evidence.index, dtype=bool))
+        summary = national_summary(cov, taxonomy, territorial_forces(),
+                                   stated_gaps(evidence, taxonomy))
+        summary.update({
+            "generated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "run_id": run_id, "model_version": model_version, "n_documents": len(results),
+            "n_documents_error": sum(r.status == "error" for r in results),
+            "n_passages": collected.n_passages, "n_echo": collected.n_echo,
+            "n_needs_review": collected.n_needs_review,
+        })
+        write_frame_csv(out_dir / "coverage.csv", cov)
+        write_frame_csv(out_dir / "coverage_matrix.csv", coverage_matrix(cov, taxonomy))
+        write_frame_csv(out_dir / "practices.csv", practices)
+        write_frame_csv(out_dir / "themes.csv", theme_table)
+        write_documents_csv(out_dir / "documents.csv", results)
+        changes = None
+        if previous is not None:
+            from .compare import RunTables, compare_runs
 
-        now = RunTables(cov[cov["level"] == "force"].reset_index(drop=True), evidence)
-        changes = compare_runs(previous, now, taxonomy)
-        write_frame_csv(out_dir / "changes.csv", changes)
-    seconds["coverage"] = time.perf_counter() - t2
-    t3 = time.perf_counter()
-    from .report import write_report
+            now = RunTables(cov[cov["level"] == "force"].reset_index(drop=True), evidence)
+            changes = compare_runs(previous, now, taxonomy)
+            write_frame_csv(out_dir / "changes.csv", changes)
+        seconds["coverage"] = time.perf_counter() - t2
+        t3 = time.perf_counter()
+        from .report import write_report
 
-    write_report(out_dir, coverage=cov, evidence=evidence, practices=practices, summary=summary,
-                 documents=results, taxonomy=taxonomy, changes=changes, themes=theme_table,
-                 theme_min_forces=params.themes.min_forces,
-                 previous_run=previous.name if previous else "", figures=figures_of(figures))
+        write_report(out_dir, coverage=cov, evidence=evidence, practices=practices,
+                     summary=summary, documents=results, taxonomy=taxonomy, changes=changes,
+                     themes=theme_table, theme_min_forces=params.themes.min_forces,
+                     previous_run=previous.name if previous else "",
+                     figures=figures_of(figures, warmed))
     seconds["report"] = time.perf_counter() - t3
     n_pages = sum(r.pages for r in results)
     # Written last, with where the time went beside the figures it explains.

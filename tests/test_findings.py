@@ -47,8 +47,6 @@ def test_rows_found_batch_by_batch_match_those_found_on_the_whole_evidence():
 
 
 def test_plotting_warmed_in_the_worker_then_the_figures_drawn_there(tmp_path):
-    import sys
-
     from pipeline.config import load_params
     from pipeline.coverage import coverage_from_evidence
     from pipeline.findings import figures_of, start_figures, warm_figures
@@ -61,7 +59,8 @@ def test_plotting_warmed_in_the_worker_then_the_figures_drawn_there(tmp_path):
     cov = coverage_from_evidence(collected.evidence(), documents, TAX, params.coverage)
     warmed = warm_figures(params)
     assert warmed is not None
-    figures = figures_of(start_figures(cov, TAX, params, warmed))
+    pending = start_figures(cov, TAX, params)  # queued behind the warm-up, same worker
+    figures = figures_of(pending, warmed)
     assert figures is not None and figures.heatmap.startswith(b"\x89PNG")
     assert warmed.result() is None
     # With no worker processes wanted, nothing is warmed and the figures are drawn here.
@@ -69,4 +68,29 @@ def test_plotting_warmed_in_the_worker_then_the_figures_drawn_there(tmp_path):
     here = replace(params, ingest=replace(params.ingest, isolate=False))
     assert warm_figures(here) is None
     assert figures_of(start_figures(cov, TAX, here)).heatmap.startswith(b"\x89PNG")
-    assert "matplotlib.pyplot" in sys.modules
+
+
+def test_a_failing_report_stage_leaves_no_answer_for_the_worker_s_next_caller(
+        monkeypatch, tmp_path):
+    import pytest
+
+    import pipeline.findings as findings
+    from pipeline.config import load_params
+    from pipeline.ingest import budget
+
+    params = load_params()
+    collected = EvidenceCollector(TAX)
+    collected.add(_scored(enumerate(TEXTS)))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("themes broke")
+
+    monkeypatch.setattr(findings, "themes", broken)
+    with pytest.raises(RuntimeError, match="themes broke"):
+        findings.write_findings(tmp_path, collected, [], model_version="m", run_id="r",
+                                params=params, taxonomy=TAX,
+                                warmed=findings.warm_figures(params))
+    # The warm-up's and the figures' answers were dropped with their worker.
+    # The same worker (same budget and priority) would otherwise answer with the warm-up's.
+    assert budget.submit(abs, -3, timeout=10, max_memory_mb=params.ingest.max_memory_mb,
+                         nice=params.ingest.worker_nice).result() == 3
