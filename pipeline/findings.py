@@ -117,15 +117,17 @@ def warm_figures(params: Params) -> Pending[None] | None:
 def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pending[Figures]:
     """Start rendering the report's figures in the reading worker, idle once every document
     is read, so that matplotlib (its import alone takes about a second) works while this
-    process finds practices and themes. The call queues behind ``warmed``
-    (:func:`warm_figures`'s, if any) in the same worker; :func:`figures_of` takes the two
-    answers in that order."""
+    process finds practices and themes. The call queues behind :func:`warm_figures`'s, if
+    any, in the same worker; :func:`figures_of` takes the two answers in that order."""
     from .ingest import budget
     from .report import render_figures
 
     if not params.ingest.isolate:  # no worker processes wanted: render here, now
         return budget.Pending(done=budget.Outcome(render_figures(cov, taxonomy)))
-    return budget.submit(render_figures, cov, taxonomy, timeout=params.ingest.timeout_seconds,
+    # Only the columns the figures read: a call larger than the pipe holds would block
+    # here until the worker, still importing plotting, takes it.
+    drawn = cov[["level", "force", "category", "score"]]
+    return budget.submit(render_figures, drawn, taxonomy, timeout=params.ingest.timeout_seconds,
                          max_memory_mb=params.ingest.max_memory_mb,
                          nice=params.ingest.worker_nice)
 
