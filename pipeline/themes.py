@@ -9,12 +9,14 @@ theme:
    what they are about) are weighted by TF-IDF and clustered with k-means (a fixed seed),
    k growing with the evidence up to ``themes.max_themes``. A category with more evidence
    than ``themes.fit_passages`` has its vocabulary, weights and clusters fitted on a seeded
-   draw of that many passages, and every passage is then put in its nearest cluster: six
-   themes are found as well from 2,000 passages as from 40,000, and the cost of a large
-   batch (the vocabulary of every word pair, k-means ten times over) stays bounded;
+   draw of that many passages, and every passage is then put in its nearest cluster, a
+   chunk at a time: six themes are found as well from 2,000 passages as from 40,000, and the
+   cost of a large batch (the vocabulary of every word pair, k-means ten times over, a
+   matrix of every passage) stays bounded;
 2. a theme is named by its most distinctive terms, by class-based TF-IDF (term frequency in
    the theme against its frequency over all themes, as BERTopic does);
-3. its representative quotes are the passages nearest its centre, one per force.
+3. its representative quotes are the passages nearest its centre (the mean of its passages;
+   for a category fitted on a draw, the k-means centre), one per force.
 
 Passages about national work (the taxonomy's ``national_cues``, with none of its
 ``own_voice_cues``) are kept apart, as are stated gaps (:func:`pipeline.coverage.stated_gaps`).
@@ -102,12 +104,10 @@ def is_national(text: str, taxonomy: Taxonomy) -> bool:
     return own is None or not own.search(text)
 
 
-def _labels(counts: Any, terms: np.ndarray, clusters: np.ndarray, k: int,
-            n_terms: int) -> list[str]:
-    """Each cluster's most distinctive terms by class-based TF-IDF; a word already inside a
-    chosen phrase is skipped."""
-    per_class = np.vstack([np.asarray(counts[clusters == c].sum(axis=0)).ravel()
-                           for c in range(k)])
+def _labels(per_class: np.ndarray, terms: np.ndarray, n_terms: int) -> list[str]:
+    """Each cluster's most distinctive terms by class-based TF-IDF, from its term counts
+    (``per_class``, k x terms); a word already inside a chosen phrase is skipped."""
+    k = per_class.shape[0]
     tf = per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1)
     avg_words = per_class.sum() / k
     idf = np.log(1 + avg_words / np.maximum(per_class.sum(axis=0), 1))
@@ -158,27 +158,33 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
     texts = ev["text"].tolist()
     fit = fit_rows(len(texts), params)
     try:
-        fit_counts = counter.fit_transform([texts[i] for i in fit])
+        counts = counter.fit_transform([texts[i] for i in fit])
     except ValueError:  # nothing but stop words
         return []
-    weigh = TfidfTransformer(sublinear_tf=True).fit(fit_counts)
-    counts = fit_counts if len(fit) == len(texts) else counter.transform(texts)
+    weigh = TfidfTransformer(sublinear_tf=True).fit(counts)
     X = weigh.transform(counts)
     k = int(min(params.max_themes, max(1, len(fit) // params.passages_per_theme)))
-    if k > 1:
-        kmeans = KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit(X[fit])
-        clusters = kmeans.labels_ if len(fit) == len(texts) else kmeans.predict(X)
+    kmeans = (KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit(X)
+              if k > 1 else None)
+    if len(fit) == len(texts):
+        clusters = kmeans.labels_ if kmeans is not None else np.zeros(len(texts), dtype=int)
+        per_class = _class_sums(counts, clusters, k)
+        nearness = np.zeros(len(texts))
+        for c in range(k):  # nearness to the mean of the theme's passages
+            inside = clusters == c
+            if inside.any():  # k-means may leave a cluster empty where passages repeat
+                centre = np.asarray(X[inside].mean(axis=0)).ravel()
+                nearness[inside] = np.asarray(X[inside] @ centre).ravel()
     else:
-        clusters = np.zeros(len(texts), dtype=int)
-    labels = _labels(counts, counter.get_feature_names_out(), clusters, k, params.label_terms)
+        clusters, per_class, nearness = _assign_in_chunks(texts, counter, weigh, kmeans, k)
+    labels = _labels(per_class, counter.get_feature_names_out(), params.label_terms)
     rows: list[ThemeRow] = []
     for c in range(k):
         members = ev[clusters == c]
         if members.empty:
             continue
-        centre = np.asarray(X[clusters == c].mean(axis=0)).ravel()
-        nearness = np.asarray(X[clusters == c] @ centre).ravel()
-        quotes = members.assign(_near=nearness).sort_values("_near", ascending=False)
+        quotes = members.assign(_near=nearness[clusters == c]).sort_values(
+            "_near", ascending=False)
         quotes = quotes.drop_duplicates("force").head(params.quotes)
         forces = sorted(set(members["force"]))
         rows.append({"category": category, "label": labels[c], "n_forces": len(forces),
@@ -187,6 +193,32 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
                      "pages": ";".join(str(int(p)) for p in quotes["page"]),
                      "quote_forces": ";".join(quotes["force"]), "national": False})
     return rows
+
+
+def _class_sums(counts: Any, clusters: np.ndarray, k: int) -> np.ndarray:
+    """Each theme's term counts, summed over its passages (k x terms)."""
+    return np.vstack([np.asarray(counts[clusters == c].sum(axis=0)).ravel() for c in range(k)])
+
+
+def _assign_in_chunks(texts: list[str], counter: Any, weigh: Any, kmeans: Any, k: int,
+                      chunk: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every passage of a category fitted on a draw (:func:`fit_rows`): its theme (the
+    nearest k-means centre), the themes' term counts, and each passage's nearness to its
+    theme's centre, ``chunk`` passages at a time, so that no matrix of the whole category is
+    ever held."""
+    clusters = np.zeros(len(texts), dtype=int)
+    nearness = np.zeros(len(texts))
+    per_class = np.zeros((k, len(counter.vocabulary_)))
+    for start in range(0, len(texts), chunk):
+        counts = counter.transform(texts[start:start + chunk])
+        X = weigh.transform(counts)
+        part = kmeans.predict(X) if kmeans is not None else np.zeros(X.shape[0], dtype=int)
+        clusters[start:start + len(part)] = part
+        if kmeans is not None:
+            centres = kmeans.cluster_centers_[part]
+            nearness[start:start + len(part)] = np.asarray(X.multiply(centres).sum(axis=1)).ravel()
+        per_class += _class_sums(counts, part, k)
+    return clusters, per_class, nearness
 
 
 def national_rows(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.Series:

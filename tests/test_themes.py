@@ -112,3 +112,25 @@ def test_a_large_category_is_fitted_on_a_draw_and_every_passage_joins_a_theme():
         assert r.n_forces == 5 and r.n_passages == 30
     with pytest.raises(ValueError, match="fit_passages"):
         ThemeParams(fit_passages=3)
+
+
+def test_passages_are_assigned_the_same_whatever_the_chunk():
+    import numpy as np
+    from sklearn.cluster import KMeans
+    from sklearn.feature_extraction.text import CountVectorizer, TfidfTransformer
+
+    from pipeline.themes import _assign_in_chunks
+
+    texts = (INTRANET + SAFETY) * 5
+    counter = CountVectorizer().fit(texts[:8])
+    weigh = TfidfTransformer().fit(counter.transform(texts[:8]))
+    kmeans = KMeans(n_clusters=2, n_init=3, random_state=0).fit(
+        weigh.transform(counter.transform(texts[:8])))
+    whole = _assign_in_chunks(texts, counter, weigh, kmeans, 2)
+    chunked = _assign_in_chunks(texts, counter, weigh, kmeans, 2, chunk=7)
+    for a, b in zip(whole, chunked, strict=True):
+        assert np.allclose(a, b)
+    clusters, per_class, nearness = whole
+    assert len(set(clusters[:4])) == 1 and len(set(clusters[4:8])) == 1
+    assert clusters[0] != clusters[4] and (nearness > 0).all()
+    assert per_class.sum() == counter.transform(texts).sum()  # every passage's words counted
