@@ -225,7 +225,11 @@ def evidence_anchor(category: str, passage_id: str) -> str:
 def _themes_context(themes: pd.DataFrame, evidence: pd.DataFrame,
                     taxonomy: Taxonomy) -> list[CategoryThemes]:
     """Per category, its themes with counts, forces and linked representative quotes."""
-    text_of = dict(zip(evidence["passage_id"], evidence["text"], strict=False))
+    # Only the quoted passages' texts: a dict of every evidence row costs tens of MB in a
+    # batch of thousands of documents.
+    quoted = {pid for ids in themes["passage_ids"] for pid in str(ids).split(";")}
+    shown = evidence[evidence["passage_id"].isin(quoted)]
+    text_of = dict(zip(shown["passage_id"], shown["text"], strict=True))
     out: list[CategoryThemes] = []
     for cat in taxonomy.labels:
         rows = themes[themes["category"] == cat]
