@@ -10,9 +10,11 @@ theme:
    k growing with the evidence up to ``themes.max_themes``. A category with more evidence
    than ``themes.fit_passages`` has its vocabulary, weights and clusters fitted on a seeded
    draw of that many passages, and every passage is then put in its nearest cluster, a
-   chunk at a time: six themes are found as well from 2,000 passages as from 40,000, and the
-   cost of a large batch (the vocabulary of every word pair, k-means ten times over, a
-   matrix of every passage) stays bounded;
+   chunk at a time, so that the cost of a large batch (the vocabulary of every word pair,
+   k-means ten times over, a matrix of every passage) stays bounded. (k-means themes are
+   not stable anyway: on the labelled corpus, a fit on a draw of 500 or 1,000 passages
+   agrees with the full fit about as well as the full fit agrees with itself under another
+   seed);
 2. a theme is named by its most distinctive terms, by class-based TF-IDF (term frequency in
    the theme against its frequency over all themes, as BERTopic does);
 3. its representative quotes are the passages nearest its centre (the mean of its passages;
