@@ -178,7 +178,11 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
                 centre = np.asarray(X[inside].mean(axis=0)).ravel()
                 nearness[inside] = np.asarray(X[inside] @ centre).ravel()
     else:
-        clusters, per_class, nearness = _assign_in_chunks(texts, counter, weigh, kmeans, k)
+        # One theme (a draw too small to split): its centre is the draw's mean.
+        centres = (kmeans.cluster_centers_ if kmeans is not None
+                   else np.asarray(X.mean(axis=0)))
+        clusters, per_class, nearness = _assign_in_chunks(texts, counter, weigh, kmeans,
+                                                          centres)
     labels = _labels(per_class, counter.get_feature_names_out(), params.label_terms)
     rows: list[ThemeRow] = []
     for c in range(k):
@@ -202,12 +206,14 @@ def _class_sums(counts: Any, clusters: np.ndarray, k: int) -> np.ndarray:
     return np.vstack([np.asarray(counts[clusters == c].sum(axis=0)).ravel() for c in range(k)])
 
 
-def _assign_in_chunks(texts: list[str], counter: Any, weigh: Any, kmeans: Any, k: int,
-                      chunk: int = 5000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _assign_in_chunks(texts: list[str], counter: Any, weigh: Any, kmeans: Any,
+                      centres: np.ndarray, chunk: int = 5000
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every passage of a category fitted on a draw (:func:`fit_rows`): its theme (the
-    nearest k-means centre), the themes' term counts, and each passage's nearness to its
-    theme's centre, ``chunk`` passages at a time, so that no matrix of the whole category is
-    ever held."""
+    nearest k-means centre; the only one without ``kmeans``), the themes' term counts, and
+    each passage's nearness to its theme's centre (``centres``, one row per theme),
+    ``chunk`` passages at a time, so that no matrix of the whole category is ever held."""
+    k = len(centres)
     clusters = np.zeros(len(texts), dtype=int)
     nearness = np.zeros(len(texts))
     per_class = np.zeros((k, len(counter.vocabulary_)))
@@ -216,9 +222,8 @@ def _assign_in_chunks(texts: list[str], counter: Any, weigh: Any, kmeans: Any, k
         X = weigh.transform(counts)
         part = kmeans.predict(X) if kmeans is not None else np.zeros(X.shape[0], dtype=int)
         clusters[start:start + len(part)] = part
-        if kmeans is not None:
-            centres = kmeans.cluster_centers_[part]
-            nearness[start:start + len(part)] = np.asarray(X.multiply(centres).sum(axis=1)).ravel()
+        nearness[start:start + len(part)] = np.asarray(
+            X.multiply(centres[part]).sum(axis=1)).ravel()
         per_class += _class_sums(counts, part, k)
     return clusters, per_class, nearness
 

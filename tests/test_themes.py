@@ -126,11 +126,21 @@ def test_passages_are_assigned_the_same_whatever_the_chunk():
     weigh = TfidfTransformer().fit(counter.transform(texts[:8]))
     kmeans = KMeans(n_clusters=2, n_init=3, random_state=0).fit(
         weigh.transform(counter.transform(texts[:8])))
-    whole = _assign_in_chunks(texts, counter, weigh, kmeans, 2)
-    chunked = _assign_in_chunks(texts, counter, weigh, kmeans, 2, chunk=7)
+    whole = _assign_in_chunks(texts, counter, weigh, kmeans, kmeans.cluster_centers_)
+    chunked = _assign_in_chunks(texts, counter, weigh, kmeans, kmeans.cluster_centers_,
+                                chunk=7)
     for a, b in zip(whole, chunked, strict=True):
         assert np.allclose(a, b)
     clusters, per_class, nearness = whole
     assert len(set(clusters[:4])) == 1 and len(set(clusters[4:8])) == 1
     assert clusters[0] != clusters[4] and (nearness > 0).all()
     assert per_class.sum() == counter.transform(texts).sum()  # every passage's words counted
+
+
+def test_a_draw_too_small_to_split_is_one_theme_holding_every_passage():
+    rows = [{"passage_id": f"i{i}", "force": f"F{i}", "page": 1, "text": INTRANET[i % 4],
+             "status": "in_place"} for i in range(20)]
+    evidence = pd.DataFrame(rows).assign(category="nrm", doc_id="d", p=0.9)
+    table = themes(evidence, TAX, ThemeParams(passages_per_theme=4, fit_passages=6))
+    assert len(table) == 1 and table["n_passages"].iloc[0] == 20
+    assert table["n_forces"].iloc[0] == 20 and len(table["quote_forces"].iloc[0].split(";")) == 2
