@@ -122,9 +122,11 @@ def passage_subpoints(text: str, rec_refs: list[str] | tuple[str, ...], category
         s for s in subs if names_any(taxonomy.subpoint_terms.get(s, ()), text, lowered)}
 
 
-def _subpoint_strengths(rec: Any, category: str,
+def _subpoint_strengths(category: str, refs: set[str], q_of: dict[str, Any], text: str,
                         taxonomy: Taxonomy) -> tuple[list[float], list[str]]:
-    """(q_is for each sub-point of ``category`` in taxonomy order, the sub-points evidenced).
+    """(q_is for each sub-point of ``category`` in taxonomy order, the sub-points evidenced),
+    from the passage's explicit references, its sub-point head's ``q_of`` (sub-point -> q;
+    missing or NaN without a head) and its text.
 
     Without a sub-point head the category cannot be graded: every q is 1 (the score is the
     strength of all its evidence, as if it had one sub-point), and the sub-points listed are
@@ -132,10 +134,9 @@ def _subpoint_strengths(rec: Any, category: str,
     subs = taxonomy.category(category).subpoints
     if len(subs) == 1:
         return [1.0], list(subs)
-    refs = set(rec.rec_refs)
-    q = [getattr(rec, f"q_{s}", float("nan")) for s in subs]
+    q = [q_of.get(s, float("nan")) for s in subs]
     if any(pd.isna(x) for x in q):
-        found = passage_subpoints(rec.text, list(refs), category, taxonomy)
+        found = passage_subpoints(text, list(refs), category, taxonomy)
         return [1.0] * len(subs), [s for s in subs if s in found]
     q = [1.0 if s in refs else float(x) for s, x in zip(subs, q, strict=True)]
     return q, [s for s, x in zip(subs, q, strict=True) if x >= 0.5]
@@ -149,23 +150,36 @@ def evidence_table(passages: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     taxonomy order), status ("" without depth heads), status_p (list: the probability of each
     of ``depth.STATUSES``; empty without), p_specific (NaN without), text.
     """
+    n = len(passages)
+
+    def column(name: str, default: Any) -> list[Any]:
+        return passages[name].tolist() if name in passages else [default] * n
+
+    # Columns read once as lists: a row-by-row walk over the whole frame (every column of
+    # every passage, evidence or not) cost more than the rest of this function.
+    echo, labels = column("echo", False), column("labels", [])
+    status_of, specific = column("status", ""), column("p_specific", float("nan"))
+    status_cols = [f"p_status_{s}" for s in STATUSES]
+    status_ps = (passages[status_cols].to_numpy(dtype=float) if n and all(
+        c in passages for c in status_cols) else np.full((n, len(STATUSES)), np.nan))
+    q_cols = {c[2:]: passages[c].tolist() for c in passages.columns if c.startswith("q_")}
+    p_cols = {c[2:]: passages[c].tolist() for c in passages.columns if c.startswith("p_")}
+    ids, docs, forces = column("passage_id", None), column("doc_id", None), column("force", None)
+    pages, texts, refs_of = column("page", None), column("text", None), column("rec_refs", [])
     rows = []
-    for rec in passages.itertuples(index=False):
-        if bool(rec.echo):
+    for i, cats in enumerate(labels):
+        if bool(echo[i]) or not len(cats):
             continue
-        status = str(getattr(rec, "status", "") or "")
-        status_p = [float(getattr(rec, f"p_status_{s}", float("nan"))) for s in STATUSES]
-        status_p = [] if any(np.isnan(status_p)) else status_p
-        specific = float(getattr(rec, "p_specific", float("nan")))
-        for cat in rec.labels:
-            q, evidenced = _subpoint_strengths(rec, cat, taxonomy)
-            rows.append({"passage_id": rec.passage_id, "doc_id": rec.doc_id, "force": rec.force,
-                         "page": int(rec.page), "category": cat,
-                         "p": float(getattr(rec, f"p_{cat}")),
-                         "subpoints": evidenced,
-                         "subpoint_p": q, "status": status, "status_p": status_p,
-                         "p_specific": specific,
-                         "text": rec.text})
+        status = str(status_of[i] or "")
+        status_p = [] if np.isnan(status_ps[i]).any() else status_ps[i].tolist()
+        refs, q_of = set(refs_of[i]), {s: v[i] for s, v in q_cols.items()}
+        for cat in cats:
+            q, evidenced = _subpoint_strengths(cat, refs, q_of, texts[i], taxonomy)
+            rows.append({"passage_id": ids[i], "doc_id": docs[i], "force": forces[i],
+                         "page": int(pages[i]), "category": cat, "p": float(p_cols[cat][i]),
+                         "subpoints": evidenced, "subpoint_p": q, "status": status,
+                         "status_p": status_p, "p_specific": float(specific[i]),
+                         "text": texts[i]})
     frame = pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
     frame = frame.sort_values(["category", "p"], ascending=[True, False], kind="stable")
     return frame.reset_index(drop=True)
