@@ -59,3 +59,32 @@ def test_classify_still_takes_any_jsonl_of_passages(project, tmp_path):
     _cli(project, "classify", "--in", source, "--out", tmp_path / "out.jsonl")
     record = json.loads((tmp_path / "out.jsonl").read_text())
     assert record["extra"] == 1 and set(record["probs"]) >= {"nrm", "section45"}
+
+
+def test_evidence_collected_during_the_run_counts_as_coverage_not_extraction(
+        project, tmp_path, monkeypatch):
+    import time
+
+    from pipeline import findings
+    from pipeline.config import load_params
+    from pipeline.modelstore import load_model
+    from pipeline.score import run_score
+    from pipeline.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    model = load_model(project / "models" / "vtest", tax)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "Kent Police response.txt").write_text(
+        "Kent Police\n\nOur SPOC checks every NRM referral. Officers use the app.\n")
+    original = findings.EvidenceCollector.add
+
+    def slow_add(self, scored):
+        time.sleep(1.5)
+        original(self, scored)
+
+    monkeypatch.setattr(findings.EvidenceCollector, "add", slow_add)
+    out = run_score([inputs], tmp_path / "run", model=model, params=load_params(project /
+                    "params.yaml"), taxonomy=tax)
+    assert out.seconds["coverage"] >= 1.5 and out.seconds["extract"] < 1.5
+    assert list(out.seconds)[:4] == ["extract", "classify", "coverage", "report"]
