@@ -67,13 +67,21 @@ class ChangesView(TypedDict):
     kinds: tuple[str, ...]
 
 
-def import_plotting() -> None:
-    """Import matplotlib's pyplot on the Agg backend (about a third of a second): what
-    :func:`render_figures` needs before it can draw."""
+def _pyplot() -> Any:
+    """matplotlib's pyplot on the Agg backend (importing it takes about a third of a second
+    the first time)."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot  # noqa: F401
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def import_plotting() -> None:
+    """Import what :func:`render_figures` needs before it can draw, in a worker ahead of the
+    call (a module cannot be sent back, so nothing is returned)."""
+    _pyplot()
 
 
 def _png(fig: Any) -> bytes:
@@ -84,11 +92,7 @@ def _png(fig: Any) -> bytes:
 
 def heatmap_png(matrix: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
     """Force x category coverage scores as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     cats = taxonomy.labels
     values = matrix[cats].to_numpy(dtype=float) if len(matrix) else [[0.0] * len(cats)]
     forces = list(matrix["force"]) if len(matrix) else ["(none)"]
@@ -111,11 +115,7 @@ def heatmap_png(matrix: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
 
 def distribution_png(cov: pd.DataFrame, taxonomy: Taxonomy) -> bytes:
     """Histogram of document-level scores per category."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     docs = cov[cov["level"] == "document"]
     fig, axes = plt.subplots(1, len(taxonomy.labels), figsize=(2.6 * len(taxonomy.labels), 2.6),
                              sharey=True)
