@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from .report import Figures
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,11 @@ def warm_figures(params: Params) -> Pending[None] | None:
     """Import the plotting library in the reading worker as soon as the last document is
     read, while this process classifies the last batch, so that :func:`start_figures` later
     waits on drawing alone. None where figures are drawn in this process."""
-    from .ingest import budget
     from .report import import_plotting
 
     if not params.ingest.isolate:
         return None
-    return budget.submit(import_plotting, timeout=params.ingest.timeout_seconds,
-                         max_memory_mb=params.ingest.max_memory_mb,
-                         nice=params.ingest.worker_nice)
+    return _in_reading_worker(params, import_plotting)
 
 
 def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pending[Figures]:
@@ -127,7 +125,15 @@ def start_figures(cov: pd.DataFrame, taxonomy: Taxonomy, params: Params) -> Pend
     # Only the columns the figures read: a call larger than the pipe holds would block
     # here until the worker, still importing plotting, takes it.
     drawn = cov[["level", "force", "category", "score"]]
-    return budget.submit(render_figures, drawn, taxonomy, timeout=params.ingest.timeout_seconds,
+    return _in_reading_worker(params, render_figures, drawn, taxonomy)
+
+
+def _in_reading_worker(params: Params, fn: Callable[..., T], *args: Any) -> Pending[T]:
+    """``fn(*args)`` started in this thread's reading worker, with the readers' budget and
+    priority (so that the same worker takes it)."""
+    from .ingest import budget
+
+    return budget.submit(fn, *args, timeout=params.ingest.timeout_seconds,
                          max_memory_mb=params.ingest.max_memory_mb,
                          nice=params.ingest.worker_nice)
 
