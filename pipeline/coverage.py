@@ -163,7 +163,9 @@ def evidence_table(passages: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     status_ps = (passages[status_cols].to_numpy(dtype=float) if n and all(
         c in passages for c in status_cols) else np.full((n, len(STATUSES)), np.nan))
     q_cols = {c[2:]: passages[c].tolist() for c in passages.columns if c.startswith("q_")}
-    p_cols = {c[2:]: passages[c].tolist() for c in passages.columns if c.startswith("p_")}
+    # Each category's probability column, for the categories evidence is labelled with.
+    labelled = {c for e, cats in zip(echo, labels, strict=True) if not bool(e) for c in cats}
+    p_cols = {c: passages[f"p_{c}"].tolist() for c in labelled}
     ids, docs, forces = column("passage_id", None), column("doc_id", None), column("force", None)
     pages, texts, refs_of = column("page", None), column("text", None), column("rec_refs", [])
     rows = []
