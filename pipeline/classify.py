@@ -53,6 +53,7 @@ class TrainedModel:
     version: str = ""
     meta: dict[str, object] = field(default_factory=dict)  # into the model card
     depth: Any = None
+    fallback_ratio: float | None = None  # see with_fallback; None: thresholds alone
 
     def predict(self, passages: pd.DataFrame, *, review_margin: float = 0.15,
                 min_words: int = 0) -> pd.DataFrame:
@@ -62,7 +63,9 @@ class TrainedModel:
         ``needs_review``, aligned with the input rows. Echo passages get no labels, nor do
         passages of fewer than ``min_words`` words (a table's row label, a status cell, a line
         cut off at a page end): by the labelling guide they cannot evidence anything, and no
-        labelled passage is that short. With depth heads, passages that carry a label also
+        labelled passage is that short. A passage that reaches no threshold but comes within
+        ``fallback_ratio`` of one gets its likeliest category (:func:`with_fallback`), and
+        always ``needs_review``. With depth heads, passages that carry a label also
         get their columns (:mod:`pipeline.depth`): empty or NaN on the others, which are not
         evidence.
         """
@@ -75,7 +78,9 @@ class TrainedModel:
         prepared = X["text"].tolist()
         echo = self.echo.predict(list(passages["text"]), prepared)
         too_short = np.array([len(t.split()) < min_words for t in passages["text"]], dtype=bool)
-        hits = (proba >= self.thresholds) & ~(echo | too_short)[:, None]
+        eligible = ~(echo | too_short)
+        above = (proba >= self.thresholds) & eligible[:, None]
+        hits = with_fallback(above, proba, self.thresholds, self.fallback_ratio, eligible)
         distance = np.abs(proba - self.thresholds)
         span = np.maximum(self.thresholds, 1 - self.thresholds)
         confidence = (distance / span).min(axis=1)
@@ -84,9 +89,12 @@ class TrainedModel:
                          for row in hits]
         out["echo"] = echo
         out["confidence"] = confidence.round(4)
-        out["needs_review"] = (distance.min(axis=1) < review_margin) & ~(echo | too_short)
+        labelled = np.asarray(hits.any(axis=1), dtype=bool)
+        # A label from the fallback alone is, by construction, one the model is unsure of.
+        out["needs_review"] = (((distance.min(axis=1) < review_margin) & eligible)
+                               | (labelled & ~above.any(axis=1)))
         if self.depth is not None:
-            out = out.join(self._depth(list(passages["text"]), prepared, hits.any(axis=1)))
+            out = out.join(self._depth(list(passages["text"]), prepared, labelled))
         return out
 
     def _depth(self, texts: list[str], prepared: list[str], evidence: np.ndarray) -> pd.DataFrame:
@@ -99,6 +107,30 @@ class TrainedModel:
         frame.loc[rows] = self.depth.predict([texts[i] for i in rows],
                                              [prepared[i] for i in rows]).set_axis(rows)
         return frame
+
+
+def with_fallback(hits: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
+                  ratio: float | None,
+                  eligible: np.ndarray | None = None) -> npt.NDArray[np.bool_]:
+    """``hits`` with the fallback applied: a row given no label, whose likeliest category
+    (by ``proba / thresholds``) reaches ``ratio`` of its threshold, gets that category.
+    ``eligible``: the rows that may (not echoes, not too short); ``ratio`` None: unchanged.
+
+    Why: real writing scores lower than ours, and a threshold low enough for every real
+    passage would label too much of ours; a passage that is plainly about something, just
+    not surely enough for any one threshold, is better given its best category than none.
+    """
+    hits = np.asarray(hits, dtype=bool)
+    if ratio is None or not len(hits):
+        return hits
+    relative = proba / thresholds
+    best = relative.argmax(axis=1)
+    add = ~hits.any(axis=1) & (relative.max(axis=1) >= ratio)
+    if eligible is not None:
+        add &= eligible
+    out = hits.copy()
+    out[np.flatnonzero(add), best[add]] = True
+    return out
 
 
 def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> npt.NDArray[np.int_]:

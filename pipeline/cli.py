@@ -143,9 +143,9 @@ def train(
                                                 "taxonomy's keyword lists")
     ] = None,
     depth_only: Annotated[bool, typer.Option(
-        "--depth-only", help="Refit only the depth heads (status, specificity, sub-points) on "
-                             "data/labelled; classifier, thresholds and echo stay those of "
-                             "models/current")] = False,
+        "--depth-only", help="Refit only the depth heads (status, specificity, sub-points) "
+                             "and the fallback; classifier, thresholds and echo stay those "
+                             "of models/current")] = False,
 ) -> None:
     """Train the passage classifier on data/labelled and write models/<version>/."""
     from .train import train_for_project

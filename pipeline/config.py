@@ -169,11 +169,18 @@ class ThresholdParams:
     grid_min: float = 0.15
     grid_max: float = 0.85
     grid_step: float = 0.01
+    max_unlabelled: float | None = None
+    fallback_min_ratio: float = 0.3
 
     def __post_init__(self) -> None:
         if self.policy not in ("cv_f1", "fixed", "shift"):
             raise ValueError("thresholds.policy must be cv_f1, fixed or shift, "
                              f"not {self.policy!r}")
+        if self.max_unlabelled is not None and not 0 < self.max_unlabelled < 1:
+            raise ValueError("thresholds.max_unlabelled must be between 0 and 1 (a share), "
+                             "or null for no fallback")
+        if not 0 < self.fallback_min_ratio <= 1:
+            raise ValueError("thresholds.fallback_min_ratio must be above 0 and at most 1")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from .classifiers.echo import make_echo_detector
 from .classifiers.registry import make
 from .classify import TrainedModel
 from .config import Params
-from .fieldeval import field_comparison, separability_table
+from .fieldeval import field_comparison, field_scores, separability_table
 from .metrics import (
     Scores,
     calibration_curve,
@@ -80,6 +80,7 @@ class EvaluationMetrics(FrozenSplitMetrics, total=False):
     lovo_worst_macro_f1: float
     lovo_mean_macro_f1: float
     field: dict[str, dict[str, float]]
+    field_model: dict[str, float]
     separability_auc: dict[str, float]
     coverage_agreement: dict[str, float]
     subpoint_f1: dict[str, float]
@@ -97,7 +98,8 @@ def evaluate_model(model: TrainedModel, rows: pd.DataFrame, taxonomy: Taxonomy) 
     """Scores of a trained model on labelled rows (the frozen evaluation split)."""
     X, Y = labelled_frame(rows, taxonomy)
     proba = model.classifier.predict_proba(X)
-    return HeldOutScores(**summary(Y, proba, model.thresholds, taxonomy.labels),
+    return HeldOutScores(**summary(Y, proba, model.thresholds, taxonomy.labels,
+                                   model.fallback_ratio),
                          n=int(len(rows)), calibration=calibration_curve(Y, proba))
 
 
@@ -201,6 +203,14 @@ def run_evaluation(model: TrainedModel, corpus: pd.DataFrame, taxonomy: Taxonomy
         metrics["lovo_worst_macro_f1"] = float(table["macro_f1"].min())
         metrics["lovo_mean_macro_f1"] = float(table["macro_f1"].mean())
     if field is not None:
+        # The model itself, as it ships (thresholds and fallback), on the same test part.
+        own = field_scores(model, field[field["part"] == "test"].reset_index(drop=True),
+                           taxonomy)
+        metrics["field_model"] = {"macro_f1": own["macro_f1"], "unlabelled": own["unlabelled"],
+                                  "n": float(own["n"])}
+        tables["field_model"] = pd.DataFrame([{"category": lab, **sc}
+                                              for lab, sc in own["per_label"].items()])
+    if field is not None and field_kinds is not None:
         tables.update(field_comparison(corpus, field, taxonomy, params,
                                        field_kinds or [params.model.kind], logo=logo))
         for name in ("field", "field_per_category", "field_by_genre", "logo"):
@@ -261,7 +271,7 @@ class EvaluationRequest:
 
 def evaluate_project(project: Project, model: TrainedModel, request: EvaluationRequest, *,
                      on_missing: Callable[[str, str], None] | None = None) -> Evaluation:
-    """:func:`run_evaluation` of the project's labelled data (and field set, if asked) as
+    """:func:`run_evaluation` of the project's labelled data and field set as
     ``request`` asks. Run folders are checked first: an incomplete or mixed one is refused,
     not averaged. Approaches that cannot be built here go to ``on_missing`` and are skipped."""
     from .classifiers.registry import installed_kinds
@@ -274,7 +284,8 @@ def evaluate_project(project: Project, model: TrainedModel, request: EvaluationR
             check_run(run)
     p, taxonomy, params = project.paths, project.taxonomy, project.params
     field = None
-    if request.field_kinds is not None:
+    # The field set is labelled against the packaged taxonomy: another one cannot use it.
+    if project.packaged_taxonomy and any(p.field.glob("*.jsonl")):
         field = load_field(p.field, taxonomy, seed=params.field.seed,
                            calibration_fraction=params.field.calibration_fraction)
     compare_kinds = (installed_kinds(request.compare_kinds, on_missing)
@@ -293,6 +304,8 @@ def evaluate_project(project: Project, model: TrainedModel, request: EvaluationR
 # The tables of an evaluation in the order they are printed, with their titles.
 TABLE_TITLES = (
     ("per_category", "Per category (frozen split)"),
+    ("field_model", "The model on the field set's test part (never trained on, thresholds "
+                    "and fallback not set on it)"),
     ("field", "Field set, test part (never trained on, thresholds not set on it)"),
     ("field_per_category", "Field set per category"),
     ("field_by_genre", "Field set per genre"),

@@ -12,7 +12,8 @@ Layout of ``model.npz`` (every entry a plain numeric or fixed-width unicode arra
                                 ``labels``, the vectorizer blocks (name, column, weight and
                                 TF-IDF settings), the calibration method, the number of
                                 calibration folds, and the echo detector's settings and cues
-``thresholds``                  (n labels,) per-label decision thresholds
+``thresholds``                  (n labels,) per-label decision thresholds (the layout's
+                                ``fallback_ratio``, when set: see ``with_fallback``)
 ``<block>.terms``, ``.idf``     vocabulary in column order, and its idf weights, per block
                                 (``word``, ``char``, ``context``)
 ``coef``, ``intercept``         (n labels, n folds, n features) and (n labels, n folds):
@@ -209,6 +210,7 @@ def _with_echo(model: Any, arrays: dict[str, npt.NDArray[Any]],
     layout = {
         "format": FORMAT, "labels": list(model.labels), **classifier,
         "version": model.version, "meta": model.meta,
+        "fallback_ratio": getattr(model, "fallback_ratio", None),
         "echo": {"tfidf": _vectorizer_settings(echo.vectorizer_),
                  "params": {k: getattr(echo, k) for k in (
                      "texts", "similarity", "max_words", "cue_similarity", "cues",
@@ -328,5 +330,7 @@ def load_arrays(path: Path) -> Any:
         if isinstance(e, ArrayModelError):
             raise
         raise ArrayModelError(f"not a valid array model ({type(e).__name__}: {e})") from e
+    fallback: Any = layout.get("fallback_ratio")
     return TrainedModel(list(layout["labels"]), classifier, arrays["thresholds"], echo,
-                        layout.get("version", ""), dict(layout.get("meta") or {}), depth)
+                        layout.get("version", ""), dict(layout.get("meta") or {}), depth,
+                        None if fallback is None else float(fallback))

@@ -69,6 +69,7 @@ def save_model(model: TrainedModel, models_dir: Path, card: Mapping[str, object]
         "labels": model.labels,
         "thresholds": {lab: float(t)
                        for lab, t in zip(model.labels, model.thresholds, strict=True)},
+        "fallback_ratio": getattr(model, "fallback_ratio", None),
         "library_versions": library_versions(),
         **model.meta,
         **card,
@@ -128,6 +129,7 @@ class ModelCard(TypedDict, total=False):
     created: str
     labels: list[str]
     thresholds: dict[str, float]
+    fallback_ratio: float | None
     library_versions: dict[str, str]
     model_file: str
     model_format: str  # arrays | joblib

@@ -133,6 +133,10 @@ def print_evaluation(result: Evaluation, out_dir: Path) -> None:
     e = result["echo"]
     out.print(f"echo detection: recall {e['recall']:.3f} on {e['n_restated']} restated passages, "
               f"precision {e['precision']:.3f} against {e['n_content']} content passages")
+    if "field_model" in result:
+        f = result["field_model"]
+        out.print(f"on the field set's test part (n={f['n']:.0f}): macro-F1 {f['macro_f1']:.3f}, "
+                  f"{f['unlabelled']:.0%} of the passages that carry a label given none")
     for title, table in titled_tables(result):
         print_table(title, table)
     out.print(f"-> {out_dir}/metrics.json, {out_dir}/plots/")

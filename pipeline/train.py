@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .classifiers.cv import (
+    choose_fallback,
     cv_set,
     labelled_frame,
     out_of_fold_proba,
@@ -79,6 +80,8 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
         field_proba = final.predict_proba(field_X)
     thresholds = thresholds_under_shift(data.Y, oof, train_rows, params, field_Y=field_Y,
                                         field_proba=field_proba)
+    fallback = (choose_fallback(field_Y, field_proba, thresholds, params.thresholds)
+                if field_Y is not None and field_proba is not None else None)
     cv_metrics = CVMetrics(**summary(data.Y, oof, thresholds, taxonomy.labels),
                            n_folds=len(data.folds), group_by=params.cv.group_by,
                            threshold_policy=params.thresholds.policy,
@@ -90,7 +93,8 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
                          version=version,
                          meta={"data_sha256": data_sha256, "n_train": int(len(train_rows)),
                                "n_eval": int(len(eval_rows)), "n_per_label": n_per_label},
-                         depth=fit_depth(train_rows, depth_labels, taxonomy, params.depth))
+                         depth=fit_depth(train_rows, depth_labels, taxonomy, params.depth),
+                         fallback_ratio=fallback)
     return TrainResult(model, cv_metrics, oof, train_rows, eval_rows, time.monotonic() - start)
 
 
@@ -137,10 +141,13 @@ def train_and_save(labelled_dir: Any, models_dir: Any, taxonomy: Taxonomy, param
 
 def retrain_depth(model: TrainedModel, corpus: pd.DataFrame, depth_labels: pd.DataFrame | None,
                   taxonomy: Taxonomy, params: Params, *, data_sha256: str = "",
-                  version: str | None = None) -> TrainedModel:
+                  version: str | None = None,
+                  calibration: pd.DataFrame | None = None) -> TrainedModel:
     """A copy of ``model`` whose depth heads (sub-points, status, specificity) are refitted
     on the corpus's training rows and ``depth_labels``; its passage classifier, thresholds
-    and echo detector are kept as they are.
+    and echo detector are kept as they are. With ``calibration`` (the field set's
+    calibration part), the fallback bar is chosen again for the kept classifier and
+    thresholds (:func:`~pipeline.classifiers.cv.choose_fallback`); without, it is kept too.
 
     Why: new status annotations should reach users even when a full retrain's passage
     classifier does not pass the gate. The frozen split stays out of the fit, as in
@@ -151,18 +158,25 @@ def retrain_depth(model: TrainedModel, corpus: pd.DataFrame, depth_labels: pd.Da
     if depth is None:
         raise ForcecovError("too few depth annotations to fit any depth head "
                          f"(need {params.depth.min_annotations}); label more passages first")
+    fallback = model.fallback_ratio
+    if calibration is not None and len(calibration):
+        field_X, field_Y = labelled_frame(calibration, taxonomy)
+        fallback = choose_fallback(field_Y, model.classifier.predict_proba(field_X),
+                                   model.thresholds, params.thresholds)
     version = version or dt.datetime.now(dt.timezone.utc).strftime("v%Y%m%d-%H%M%S")
     meta = {**model.meta, "depth_from_data_sha256": data_sha256,
             "depth_n_train": int(len(train_rows)), "classifier_from": model.version}
-    return replace(model, depth=depth, version=version, meta=meta)
+    return replace(model, depth=depth, version=version, meta=meta, fallback_ratio=fallback)
 
 
 def retrain_depth_and_save(labelled_dir: Path, models_dir: Path, base_dir: Path,
                            taxonomy: Taxonomy, params: Params, *, make_current: bool = True,
-                           trust: bool = False) -> tuple[TrainedModel, Path]:
+                           trust: bool = False,
+                           field_dir: Path | None = None) -> tuple[TrainedModel, Path]:
     """:func:`retrain_depth` on the model in ``base_dir`` (checked as any model is) and the
-    project's labelled data; written as a new version whose card carries the base's
-    training figures and says which parts are new."""
+    project's labelled data (and the calibration part of the field set in ``field_dir``);
+    written as a new version whose card carries the base's training figures and says which
+    parts are new."""
     from .corpus import corpus_sha256, load_corpus
     from .modelstore import load_model, read_card, save_model
 
@@ -170,13 +184,14 @@ def retrain_depth_and_save(labelled_dir: Path, models_dir: Path, base_dir: Path,
     corpus = load_corpus(Path(labelled_dir), taxonomy)
     labels = depth_labels_for(labelled_dir, corpus)
     model = retrain_depth(base, corpus, labels, taxonomy, params,
-                          data_sha256=corpus_sha256(Path(labelled_dir)))
+                          data_sha256=corpus_sha256(Path(labelled_dir)),
+                          calibration=field_calibration(field_dir, taxonomy, params))
     base_card = read_card(base_dir)
     kept = ("training_data_sha256", "cv_metrics", "train_seconds", "taxonomy")
     card = {**{k: base_card[k] for k in kept if k in base_card},  # type: ignore[literal-required]
             "params": params.as_dict(),
-            "retrained": "depth heads only; classifier, thresholds and echo from "
-                         f"{base.version}"}
+            "retrained": "depth heads and fallback only; classifier, thresholds and echo "
+                         f"from {base.version}"}
     return model, save_model(model, Path(models_dir), card, make_current=make_current)
 
 
@@ -190,12 +205,13 @@ def train_for_project(project: Project, *, data: Path | None = None, out_dir: Pa
 
     paths = project.paths
     params = project.params.override("model", kind=kind) if kind else project.params
+    # The field set is labelled against the packaged taxonomy: another one cannot use it.
+    field_dir = paths.field if project.packaged_taxonomy else None
     if depth_only:
         _, folder = retrain_depth_and_save(data or paths.labelled, out_dir or paths.models,
                                            resolve_model_dir(paths.models), project.taxonomy,
-                                           params, make_current=make_current)
+                                           params, make_current=make_current,
+                                           field_dir=field_dir)
         return None, folder
-    # The field set is labelled against the packaged taxonomy: another one cannot use it.
     return train_and_save(data or paths.labelled, out_dir or paths.models, project.taxonomy,
-                          params, make_current=make_current,
-                          field_dir=paths.field if project.packaged_taxonomy else None)
+                          params, make_current=make_current, field_dir=field_dir)

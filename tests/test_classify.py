@@ -3,7 +3,7 @@ import json
 import pytest
 
 from pipeline.classifiers.echo import make_echo_detector
-from pipeline.classify import classify_records, prepare_text, read_passage_lines
+from pipeline.classify import classify_records, prepare_text, read_passage_lines, with_fallback
 from pipeline.config import load_params
 from pipeline.errors import DataValidationError
 from pipeline.modelstore import load_model
@@ -106,3 +106,36 @@ def test_passages_too_short_to_evidence_anything_get_no_labels(model):
     assert floor.loc[1, "labels"] == free.loc[1, "labels"]
     # Probabilities are still reported: only the decision changes.
     assert floor.loc[0, "p_nrm"] == free.loc[0, "p_nrm"]
+
+
+def test_the_fallback_gives_a_near_miss_its_likeliest_category_and_nothing_else():
+    import numpy as np
+
+    thresholds = np.array([0.5, 0.2])
+    proba = np.array([[0.9, 0.1],     # a hit already: unchanged
+                      [0.3, 0.15],    # 0.6 and 0.75 of the thresholds: the second
+                      [0.1, 0.05],    # 0.2 and 0.25: too far from both
+                      [0.3, 0.15]])   # a near miss, but an echo
+    hits = proba >= thresholds
+    eligible = np.array([True, True, True, False])
+    out = with_fallback(hits, proba, thresholds, 0.7, eligible)
+    assert out.tolist() == [[True, False], [False, True], [False, False], [False, False]]
+    assert with_fallback(hits, proba, thresholds, None).tolist() == hits.tolist()
+    assert not with_fallback(hits, proba, thresholds, 0.8)[1].any()  # 0.75 < 0.8
+
+
+def test_a_label_from_the_fallback_alone_is_sent_for_review(model):
+    from dataclasses import replace
+
+    import pandas as pd
+
+    passages = pd.DataFrame({"text": ["The annual report sets out the work of the office "
+                                      "over the year, with thanks to partners."]})
+    plain = model.predict(passages)
+    assert plain.loc[0, "labels"] == []
+    relative = max(plain.loc[0, f"p_{lab}"] / t
+                   for lab, t in zip(model.labels, model.thresholds, strict=True))
+    near = replace(model, fallback_ratio=float(relative) * 0.99).predict(passages)
+    assert len(near.loc[0, "labels"]) == 1 and near.loc[0, "needs_review"]
+    far = replace(model, fallback_ratio=float(relative) * 1.01).predict(passages)
+    assert far.loc[0, "labels"] == []

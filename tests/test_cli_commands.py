@@ -248,7 +248,8 @@ def test_a_depth_only_refit_is_gated_on_its_heads_and_promoted(project_root):
     assert result.exit_code == 0, result.output
     version = result.stdout.split("-> ")[-1].split("/")[-1].strip()
     card = json.loads((project_root / "models" / version / "model.json").read_text())
-    assert card["retrained"].startswith("depth heads only") and card["classifier_from"] == "vtest"
+    assert card["retrained"].startswith("depth heads and fallback only")
+    assert card["classifier_from"] == "vtest"
     result = invoke("promote", "--by", "tester")
     assert result.exit_code == 0, result.output
     assert "depth status, macro" in result.stdout

@@ -24,3 +24,15 @@ def test_model_defaults_are_those_of_params_yaml():
 
 def test_the_default_kind_is_one_the_registry_builds():
     assert Params().model.kind in KINDS
+
+
+def test_a_fallback_target_that_is_not_a_share_is_refused():
+    import pytest
+
+    from pipeline.config import ThresholdParams
+
+    with pytest.raises(ValueError, match="max_unlabelled"):
+        ThresholdParams(max_unlabelled=1.5)
+    with pytest.raises(ValueError, match="fallback_min_ratio"):
+        ThresholdParams(fallback_min_ratio=0)
+    assert ThresholdParams(max_unlabelled=None).max_unlabelled is None

@@ -10,6 +10,7 @@ from sklearn.base import BaseEstimator
 
 from pipeline.classifiers.cv import (
     FoldTiming,
+    choose_fallback,
     choose_thresholds,
     cv_set,
     grouped_folds,
@@ -99,3 +100,30 @@ def test_out_of_fold_probabilities_come_from_models_that_never_saw_the_row():
     proba = out_of_fold_proba(_Memoriser(), data.X, data.Y, data.folds, timing=timing)
     assert proba.shape == data.Y.shape and not proba.any()
     assert timing.fit_seconds > 0 and timing.predict_seconds > 0
+
+
+def _near_misses() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two categories at threshold 0.5: four clear hits of each, four positives of the first
+    at 0.35 (0.7 of its threshold: unlabelled by thresholds alone), and four passages that
+    carry nothing, at 0.2 (0.4 of it)."""
+    Y = np.array([[1, 0]] * 8 + [[0, 0]] * 4 + [[0, 1]] * 4)
+    proba = np.array([[0.8, 0.1]] * 4 + [[0.35, 0.1]] * 4 + [[0.2, 0.1]] * 4 + [[0.1, 0.9]] * 4)
+    return Y, proba, np.array([0.5, 0.5])
+
+
+def test_the_fallback_bar_is_the_highest_that_labels_the_near_misses_and_nothing_else():
+    Y, proba, thresholds = _near_misses()
+    params = ThresholdParams(policy="shift", max_unlabelled=0.1, fallback_min_ratio=0.3)
+    # 0.70 labels the four near misses; 0.40 and below would also label the four that
+    # carry nothing (lower F1); 0.75 and above leave a third of the positives unlabelled.
+    assert choose_fallback(Y, proba, thresholds, params) == pytest.approx(0.7)
+
+
+def test_no_fallback_when_thresholds_alone_meet_the_target_or_it_is_switched_off():
+    Y, proba, thresholds = _near_misses()
+    Y_clear = Y.copy()
+    Y_clear[4:8] = 0  # the near misses carry nothing: the fallback could only add errors
+    params = ThresholdParams(policy="shift", max_unlabelled=0.1)
+    assert choose_fallback(Y_clear, proba, thresholds, params) is None
+    off = ThresholdParams(policy="shift", max_unlabelled=None)
+    assert choose_fallback(Y, proba, thresholds, off) is None

@@ -169,3 +169,23 @@ def test_compare_scores_each_approach_with_the_one_out_of_fold_function(monkeypa
     table = evaluate.compare(small_corpus(8), TAX, _light_params(), ["keywords"])
     assert calls == ["KeywordClassifier"]
     assert list(table["approach"]) == ["keywords"] and table.loc[0, "train_seconds"] > 0
+
+
+def test_the_model_itself_is_scored_on_the_field_test_part_as_it_ships(tmp_path):
+    from dataclasses import replace
+
+    corpus = small_corpus(20)
+    params = _light_params()
+    model = train(corpus, TAX, params, version="vfield").model
+    field = small_corpus(3).head(40)
+    field = field.assign(genre="news", part=["calibration", "test"] * (len(field) // 2))
+    test = field[field["part"] == "test"]
+    plain = run_evaluation(model, corpus, TAX, params, tmp_path / "a", field=field)
+    assert plain["field_model"]["n"] == len(test)
+    assert 0 <= plain["field_model"]["macro_f1"] <= 1
+    assert list(plain["tables"]["field_model"]["category"]) == TAX.labels
+    assert "field" not in plain["tables"]  # approaches are trained only when asked
+    # A fallback that labels everything leaves no labelled passage without a label.
+    eager = run_evaluation(replace(model, fallback_ratio=1e-9), corpus, TAX, params,
+                           tmp_path / "b", field=field)
+    assert eager["field_model"]["unlabelled"] == 0.0

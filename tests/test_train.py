@@ -1,11 +1,14 @@
 """Training runs: the depth-only refit keeps the passage classifier and stores as arrays."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline.classifiers.cv import choose_fallback, labelled_frame
 from pipeline.errors import ForcecovError
-from pipeline.modelstore import load_model, save_model
+from pipeline.modelstore import load_model, read_card, save_model
 from pipeline.taxonomy import load_taxonomy
 from pipeline.train import retrain_depth
 from tests.conftest import depth_corpus, fast_params
@@ -44,3 +47,27 @@ def test_a_depth_only_refit_without_annotations_says_what_to_do(project):
     corpus["subpoints"] = [[] for _ in range(len(corpus))]  # nothing any head could learn
     with pytest.raises(ForcecovError, match="label more passages"):
         retrain_depth(base, corpus, None, TAX, fast_params())
+
+
+def test_a_depth_only_refit_chooses_the_fallback_on_a_calibration_part_and_stores_it(
+        project, tmp_path):
+    base = load_model(project / "models" / "vtest", TAX)
+    assert base.fallback_ratio is None  # the test project has no field set
+    corpus, labels = depth_corpus()
+    params = fast_params().override("depth", min_positives=5, min_annotations=20) \
+        .override("thresholds", max_unlabelled=0.1, fallback_min_ratio=0.05)
+    # Passages the classifier cannot place surely: one category's words, faintly.
+    calibration = pd.DataFrame({"text": [f"Victims were mentioned in meeting {i}."
+                                         for i in range(12)]})
+    for c in TAX.labels:
+        calibration[c] = int(c == "victim_support")
+    model = retrain_depth(base, corpus, labels, TAX, params, version="vfall",
+                          calibration=calibration)
+    X, Y = labelled_frame(calibration, TAX)
+    assert model.fallback_ratio == choose_fallback(Y, base.classifier.predict_proba(X),
+                                                   base.thresholds, params.thresholds)
+    assert model.fallback_ratio is not None
+    assert retrain_depth(base, corpus, labels, TAX, params).fallback_ratio is None  # kept
+    folder = save_model(replace(model, fallback_ratio=0.55), tmp_path, {}, make_current=False)
+    assert load_model(folder, TAX).fallback_ratio == 0.55
+    assert read_card(folder)["fallback_ratio"] == 0.55

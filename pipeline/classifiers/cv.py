@@ -23,10 +23,10 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 
-from ..classify import label_matrix, model_frame
+from ..classify import label_matrix, model_frame, with_fallback
 from ..config import CVParams, Params, ThresholdParams
 from ..corpus import in_hashed_fraction
-from ..metrics import group_scores, per_label_scores
+from ..metrics import group_scores, macro_f1, per_label_scores, unlabelled_share
 from ..taxonomy import Taxonomy
 from .registry import Estimator, make_classifier
 
@@ -173,14 +173,40 @@ def thresholds_under_shift(Y: np.ndarray, oof: np.ndarray, rows: pd.DataFrame,
     return choose_thresholds(pool_Y, pool_p, params.thresholds, sample_weight=weights)
 
 
+def choose_fallback(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
+                    params: ThresholdParams) -> float | None:
+    """The fallback bar (:func:`pipeline.classify.with_fallback`) for a model whose
+    probabilities on real writing are ``proba`` (the field set's calibration part).
+
+    Bars from 1 down to ``params.fallback_min_ratio`` of the thresholds, in steps of 0.05,
+    and no fallback at all, are tried. Of those leaving at most ``params.max_unlabelled`` of
+    the labelled passages with no label, the one with the best macro-F1 wins (on a tie, the
+    higher bar: fewer labels added); when none does, the best macro-F1 of all. None when
+    ``max_unlabelled`` is null or there is nothing to choose on.
+    """
+    if params.max_unlabelled is None or not len(Y):
+        return None
+    above = proba >= thresholds
+    bars: list[float | None] = [None, *np.round(
+        np.arange(1.0, params.fallback_min_ratio - 1e-9, -0.05), 2).tolist()]
+    scored = []
+    for bar in bars:
+        pred = with_fallback(above, proba, thresholds, bar).astype(int)
+        scored.append((bar, macro_f1(Y, pred), unlabelled_share(Y, pred)))
+    meeting = [s for s in scored if s[2] <= params.max_unlabelled] or scored
+    best = max(f1 for _, f1, _ in meeting)
+    return next(bar for bar, f1, _ in meeting if f1 >= best - 1e-9)
+
 
 def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
                         group: str = "genre",
-                        thresholds: np.ndarray | None = None) -> pd.DataFrame:
+                        thresholds: np.ndarray | None = None,
+                        fallback_ratio: float | None = None) -> pd.DataFrame:
     """Train on every ``group`` (genre or voice) but one, test on that one.
 
-    With ``thresholds``, those are applied (the shipped ones); without, each round chooses
-    its own by grouped cross-validation inside its training groups.
+    With ``thresholds``, those are applied (the shipped ones, and the shipped
+    ``fallback_ratio``); without, each round chooses its own by grouped cross-validation
+    inside its training groups.
 
     Columns: the group, n, macro_f1 (over the categories present in the group; NaN when none
     is), any_label (share of the group's passages given a label: for a genre of hard
@@ -201,7 +227,8 @@ def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params
             chosen = choose_thresholds(Ytr, out_of_fold_proba(estimator, Xtr, Ytr, inner),
                                        params.thresholds)
         est = clone(estimator).fit(Xtr, Ytr)
-        pred = (est.predict_proba(X[test].reset_index(drop=True)) >= chosen).astype(int)
+        proba = est.predict_proba(X[test].reset_index(drop=True))
+        pred = with_fallback(proba >= chosen, proba, chosen, fallback_ratio).astype(int)
         scores = per_label_scores(Y[test], pred, taxonomy.labels)
         records.append({group: name, "n": int(test.sum()), **group_scores(Y[test], pred),
                         **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels}})
