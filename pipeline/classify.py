@@ -54,6 +54,7 @@ class TrainedModel:
     meta: dict[str, object] = field(default_factory=dict)  # into the model card
     depth: Any = None
     fallback_ratio: float | None = None  # see with_fallback; None: thresholds alone
+    fallback_cues: tuple[str, ...] = ()  # see on_subject: which passages the fallback may label
 
     def predict(self, passages: pd.DataFrame, *, review_margin: float = 0.15,
                 min_words: int = 0) -> pd.DataFrame:
@@ -64,10 +65,10 @@ class TrainedModel:
         passages of fewer than ``min_words`` words (a table's row label, a status cell, a line
         cut off at a page end): by the labelling guide they cannot evidence anything, and no
         labelled passage is that short. A passage that reaches no threshold but comes within
-        ``fallback_ratio`` of one gets its likeliest category (:func:`with_fallback`), and
-        always ``needs_review``. With depth heads, passages that carry a label also
-        get their columns (:mod:`pipeline.depth`): empty or NaN on the others, which are not
-        evidence.
+        ``fallback_ratio`` of one, and is on the subject (:func:`on_subject`), gets its
+        likeliest category (:func:`with_fallback`), and always ``needs_review``. With depth
+        heads, passages that carry a label also get their columns (:mod:`pipeline.depth`):
+        empty or NaN on the others, which are not evidence.
         """
         X = model_frame(passages["text"], passages.get("heading"), passages.get("context"))
         if len(X) == 0:
@@ -80,7 +81,9 @@ class TrainedModel:
         too_short = np.array([len(t.split()) < min_words for t in passages["text"]], dtype=bool)
         eligible = ~(echo | too_short)
         above = (proba >= self.thresholds) & eligible[:, None]
-        hits = with_fallback(above, proba, self.thresholds, self.fallback_ratio, eligible)
+        may_fall_back = (eligible & on_subject(list(passages["text"]), self.fallback_cues)
+                         if self.fallback_ratio is not None else eligible)
+        hits = with_fallback(above, proba, self.thresholds, self.fallback_ratio, may_fall_back)
         distance = np.abs(proba - self.thresholds)
         span = np.maximum(self.thresholds, 1 - self.thresholds)
         confidence = (distance / span).min(axis=1)
@@ -131,6 +134,15 @@ def with_fallback(hits: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
     out = hits.copy()
     out[np.flatnonzero(add), best[add]] = True
     return out
+
+
+def on_subject(texts: list[str], cues: tuple[str, ...]) -> npt.NDArray[np.bool_]:
+    """Which texts match any of ``cues`` (the taxonomy's ``fallback_cues``, case ignored):
+    all of them when there are no cues."""
+    if not cues:
+        return np.ones(len(texts), dtype=bool)
+    pattern = re.compile("|".join(f"(?:{c})" for c in cues), re.I)
+    return np.array([pattern.search(t) is not None for t in texts], dtype=bool)
 
 
 def label_matrix(frame: pd.DataFrame, taxonomy: Taxonomy) -> npt.NDArray[np.int_]:

@@ -27,7 +27,7 @@ from .classifiers.cv import (
 )
 from .classifiers.echo import make_echo_detector
 from .classifiers.registry import make
-from .classify import TrainedModel
+from .classify import TrainedModel, on_subject
 from .config import Params
 from .fieldeval import field_comparison, field_scores, separability_table
 from .metrics import (
@@ -98,8 +98,9 @@ def evaluate_model(model: TrainedModel, rows: pd.DataFrame, taxonomy: Taxonomy) 
     """Scores of a trained model on labelled rows (the frozen evaluation split)."""
     X, Y = labelled_frame(rows, taxonomy)
     proba = model.classifier.predict_proba(X)
+    subject = on_subject(list(rows["text"]), model.fallback_cues)
     return HeldOutScores(**summary(Y, proba, model.thresholds, taxonomy.labels,
-                                   model.fallback_ratio),
+                                   model.fallback_ratio, subject),
                          n=int(len(rows)), calibration=calibration_curve(Y, proba))
 
 

@@ -99,7 +99,8 @@ def field_comparison(corpus: pd.DataFrame, field: pd.DataFrame, taxonomy: Taxono
         if logo:
             table = leave_one_group_out(corpus, taxonomy, kind_params,
                                         thresholds=result.model.thresholds,
-                                        fallback_ratio=result.model.fallback_ratio)
+                                        fallback_ratio=result.model.fallback_ratio,
+                                        fallback_cues=result.model.fallback_cues)
             logo_rows += [{"approach": kind, **r} for r in table.to_dict("records")]
             row["logo_worst"] = float(table["macro_f1"].min())
             row["logo_mean"] = float(table["macro_f1"].mean())

@@ -98,11 +98,14 @@ def calibration_curve(Y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> lis
 
 
 def summary(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
-            labels: list[str], fallback_ratio: float | None = None) -> Scores:
+            labels: list[str], fallback_ratio: float | None = None,
+            eligible: np.ndarray | None = None) -> Scores:
     """Macro-F1, calibration error and per-label scores of ``proba`` under ``thresholds``
-    (and the model's fallback, :func:`pipeline.classify.with_fallback`)."""
+    (and the model's fallback, :func:`pipeline.classify.with_fallback`, for the ``eligible``
+    rows)."""
     from .classify import with_fallback
 
-    pred = with_fallback(proba >= thresholds, proba, thresholds, fallback_ratio).astype(int)
+    pred = with_fallback(proba >= thresholds, proba, thresholds, fallback_ratio,
+                         eligible).astype(int)
     return {"macro_f1": macro_f1(Y, pred), "ece": expected_calibration_error(Y, proba),
             "per_label": per_label_scores(Y, pred, labels)}

@@ -13,7 +13,8 @@ Layout of ``model.npz`` (every entry a plain numeric or fixed-width unicode arra
                                 TF-IDF settings), the calibration method, the number of
                                 calibration folds, and the echo detector's settings and cues
 ``thresholds``                  (n labels,) per-label decision thresholds (the layout's
-                                ``fallback_ratio``, when set: see ``with_fallback``)
+                                ``fallback_ratio`` and ``fallback_cues``, when set: see
+                                ``with_fallback`` and ``on_subject``)
 ``<block>.terms``, ``.idf``     vocabulary in column order, and its idf weights, per block
                                 (``word``, ``char``, ``context``)
 ``coef``, ``intercept``         (n labels, n folds, n features) and (n labels, n folds):
@@ -211,6 +212,7 @@ def _with_echo(model: Any, arrays: dict[str, npt.NDArray[Any]],
         "format": FORMAT, "labels": list(model.labels), **classifier,
         "version": model.version, "meta": model.meta,
         "fallback_ratio": getattr(model, "fallback_ratio", None),
+        "fallback_cues": list(getattr(model, "fallback_cues", ())),
         "echo": {"tfidf": _vectorizer_settings(echo.vectorizer_),
                  "params": {k: getattr(echo, k) for k in (
                      "texts", "similarity", "max_words", "cue_similarity", "cues",
@@ -331,6 +333,8 @@ def load_arrays(path: Path) -> Any:
             raise
         raise ArrayModelError(f"not a valid array model ({type(e).__name__}: {e})") from e
     fallback: Any = layout.get("fallback_ratio")
+    cues: Any = layout.get("fallback_cues") or ()
     return TrainedModel(list(layout["labels"]), classifier, arrays["thresholds"], echo,
                         layout.get("version", ""), dict(layout.get("meta") or {}), depth,
-                        None if fallback is None else float(fallback))
+                        None if fallback is None else float(fallback),
+                        tuple(str(c) for c in cues))

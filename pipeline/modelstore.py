@@ -70,6 +70,7 @@ def save_model(model: TrainedModel, models_dir: Path, card: Mapping[str, object]
         "thresholds": {lab: float(t)
                        for lab, t in zip(model.labels, model.thresholds, strict=True)},
         "fallback_ratio": getattr(model, "fallback_ratio", None),
+        "fallback_cues": list(getattr(model, "fallback_cues", ())),
         "library_versions": library_versions(),
         **model.meta,
         **card,
@@ -130,6 +131,7 @@ class ModelCard(TypedDict, total=False):
     labels: list[str]
     thresholds: dict[str, float]
     fallback_ratio: float | None
+    fallback_cues: list[str]
     library_versions: dict[str, str]
     model_file: str
     model_format: str  # arrays | joblib

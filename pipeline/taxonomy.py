@@ -46,6 +46,7 @@ class Taxonomy:
     own_voice_cues: tuple[str, ...] = ()
     gap_cues: tuple[str, ...] = ()
     national_cues: tuple[str, ...] = ()
+    fallback_cues: tuple[str, ...] = ()
     theme_stop_words: tuple[str, ...] = ()
 
     @property
@@ -128,6 +129,7 @@ def parse_taxonomy(raw: dict[str, Any]) -> Taxonomy:
         own_voice_cues=_patterns(raw, "own_voice_cues"),
         gap_cues=_patterns(raw, "gap_cues"),
         national_cues=_patterns(raw, "national_cues"),
+        fallback_cues=_patterns(raw, "fallback_cues"),
         theme_stop_words=tuple(str(w).lower() for w in raw.get("theme_stop_words") or ()),
     )
 

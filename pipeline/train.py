@@ -26,7 +26,7 @@ from .classifiers.cv import (
 )
 from .classifiers.echo import make_echo_detector
 from .classifiers.registry import make_classifier
-from .classify import TrainedModel
+from .classify import TrainedModel, on_subject
 from .config import Params
 from .depthfit import depth_labels_for, fit_depth
 from .errors import ForcecovError
@@ -80,8 +80,10 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
         field_proba = final.predict_proba(field_X)
     thresholds = thresholds_under_shift(data.Y, oof, train_rows, params, field_Y=field_Y,
                                         field_proba=field_proba)
-    fallback = (choose_fallback(field_Y, field_proba, thresholds, params.thresholds)
-                if field_Y is not None and field_proba is not None else None)
+    fallback = (choose_fallback(field_Y, field_proba, thresholds, params.thresholds,
+                                on_subject(list(calibration["text"]), taxonomy.fallback_cues))
+                if calibration is not None and field_Y is not None and field_proba is not None
+                else None)
     cv_metrics = CVMetrics(**summary(data.Y, oof, thresholds, taxonomy.labels),
                            n_folds=len(data.folds), group_by=params.cv.group_by,
                            threshold_policy=params.thresholds.policy,
@@ -94,7 +96,7 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
                          meta={"data_sha256": data_sha256, "n_train": int(len(train_rows)),
                                "n_eval": int(len(eval_rows)), "n_per_label": n_per_label},
                          depth=fit_depth(train_rows, depth_labels, taxonomy, params.depth),
-                         fallback_ratio=fallback)
+                         fallback_ratio=fallback, fallback_cues=taxonomy.fallback_cues)
     return TrainResult(model, cv_metrics, oof, train_rows, eval_rows, time.monotonic() - start)
 
 
@@ -158,15 +160,18 @@ def retrain_depth(model: TrainedModel, corpus: pd.DataFrame, depth_labels: pd.Da
     if depth is None:
         raise ForcecovError("too few depth annotations to fit any depth head "
                          f"(need {params.depth.min_annotations}); label more passages first")
-    fallback = model.fallback_ratio
+    fallback, cues = model.fallback_ratio, model.fallback_cues
     if calibration is not None and len(calibration):
         field_X, field_Y = labelled_frame(calibration, taxonomy)
+        cues = taxonomy.fallback_cues
         fallback = choose_fallback(field_Y, model.classifier.predict_proba(field_X),
-                                   model.thresholds, params.thresholds)
+                                   model.thresholds, params.thresholds,
+                                   on_subject(list(calibration["text"]), cues))
     version = version or dt.datetime.now(dt.timezone.utc).strftime("v%Y%m%d-%H%M%S")
     meta = {**model.meta, "depth_from_data_sha256": data_sha256,
             "depth_n_train": int(len(train_rows)), "classifier_from": model.version}
-    return replace(model, depth=depth, version=version, meta=meta, fallback_ratio=fallback)
+    return replace(model, depth=depth, version=version, meta=meta, fallback_ratio=fallback,
+                   fallback_cues=cues)
 
 
 def retrain_depth_and_save(labelled_dir: Path, models_dir: Path, base_dir: Path,

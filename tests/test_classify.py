@@ -124,18 +124,25 @@ def test_the_fallback_gives_a_near_miss_its_likeliest_category_and_nothing_else(
     assert not with_fallback(hits, proba, thresholds, 0.8)[1].any()  # 0.75 < 0.8
 
 
-def test_a_label_from_the_fallback_alone_is_sent_for_review(model):
+def test_a_label_from_the_fallback_alone_is_sent_for_review_and_only_on_the_subject(model):
     from dataclasses import replace
 
     import pandas as pd
 
-    passages = pd.DataFrame({"text": ["The annual report sets out the work of the office "
-                                      "over the year, with thanks to partners."]})
+    passages = pd.DataFrame({"text": ["The annual report sets out the work of the police "
+                                      "office over the year, with thanks to partners.",
+                                      "The annual report sets out the work of the company "
+                                      "over the year, with thanks to suppliers."]})
+    assert model.fallback_cues  # the taxonomy's, set at training
     plain = model.predict(passages)
-    assert plain.loc[0, "labels"] == []
+    assert plain.loc[0, "labels"] == [] and plain.loc[1, "labels"] == []
     relative = max(plain.loc[0, f"p_{lab}"] / t
                    for lab, t in zip(model.labels, model.thresholds, strict=True))
     near = replace(model, fallback_ratio=float(relative) * 0.99).predict(passages)
     assert len(near.loc[0, "labels"]) == 1 and near.loc[0, "needs_review"]
     far = replace(model, fallback_ratio=float(relative) * 1.01).predict(passages)
     assert far.loc[0, "labels"] == []
+    # Off the subject (no police, victim or crime word), nothing comes from the fallback.
+    assert replace(model, fallback_ratio=1e-9).predict(passages).loc[1, "labels"] == []
+    assert replace(model, fallback_ratio=1e-9, fallback_cues=()).predict(
+        passages).loc[1, "labels"] != []

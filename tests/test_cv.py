@@ -127,3 +127,11 @@ def test_no_fallback_when_thresholds_alone_meet_the_target_or_it_is_switched_off
     assert choose_fallback(Y_clear, proba, thresholds, params) is None
     off = ThresholdParams(policy="shift", max_unlabelled=None)
     assert choose_fallback(Y, proba, thresholds, off) is None
+
+
+def test_the_fallback_is_not_chosen_for_rows_it_may_not_label():
+    Y, proba, thresholds = _near_misses()
+    params = ThresholdParams(policy="shift", max_unlabelled=0.1)
+    off_subject = np.ones(len(Y), dtype=bool)
+    off_subject[4:8] = False  # the near misses are on another subject: nothing to gain
+    assert choose_fallback(Y, proba, thresholds, params, off_subject) is None

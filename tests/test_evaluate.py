@@ -186,6 +186,7 @@ def test_the_model_itself_is_scored_on_the_field_test_part_as_it_ships(tmp_path)
     assert list(plain["tables"]["field_model"]["category"]) == TAX.labels
     assert "field" not in plain["tables"]  # approaches are trained only when asked
     # A fallback that labels everything leaves no labelled passage without a label.
-    eager = run_evaluation(replace(model, fallback_ratio=1e-9), corpus, TAX, params,
+    eager = run_evaluation(replace(model, fallback_ratio=1e-9, fallback_cues=()), corpus, TAX,
+                           params,
                            tmp_path / "b", field=field)
     assert eager["field_model"]["unlabelled"] == 0.0

@@ -23,7 +23,7 @@ from sklearn.base import clone
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GroupKFold
 
-from ..classify import label_matrix, model_frame, with_fallback
+from ..classify import label_matrix, model_frame, on_subject, with_fallback
 from ..config import CVParams, Params, ThresholdParams
 from ..corpus import in_hashed_fraction
 from ..metrics import group_scores, macro_f1, per_label_scores, unlabelled_share
@@ -174,7 +174,8 @@ def thresholds_under_shift(Y: np.ndarray, oof: np.ndarray, rows: pd.DataFrame,
 
 
 def choose_fallback(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
-                    params: ThresholdParams) -> float | None:
+                    params: ThresholdParams,
+                    eligible: np.ndarray | None = None) -> float | None:
     """The fallback bar (:func:`pipeline.classify.with_fallback`) for a model whose
     probabilities on real writing are ``proba`` (the field set's calibration part).
 
@@ -182,7 +183,8 @@ def choose_fallback(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
     and no fallback at all, are tried. Of those leaving at most ``params.max_unlabelled`` of
     the labelled passages with no label, the one with the best macro-F1 wins (on a tie, the
     higher bar: fewer labels added); when none does, the best macro-F1 of all. None when
-    ``max_unlabelled`` is null or there is nothing to choose on.
+    ``max_unlabelled`` is null or there is nothing to choose on. ``eligible``: the rows the
+    fallback may label (:func:`pipeline.classify.on_subject`), all when None.
     """
     if params.max_unlabelled is None or not len(Y):
         return None
@@ -191,7 +193,7 @@ def choose_fallback(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
         np.arange(1.0, params.fallback_min_ratio - 1e-9, -0.05), 2).tolist()]
     scored = []
     for bar in bars:
-        pred = with_fallback(above, proba, thresholds, bar).astype(int)
+        pred = with_fallback(above, proba, thresholds, bar, eligible).astype(int)
         scored.append((bar, macro_f1(Y, pred), unlabelled_share(Y, pred)))
     meeting = [s for s in scored if s[2] <= params.max_unlabelled] or scored
     best = max(f1 for _, f1, _ in meeting)
@@ -201,12 +203,13 @@ def choose_fallback(Y: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
 def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *,
                         group: str = "genre",
                         thresholds: np.ndarray | None = None,
-                        fallback_ratio: float | None = None) -> pd.DataFrame:
+                        fallback_ratio: float | None = None,
+                        fallback_cues: tuple[str, ...] = ()) -> pd.DataFrame:
     """Train on every ``group`` (genre or voice) but one, test on that one.
 
     With ``thresholds``, those are applied (the shipped ones, and the shipped
-    ``fallback_ratio``); without, each round chooses its own by grouped cross-validation
-    inside its training groups.
+    ``fallback_ratio`` and ``fallback_cues``); without, each round chooses its own by
+    grouped cross-validation inside its training groups.
 
     Columns: the group, n, macro_f1 (over the categories present in the group; NaN when none
     is), any_label (share of the group's passages given a label: for a genre of hard
@@ -216,6 +219,7 @@ def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params
     rows, _ = split_frozen(corpus, params)
     X, Y = labelled_frame(rows, taxonomy)
     groups = rows[group].to_numpy()
+    subject = on_subject(list(rows["text"]), fallback_cues)
     estimator = make_classifier(taxonomy, params)
     records = []
     for name in sorted(set(groups)):
@@ -228,7 +232,8 @@ def leave_one_group_out(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params
                                        params.thresholds)
         est = clone(estimator).fit(Xtr, Ytr)
         proba = est.predict_proba(X[test].reset_index(drop=True))
-        pred = with_fallback(proba >= chosen, proba, chosen, fallback_ratio).astype(int)
+        pred = with_fallback(proba >= chosen, proba, chosen, fallback_ratio,
+                             subject[test]).astype(int)
         scores = per_label_scores(Y[test], pred, taxonomy.labels)
         records.append({group: name, "n": int(test.sum()), **group_scores(Y[test], pred),
                         **{f"f1_{lab}": scores[lab]["f1"] for lab in taxonomy.labels}})
