@@ -156,7 +156,7 @@ class CVParams:
     """``cv``: grouped cross-validation (:mod:`pipeline.classifiers.cv`)."""
 
     n_splits: int = 5
-    group_by: str = "voice"
+    group_by: str = "genre"
     seed: int = 13
 
 
@@ -164,12 +164,12 @@ class CVParams:
 class ThresholdParams:
     """``thresholds``: how per-category decision thresholds are chosen."""
 
-    policy: str = "cv_f1"
+    policy: str = "shift"
     fixed: float = 0.5
-    grid_min: float = 0.15
+    grid_min: float = 0.05
     grid_max: float = 0.85
     grid_step: float = 0.01
-    max_unlabelled: float | None = None
+    max_unlabelled: float | None = 0.1
     fallback_min_ratio: float = 0.3
 
     def __post_init__(self) -> None:

@@ -22,6 +22,12 @@ def test_model_defaults_are_those_of_params_yaml():
     assert load_params(PARAMS_YAML).model == ModelParams()
 
 
+def test_every_default_is_that_of_params_yaml():
+    """One place for defaults: a Params built in code (no params.yaml, or a key left out)
+    is the one params.yaml gives, section by section."""
+    assert asdict(Params()) == asdict(load_params(PARAMS_YAML))
+
+
 def test_the_default_kind_is_one_the_registry_builds():
     assert Params().model.kind in KINDS
 
