@@ -17,7 +17,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from .ingest.cleanup import strip_bullet
-from .taxonomy import Taxonomy
+from .taxonomy import Taxonomy, cue_pattern
 
 if TYPE_CHECKING:  # the echo detector reads prepare_text from here: no import at run time
     from .classifiers.echo import EchoDetector
@@ -139,9 +139,9 @@ def with_fallback(hits: np.ndarray, proba: np.ndarray, thresholds: np.ndarray,
 def on_subject(texts: list[str], cues: tuple[str, ...]) -> npt.NDArray[np.bool_]:
     """Which texts match any of ``cues`` (the taxonomy's ``fallback_cues``, case ignored):
     all of them when there are no cues."""
-    if not cues:
+    pattern = cue_pattern(cues)
+    if pattern is None:
         return np.ones(len(texts), dtype=bool)
-    pattern = re.compile("|".join(f"(?:{c})" for c in cues), re.I)
     return np.array([pattern.search(t) is not None for t in texts], dtype=bool)
 
 

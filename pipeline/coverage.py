@@ -37,7 +37,6 @@ first), pages (";"-joined, same order), subpoints (";"-joined sub-points evidenc
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -46,7 +45,7 @@ import pandas as pd
 
 from .config import CoverageParams
 from .depth import STATUSES
-from .taxonomy import Taxonomy, names_any, searchable
+from .taxonomy import Taxonomy, cue_pattern, names_any, searchable
 
 COVERAGE_COLUMNS = ["level", "force", "doc_id", "category", "score", "addressed", "strength",
                     "n_evidence", "n_gap", "top_evidence_ids", "pages", "subpoints"]
@@ -306,9 +305,9 @@ def stated_gaps(evidence: pd.DataFrame, taxonomy: Taxonomy) -> pd.DataFrame:
     if status.astype(bool).any():
         found = evidence[status == "gap"]
         return found[GAP_COLUMNS[:-1]].assign(found_by="status").reset_index(drop=True)
-    if not taxonomy.gap_cues:
+    cues = cue_pattern(taxonomy.gap_cues)
+    if cues is None:
         return pd.DataFrame(columns=GAP_COLUMNS)
-    cues = re.compile("|".join(f"(?:{c})" for c in taxonomy.gap_cues), re.I)
     found = evidence[evidence["text"].map(lambda t: bool(cues.search(str(t))))]
     return found[GAP_COLUMNS[:-1]].assign(found_by="cues").reset_index(drop=True)
 

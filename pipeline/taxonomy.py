@@ -205,6 +205,14 @@ def names_any(terms: tuple[str, ...], text: str, lowered: str | None) -> bool:
     return pattern is not None and pattern.search(text) is not None
 
 
+@lru_cache(maxsize=64)
+def cue_pattern(cues: tuple[str, ...]) -> re.Pattern[str] | None:
+    """One case-blind pattern that matches where any of ``cues`` (one of the taxonomy's cue
+    lists: regular expressions) does, compiled once per list: one search per passage instead
+    of one per cue. ``None`` for no cues."""
+    return re.compile("|".join(f"(?:{c})" for c in cues), re.I) if cues else None
+
+
 @lru_cache(maxsize=512)
 def term_pattern(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     """One compiled, case-insensitive pattern that finds any of ``terms`` as whole words

@@ -30,7 +30,6 @@ quotes, ";"-joined, nearest first), national (True for the category's national-w
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
@@ -38,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ThemeParams
-from .taxonomy import Taxonomy
+from .taxonomy import Taxonomy, cue_pattern
 
 if TYPE_CHECKING:
     from .coverage import NationalSummary
@@ -90,19 +89,12 @@ THEME_COLUMNS = ["category", "theme", "label", "n_forces", "forces", "n_passages
                  "passage_ids", "pages", "quote_forces", "national"]
 
 
-@functools.lru_cache(maxsize=8)
-def _any_of(cues: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One case-blind pattern that matches where any of ``cues`` does: one search per
-    passage instead of one per cue (a batch has thousands of evidence passages)."""
-    return re.compile("|".join(f"(?:{c})" for c in cues), re.I) if cues else None
-
-
 def is_national(text: str, taxonomy: Taxonomy) -> bool:
     """A passage about national work, in no voice of the force's own."""
-    national = _any_of(taxonomy.national_cues)
+    national = cue_pattern(taxonomy.national_cues)
     if national is None or not national.search(text):
         return False
-    own = _any_of(taxonomy.own_voice_cues)
+    own = cue_pattern(taxonomy.own_voice_cues)
     return own is None or not own.search(text)
 
 
