@@ -119,11 +119,18 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
         "p = paths(); tax = load_taxonomy()\n"
         f"params = load_params().override('ingest', pdf_engine={engine!r}, ocr={ocr!r})\n"
         "model = load_model(resolve_model_dir(p.models), tax)\n"
+        "def cpu(who):\n"
+        "    u = resource.getrusage(who)\n"
+        "    return u.ru_utime + u.ru_stime\n"
+        "cpu0 = cpu(resource.RUSAGE_SELF)\n"
         f"s = run_score([Path({str(folder)!r})], Path({str(out)!r}), model=model, params=params, "
         f"taxonomy=tax, jobs={jobs})\n"
         # Workers are counted once reaped: end them first.
         "from pipeline.ingest.budget import stop_workers\n"
         "stop_workers()\n"
+        # CPU seconds of the run itself, this process's (from the model's load on) and its
+        # workers' (counted once reaped), for how many cores the run kept busy.
+        "busy = cpu(resource.RUSAGE_SELF) - cpu0 + cpu(resource.RUSAGE_CHILDREN)\n"
         "kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
         "me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         # Linux carries the parent's peak into ru_maxrss across exec (the benchmark itself,
@@ -134,7 +141,7 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
         "    me = int(hwm[0].split()[1]) if hwm else me\n"
         "print(json.dumps({'seconds': s.seconds, 'pages': s.n_pages, 'passages': s.n_passages,"
         " 'peak_rss_mb': max(me, kids) / 1024, 'main_rss_mb': me / 1024,"
-        " 'worker_rss_mb': kids / 1024}))\n"
+        " 'worker_rss_mb': kids / 1024, 'cpu_seconds': busy}))\n"
     )
     proc = subprocess.run([sys.executable, "-c", code, *(extra or [])], capture_output=True,
                           text=True, check=True)
@@ -216,16 +223,23 @@ def main(argv: list[str] | None = None) -> int:
             r = _score_in_subprocess(folder, work / f"out-{engine}-{jobs}", jobs=jobs,
                                      engine=engine)
             r["pages_per_s"] = r["pages"] / r["seconds"]["total"]
+            r["cores_busy"] = r["cpu_seconds"] / r["seconds"]["total"]
             runs[jobs] = r
             rows.append((engine, jobs, r))
             stages = ", ".join(f"{k} {v:.2f}s" for k, v in r["seconds"].items() if k != "total")
             print(f"{engine:7s} jobs={jobs}: {r['pages']} pages in {r['seconds']['total']:.1f} s = "
                   f"{r['pages_per_s']:.0f} pages/s end to end; peak RSS {r['peak_rss_mb']:.0f} MB; "
-                  f"stages {stages}", flush=True)
+                  f"{r['cores_busy']:.2f} cores busy; stages {stages}", flush=True)
         results[engine] = runs
     speedup = results["pdfium"][2]["pages_per_s"] / results["pdfium"][1]["pages_per_s"]
     results["jobs2_speedup"] = speedup
     print(f"--jobs 2 vs --jobs 1 on {args.docs} documents: {speedup:.2f}x")
+    # The most any number of jobs can gain on this machine: the same work spread over all
+    # its cores, against the cores one job already keeps busy (reader and main process).
+    bound = (os.cpu_count() or 1) / results["pdfium"][1]["cores_busy"]
+    results["jobs_speedup_bound"] = bound
+    print(f"--jobs 1 keeps {results['pdfium'][1]['cores_busy']:.2f} of {os.cpu_count()} cores "
+          f"busy: at most {bound:.2f}x from more jobs on this machine")
 
     for engine, target in (("pdfium", files), ("plumber", sample)):
         raw = raw_extraction_seconds(target, engine)
