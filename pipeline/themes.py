@@ -7,7 +7,8 @@ theme:
 
 1. word counts (one and two words, English stop words left out, so themes are named by
    what they are about) are weighted by TF-IDF and clustered with k-means (a fixed seed),
-   k growing with the evidence up to ``themes.max_themes``. A category with more evidence
+   k growing with the evidence up to ``themes.max_themes``
+   and never above the number of distinct passages. A category with more evidence
    than ``themes.fit_passages`` has its vocabulary, weights and clusters fitted on a seeded
    draw of that many passages, and every passage is then put in its nearest cluster, a
    chunk at a time, so that the cost of a large batch (the vocabulary of every word pair,
@@ -157,7 +158,11 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
         return []
     weigh = TfidfTransformer(sublinear_tf=True).fit(counts)
     X = weigh.transform(counts)
-    k = int(min(params.max_themes, max(1, len(fit) // params.passages_per_theme)))
+    # No more themes than distinct passages: a batch whose forces reuse the same paragraphs
+    # (or that differ only in figures) has fewer distinct points than passages, and k-means
+    # asked for more clusters than that only repeats itself (with a warning on the terminal).
+    k = int(min(params.max_themes, max(1, len(fit) // params.passages_per_theme),
+                distinct_rows(X)))
     kmeans = (KMeans(n_clusters=k, n_init=10, random_state=params.seed).fit(X)
               if k > 1 else None)
     if len(fit) == len(texts):
@@ -191,6 +196,15 @@ def _category_themes(ev: pd.DataFrame, category: str, params: ThemeParams,
                      "pages": ";".join(str(int(p)) for p in quotes["page"]),
                      "quote_forces": ";".join(quotes["force"]), "national": False})
     return rows
+
+
+def distinct_rows(X: Any) -> int:
+    """How many different rows a sparse matrix has (at least 1)."""
+    X = X.tocsr()
+    X.sort_indices()
+    rows = {(X.indices[a:b].tobytes(), X.data[a:b].tobytes())
+            for a, b in zip(X.indptr[:-1], X.indptr[1:], strict=True)}
+    return max(1, len(rows))
 
 
 def _class_sums(counts: Any, clusters: np.ndarray, k: int) -> np.ndarray:

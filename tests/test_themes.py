@@ -144,3 +144,29 @@ def test_a_draw_too_small_to_split_is_one_theme_holding_every_passage():
     table = themes(evidence, TAX, ThemeParams(passages_per_theme=4, fit_passages=6))
     assert len(table) == 1 and table["n_passages"].iloc[0] == 20
     assert table["n_forces"].iloc[0] == 20 and len(table["quote_forces"].iloc[0].split(";")) == 2
+
+
+def test_repeated_paragraphs_make_no_more_themes_than_distinct_texts():
+    # Forces that paste the same two paragraphs (figures aside) into every response: two
+    # distinct points, however many passages, so two themes at most and no k-means warning.
+    import warnings
+
+    rows = [{"passage_id": f"r{i}", "force": FORCES[i % 4], "page": 1,
+             "text": (INTRANET[0] if i % 2 else SAFETY[0]) + f" Reference {i}."}
+            for i in range(40)]
+    evidence = pd.DataFrame(rows).assign(category="nrm", doc_id="d", p=0.9, status="in_place")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # sklearn's ConvergenceWarning would fail the test
+        table = themes(evidence, TAX, ThemeParams(passages_per_theme=4, max_themes=6))
+    own = table[~table["national"]]
+    assert len(own) == 2 and own["n_passages"].sum() == 40
+
+
+def test_distinct_rows_counts_rows_not_entries():
+    from scipy.sparse import csr_matrix
+
+    from pipeline.themes import distinct_rows
+
+    X = csr_matrix([[1.0, 0, 2.0], [1.0, 0, 2.0], [0, 1.0, 0], [0, 0, 0]])
+    assert distinct_rows(X) == 3
+    assert distinct_rows(csr_matrix((0, 3))) == 1
