@@ -56,7 +56,8 @@ def test_benchmark_prints_and_writes_its_figures(project, tmp_path, monkeypatch,
     assert 0 < pdfium["main_rss_mb"] < 800 and 0 < pdfium["worker_rss_mb"] < 800
     assert set(pdfium["seconds"]) >= {"extract", "classify", "coverage", "report", "total"}
     for key in ("jobs2_speedup", "raw_pdfium_pages_per_s", "raw_plumber_pages_per_s",
-                "pdfium_overhead", "plumber_overhead", "classify_passages_per_s", "rss_ratio",
+                "pdfium_overhead", "plumber_overhead", "pdfium_wait_overhead", "jobs_speedup_bound",
+                "classify_passages_per_s", "rss_ratio",
                 "scale_rate_ratio", "scale_vs_main_rate"):
         assert results[key] > 0, key
     assert set(results["rss_mb"]) == {"1", "2"}
