@@ -125,9 +125,7 @@ def extraction_alone_seconds(folder: Path, engine: str) -> float:
         "    pass\n"
         "print(json.dumps(time.perf_counter() - start))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
-    return float(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return float(_in_fresh_process(code))
 
 
 def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
@@ -167,10 +165,15 @@ def _score_in_subprocess(folder: Path, out: Path, *, jobs: int, engine: str,
         " 'peak_rss_mb': max(me, kids) / 1024, 'main_rss_mb': me / 1024,"
         " 'worker_rss_mb': kids / 1024, 'cpu_seconds': busy}))\n"
     )
+    figures: dict[str, Any] = _in_fresh_process(code, extra)
+    return figures
+
+
+def _in_fresh_process(code: str, extra: list[str] | None = None) -> Any:
+    """Run ``code`` in a new Python process and read the JSON it prints last."""
     proc = subprocess.run([sys.executable, "-c", code, *(extra or [])], capture_output=True,
                           text=True, check=True)
-    figures: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return figures
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def ocr_rates(samples: Path, work: Path) -> dict[int, dict[str, Any]]:
