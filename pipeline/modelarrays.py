@@ -211,8 +211,8 @@ def _with_echo(model: Any, arrays: dict[str, npt.NDArray[Any]],
     layout = {
         "format": FORMAT, "labels": list(model.labels), **classifier,
         "version": model.version, "meta": model.meta,
-        "fallback_ratio": getattr(model, "fallback_ratio", None),
-        "fallback_cues": list(getattr(model, "fallback_cues", ())),
+        "fallback_ratio": model.fallback_ratio,
+        "fallback_cues": list(model.fallback_cues),
         "echo": {"tfidf": _vectorizer_settings(echo.vectorizer_),
                  "params": {k: getattr(echo, k) for k in (
                      "texts", "similarity", "max_words", "cue_similarity", "cues",

@@ -69,8 +69,8 @@ def save_model(model: TrainedModel, models_dir: Path, card: Mapping[str, object]
         "labels": model.labels,
         "thresholds": {lab: float(t)
                        for lab, t in zip(model.labels, model.thresholds, strict=True)},
-        "fallback_ratio": getattr(model, "fallback_ratio", None),
-        "fallback_cues": list(getattr(model, "fallback_cues", ())),
+        "fallback_ratio": model.fallback_ratio,
+        "fallback_cues": list(model.fallback_cues),
         "library_versions": library_versions(),
         **model.meta,
         **card,
