@@ -26,7 +26,7 @@ from .classifiers.cv import (
 )
 from .classifiers.echo import make_echo_detector
 from .classifiers.registry import make_classifier
-from .classify import TrainedModel, on_subject
+from .classify import TrainedModel, label_matrix, on_subject
 from .config import Params
 from .depthfit import depth_labels_for, fit_depth
 from .errors import ForcecovError
@@ -80,10 +80,8 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
         field_proba = final.predict_proba(field_X)
     thresholds = thresholds_under_shift(data.Y, oof, train_rows, params, field_Y=field_Y,
                                         field_proba=field_proba)
-    fallback = (choose_fallback(field_Y, field_proba, thresholds, params.thresholds,
-                                on_subject(list(calibration["text"]), taxonomy.fallback_cues))
-                if calibration is not None and field_Y is not None and field_proba is not None
-                else None)
+    fallback = (fallback_on(calibration, field_proba, thresholds, taxonomy, params)
+                if calibration is not None and field_proba is not None else None)
     cv_metrics = CVMetrics(**summary(data.Y, oof, thresholds, taxonomy.labels),
                            n_folds=len(data.folds), group_by=params.cv.group_by,
                            threshold_policy=params.thresholds.policy,
@@ -98,6 +96,16 @@ def train(corpus: pd.DataFrame, taxonomy: Taxonomy, params: Params, *, version: 
                          depth=fit_depth(train_rows, depth_labels, taxonomy, params.depth),
                          fallback_ratio=fallback, fallback_cues=taxonomy.fallback_cues)
     return TrainResult(model, cv_metrics, oof, train_rows, eval_rows, time.monotonic() - start)
+
+
+def fallback_on(calibration: pd.DataFrame, proba: np.ndarray, thresholds: np.ndarray,
+                taxonomy: Taxonomy, params: Params) -> float | None:
+    """The fallback bar (:func:`~pipeline.classifiers.cv.choose_fallback`) chosen on the
+    field set's calibration part, for a classifier whose probabilities on it are ``proba``
+    under ``thresholds``; only passages on the subject may fall back."""
+    return choose_fallback(label_matrix(calibration, taxonomy), proba, thresholds,
+                           params.thresholds,
+                           on_subject(list(calibration["text"]), taxonomy.fallback_cues))
 
 
 def field_calibration(field_dir: Path | None, taxonomy: Taxonomy,
@@ -162,11 +170,10 @@ def retrain_depth(model: TrainedModel, corpus: pd.DataFrame, depth_labels: pd.Da
                          f"(need {params.depth.min_annotations}); label more passages first")
     fallback, cues = model.fallback_ratio, model.fallback_cues
     if calibration is not None and len(calibration):
-        field_X, field_Y = labelled_frame(calibration, taxonomy)
+        field_X, _ = labelled_frame(calibration, taxonomy)
         cues = taxonomy.fallback_cues
-        fallback = choose_fallback(field_Y, model.classifier.predict_proba(field_X),
-                                   model.thresholds, params.thresholds,
-                                   on_subject(list(calibration["text"]), cues))
+        fallback = fallback_on(calibration, model.classifier.predict_proba(field_X),
+                               model.thresholds, taxonomy, params)
     version = version or dt.datetime.now(dt.timezone.utc).strftime("v%Y%m%d-%H%M%S")
     meta = {**model.meta, "depth_from_data_sha256": data_sha256,
             "depth_n_train": int(len(train_rows)), "classifier_from": model.version}
